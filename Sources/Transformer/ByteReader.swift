@@ -1,0 +1,55 @@
+import Foundation
+
+/// A bounds-checked little-endian cursor over a memory-mapped file, for the GGUF and safetensors
+/// parsers. Every read that would run past the end throws a `ModelFileError` saying so.
+struct ByteReader {
+    /// The file's bytes (memory-mapped).
+    let data: Data
+    /// Path used in error messages.
+    let path: String
+    /// Offset of the next read.
+    var offset: Int = 0
+
+    /// Maps `url` into memory.
+    init(url: URL) throws {
+        path = url.path
+        do {
+            data = try Data(contentsOf: url, options: .alwaysMapped)
+        } catch {
+            throw ModelFileError(url.path, "cannot read file (\(error.localizedDescription))")
+        }
+    }
+
+    /// Throws unless `count` more bytes are available; `what` names the field for the message.
+    func require(_ count: Int, _ what: @autoclosure () -> String) throws {
+        if count < 0 || offset > data.count - count {
+            throw ModelFileError(path, "truncated: \(what()) needs \(count) bytes at offset \(offset), file has \(data.count) bytes")
+        }
+    }
+
+    /// Reads a fixed-width little-endian integer.
+    mutating func read<T: FixedWidthInteger>(_ type: T.Type, _ what: @autoclosure () -> String) throws -> T {
+        try require(MemoryLayout<T>.size, what())
+        let value = data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
+        offset += MemoryLayout<T>.size
+        return T(littleEndian: value)
+    }
+
+    /// Reads `count` raw bytes.
+    mutating func bytes(_ count: Int, _ what: @autoclosure () -> String) throws -> Data {
+        try require(count, what())
+        let slice = data.subdata(in: offset..<(offset + count))
+        offset += count
+        return slice
+    }
+
+    /// Reads `count` bytes as UTF-8 text.
+    mutating func string(_ count: Int, _ what: @autoclosure () -> String) throws -> String {
+        try require(count, what())
+        let text = data.withUnsafeBytes { raw in
+            String(decoding: UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + count)]), as: UTF8.self)
+        }
+        offset += count
+        return text
+    }
+}

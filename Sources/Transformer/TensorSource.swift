@@ -1,0 +1,29 @@
+import Kernels
+
+/// A file of named tensors that model weights are read from (GGUF or safetensors).
+public protocol TensorSource {
+    /// The file, for error messages.
+    var path: String { get }
+    /// Names of all tensors in the file, in file order.
+    var tensorNames: [String] { get }
+    /// Row-major shape (outermost dimension first) of the tensor `name`, or nil when absent.
+    func shape(of name: String) -> [Int]?
+    /// The tensor `name` converted to Float32, row-major.
+    func floats(_ name: String) throws -> FloatBuffer
+}
+
+extension TensorSource {
+    /// The tensor `name` as Float32, after checking it exists and has shape `expected`.
+    public func tensor(_ name: String, shape expected: [Int]) throws -> FloatBuffer {
+        guard let actual = shape(of: name) else {
+            throw ModelFileError(path, "missing tensor '\(name)'")
+        }
+        guard actual == expected else {
+            throw ModelFileError(path, "tensor '\(name)' has shape \(actual), expected \(expected)")
+        }
+        return try floats(name)
+    }
+
+    /// Whether the file has a tensor called `name`.
+    public func contains(_ name: String) -> Bool { shape(of: name) != nil }
+}
