@@ -276,10 +276,13 @@ public func matmulBackward(
          accumulate: true, rows, inFeatures, outFeatures)
 }
 
-/// Adds `bias[o]` to every row of `out[rows, features]`.
-public func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ rows: Int, _ features: Int) {
+/// Adds `bias[o]` to every row of `out[rows, features]` (rows `rowStride` floats apart, default `features`).
+public func addBias(
+    _ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ rows: Int, _ features: Int, rowStride: Int? = nil
+) {
+    let stride = rowStride ?? features
     for t in 0..<rows {
-        let row = out + t * features
+        let row = out + t * stride
         for o in 0..<features { row[o] += bias[o] }
     }
 }

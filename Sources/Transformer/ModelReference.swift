@@ -1,0 +1,169 @@
+import Foundation
+
+/// What a user can pass as `--model`: a path, an HF hub cache name, or the default model.
+public enum ModelReference: Equatable, Sendable {
+    /// SmolLM2-135M-Instruct, fetched into the cache on first use.
+    case defaultModel
+    /// A `.gguf` file or an HF model directory.
+    case path(URL)
+    /// A model id found under the HF hub cache (`gpt2`, `HuggingFaceTB/SmolLM2-135M`).
+    case hubCache(String)
+
+    /// Interprets a `--model` argument: nil or the default name → default; an existing path → path;
+    /// anything else → an HF cache name.
+    public init(_ argument: String?) {
+        guard let argument, !argument.isEmpty, argument != "default", argument.lowercased() != DefaultModel.name else {
+            self = .defaultModel
+            return
+        }
+        let expanded = (argument as NSString).expandingTildeInPath
+        if FileManager.default.fileExists(atPath: expanded) || argument.hasSuffix(".gguf") || argument.hasPrefix("/") || argument.hasPrefix(".") {
+            self = .path(URL(fileURLWithPath: expanded))
+        } else {
+            self = .hubCache(argument)
+        }
+    }
+
+    /// Display name.
+    public var description: String {
+        switch self {
+        case .defaultModel: return DefaultModel.name
+        case .path(let url): return url.path
+        case .hubCache(let name): return name
+        }
+    }
+
+    /// The HF hub cache root: `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
+    public static var hubCacheDirectory: URL {
+        let env = ProcessInfo.processInfo.environment
+        if let dir = env["HF_HUB_CACHE"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
+        if let home = env["HF_HOME"], !home.isEmpty { return URL(fileURLWithPath: home).appendingPathComponent("hub") }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/huggingface/hub")
+    }
+
+    /// The file or directory to load, fetching the default model when it is missing and `fetch` is true.
+    public func resolve(fetch: Bool = true, progress: (String) -> Void = { _ in }) throws -> URL {
+        switch self {
+        case .defaultModel:
+            if DefaultModel.isCached { return DefaultModel.cachedURL }
+            guard fetch else {
+                throw ModelFileError(DefaultModel.cachedURL.path, "default model not fetched; run `circuits fetch-model`")
+            }
+            return try DefaultModel.fetch(progress: progress)
+        case .path(let url):
+            guard FileManager.default.fileExists(atPath: url.path) else { throw ModelFileError(url.path, "no such file or directory") }
+            return url
+        case .hubCache(let name):
+            return try Self.findInHubCache(name)
+        }
+    }
+
+    /// The snapshot directory of `name` in the HF hub cache.
+    static func findInHubCache(_ name: String) throws -> URL {
+        let root = hubCacheDirectory
+        // `gpt2` is also cached under its newer id `openai-community/gpt2`.
+        var ids = [name]
+        if !name.contains("/") { ids.append("openai-community/\(name)") }
+        for id in ids {
+            let repo = root.appendingPathComponent("models--" + id.replacingOccurrences(of: "/", with: "--"))
+            let snapshots = repo.appendingPathComponent("snapshots")
+            guard FileManager.default.fileExists(atPath: snapshots.path) else { continue }
+            if let ref = try? String(contentsOf: repo.appendingPathComponent("refs/main"), encoding: .utf8) {
+                let snapshot = snapshots.appendingPathComponent(ref.trimmingCharacters(in: .whitespacesAndNewlines))
+                if FileManager.default.fileExists(atPath: snapshot.appendingPathComponent("config.json").path) { return snapshot }
+            }
+            let candidates = (try? FileManager.default.contentsOfDirectory(at: snapshots, includingPropertiesForKeys: [.contentModificationDateKey])) ?? []
+            let usable = candidates.filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("config.json").path) }
+            let newest = usable.max { a, b in
+                let da = (try? a.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
+                let db = (try? b.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
+                return da < db
+            }
+            if let newest { return newest }
+        }
+        throw ModelFileError(name, "unknown model: not a file or directory, not in the HF hub cache (\(root.path)), and not '\(DefaultModel.name)'")
+    }
+
+    /// Resolves and loads the model.
+    public func load(fetch: Bool = true, progress: (String) -> Void = { _ in }) throws -> TransformerModel {
+        let url = try resolve(fetch: fetch, progress: progress)
+        return try TransformerModel.load(contentsOf: url, name: self == .defaultModel ? DefaultModel.name : description)
+    }
+}
+
+extension TransformerModel {
+    /// Loads a `.gguf` file or an HF model directory (`config.json` + safetensors).
+    public static func load(contentsOf url: URL, name: String? = nil) throws -> TransformerModel {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw ModelFileError(url.path, "no such file or directory")
+        }
+        let source = name ?? url.path
+        if !isDirectory.boolValue {
+            guard url.pathExtension.lowercased() == "gguf" else {
+                throw ModelFileError(url.path, "not a model: expected a .gguf file or an HF model directory")
+            }
+            return try loadLlama(gguf: GGUFFile(contentsOf: url), source: source)
+        }
+        let configURL = url.appendingPathComponent("config.json")
+        guard let data = FileManager.default.contents(atPath: configURL.path) else {
+            throw ModelFileError(url.path, "not a model directory: no config.json")
+        }
+        struct ModelType: Decodable { let model_type: String? }
+        let modelType: String
+        do {
+            modelType = try JSONDecoder().decode(ModelType.self, from: data).model_type ?? "(missing)"
+        } catch {
+            throw ModelFileError(configURL.path, "not valid JSON")
+        }
+        let weights = try openWeights(directory: url)
+        let tokenizer = try loadTokenizer(directory: url)
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            do { return try JSONDecoder().decode(T.self, from: data) } catch {
+                throw ModelFileError(configURL.path, "invalid config: \(describe(error))")
+            }
+        }
+        switch modelType {
+        case "gpt2": return try loadGPT2(config: decode(GPT2Config.self), weights: weights, tokenizer: tokenizer, source: source)
+        case "llama": return try loadLlama(config: decode(LlamaConfig.self), weights: weights, tokenizer: tokenizer, source: source)
+        default: throw ModelFileError(configURL.path, "unsupported model_type '\(modelType)' (supported: gpt2, llama)")
+        }
+    }
+
+    /// The safetensors weights of an HF directory: `model.safetensors` or the shards its index lists.
+    private static func openWeights(directory: URL) throws -> TensorSource {
+        let single = directory.appendingPathComponent("model.safetensors")
+        if FileManager.default.fileExists(atPath: single.path) { return try SafetensorsFile(contentsOf: single) }
+        let indexURL = directory.appendingPathComponent("model.safetensors.index.json")
+        guard let data = FileManager.default.contents(atPath: indexURL.path) else {
+            throw ModelFileError(directory.path, "no model.safetensors or model.safetensors.index.json (PyTorch .bin checkpoints are not supported)")
+        }
+        struct Index: Decodable { let weight_map: [String: String] }
+        guard let index = try? JSONDecoder().decode(Index.self, from: data) else {
+            throw ModelFileError(indexURL.path, "invalid index: no weight_map")
+        }
+        return try ShardedTensorSource(directory: directory, files: Array(Set(index.weight_map.values)).sorted())
+    }
+
+    /// The tokenizer of an HF directory: `tokenizer.json`, else `vocab.json` + `merges.txt`, else none.
+    private static func loadTokenizer(directory: URL) throws -> Tokenizer? {
+        let json = directory.appendingPathComponent("tokenizer.json")
+        if FileManager.default.fileExists(atPath: json.path) { return try Tokenizer(tokenizerJSON: json) }
+        let vocab = directory.appendingPathComponent("vocab.json"), merges = directory.appendingPathComponent("merges.txt")
+        if FileManager.default.fileExists(atPath: vocab.path), FileManager.default.fileExists(atPath: merges.path) {
+            return try Tokenizer(vocabJSON: vocab, mergesTXT: merges)
+        }
+        return nil
+    }
+}
+
+/// A decoding error as one line.
+func describe(_ error: Error) -> String {
+    switch error {
+    case DecodingError.keyNotFound(let key, _): return "missing key '\(key.stringValue)'"
+    case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+        return "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
+    case DecodingError.dataCorrupted(let context): return context.debugDescription
+    default: return "\(error)"
+    }
+}

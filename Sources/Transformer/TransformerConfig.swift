@@ -1,0 +1,67 @@
+import Kernels
+
+/// The architecture-independent shape of a pre-norm decoder-only transformer.
+///
+/// Each architecture file (`GPT2.swift`, `Llama.swift`) turns its own `Codable` config into one of
+/// these; the forward and backward passes only read this.
+public struct TransformerConfig: Sendable, Equatable {
+    /// Normalization used before attention, before the MLP and before the unembedding.
+    public enum Norm: Sendable, Equatable {
+        case layerNorm
+        case rmsNorm
+    }
+
+    /// How positions enter the model.
+    public enum Positions: Sendable, Equatable {
+        /// A learned position embedding added to the token embedding (GPT-2).
+        case learned
+        /// Rotary embeddings applied to queries and keys (Llama).
+        case rotary(style: RoPEStyle, base: Float)
+    }
+
+    /// The MLP's form.
+    public enum MLP: Sendable, Equatable {
+        /// `down(gelu_tanh(up(x)))` (GPT-2).
+        case gelu
+        /// `down(silu(gate(x)) · up(x))` (Llama).
+        case swiglu
+    }
+
+    /// Family name for display (`gpt2`, `llama`).
+    public var architecture: String
+    public var vocabularySize: Int
+    /// Longest sequence the model accepts.
+    public var contextLength: Int
+    /// Width of the residual stream.
+    public var dModel: Int
+    public var layers: Int
+    /// Query heads per layer.
+    public var heads: Int
+    /// Key/value heads per layer (`heads` unless grouped-query attention).
+    public var kvHeads: Int
+    public var headDim: Int
+    /// Hidden width of the MLP.
+    public var dMLP: Int
+    public var norm: Norm
+    public var normEps: Float
+    public var positions: Positions
+    public var mlp: MLP
+    /// Whether the unembedding is the token embedding matrix.
+    public var tiedEmbeddings: Bool
+
+    /// Query heads that share one key/value head.
+    public var groupSize: Int { heads / kvHeads }
+    /// Width of all query heads together.
+    public var qWidth: Int { heads * headDim }
+    /// Width of all key (or value) heads together.
+    public var kvWidth: Int { kvHeads * headDim }
+
+    /// Checks sizes are consistent; `path` names the source in the error.
+    public func validate(path: String) throws {
+        func fail(_ message: String) -> ModelFileError { ModelFileError(path, "invalid config: \(message)") }
+        guard vocabularySize > 0, dModel > 0, layers > 0, heads > 0, kvHeads > 0, headDim > 0, dMLP > 0, contextLength > 0
+        else { throw fail("sizes must be positive") }
+        guard heads % kvHeads == 0 else { throw fail("\(heads) heads are not a multiple of \(kvHeads) key/value heads") }
+        if case .rotary = positions, headDim % 2 != 0 { throw fail("rotary embeddings need an even head size, got \(headDim)") }
+    }
+}

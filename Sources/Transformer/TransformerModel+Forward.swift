@@ -1,0 +1,240 @@
+import Foundation
+import Kernels
+
+/// Inputs that replace the shared residual stream for some receivers of one block (edge patching).
+///
+/// Each non-nil pointer is a `[T, d]` input that only that receiver reads: it is normalized on its
+/// own and projected with only that head's (or the MLP's) weights, as with TransformerLens'
+/// `use_split_qkv_input`. The residual stream itself is unchanged.
+public struct ReceiverInputs {
+    /// Per head, the input of its query.
+    public var q: [UnsafePointer<Float>?]
+    /// Per head, the input of its key (its group's key projection is applied to it).
+    public var k: [UnsafePointer<Float>?]
+    /// Per head, the input of its value.
+    public var v: [UnsafePointer<Float>?]
+    /// The MLP's input.
+    public var mlp: UnsafePointer<Float>?
+
+    /// No replaced inputs, for a model with `heads` heads.
+    public init(heads: Int) {
+        q = Array(repeating: nil, count: heads)
+        k = q
+        v = q
+        mlp = nil
+    }
+}
+
+/// A batch the model cannot run, with the reason.
+public struct ModelInputError: Error, CustomStringConvertible {
+    public let description: String
+
+    /// Creates the error.
+    public init(_ description: String) { self.description = description }
+}
+
+extension TransformerModel {
+    /// Checks a batch of token sequences fits the model.
+    public func validate(_ tokens: [[Int]]) throws {
+        guard !tokens.isEmpty else { throw ModelInputError("empty batch") }
+        for (b, sequence) in tokens.enumerated() {
+            guard !sequence.isEmpty else { throw ModelInputError("example \(b) has no tokens") }
+            guard sequence.count <= config.contextLength else {
+                throw ModelInputError("example \(b) has \(sequence.count) tokens; the model's context is \(config.contextLength)")
+            }
+            if let bad = sequence.first(where: { $0 < 0 || $0 >= config.vocabularySize }) {
+                throw ModelInputError("example \(b) has token id \(bad), outside the vocabulary of \(config.vocabularySize)")
+            }
+        }
+    }
+
+    /// The `input` sender: `out[r] = wte[token] (+ wpe[position])`.
+    ///
+    /// - Parameters:
+    ///   - out: `[T, d]`
+    ///   - tokens: `[T]` packed as `layout` says
+    public func embed(_ out: UnsafeMutablePointer<Float>, tokens: [Int], layout: SequenceLayout) {
+        embeddingForward(out, tokens, tokenEmbedding.pointer, positionEmbedding?.pointer, layout.positions,
+                         layout.rows, config.dModel)
+    }
+
+    /// The model's norm (LayerNorm or RMSNorm) over `rows` rows of width `d`.
+    ///
+    /// - Parameters:
+    ///   - out: `[rows, d]`
+    ///   - mean, rstd: `[rows]`
+    ///   - inp: `[rows, d]`
+    func normForward(
+        _ out: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
+        _ inp: UnsafePointer<Float>, weight: FloatBuffer, bias: FloatBuffer?, _ rows: Int
+    ) {
+        switch config.norm {
+        case .layerNorm:
+            layerNormForward(out, mean, rstd, inp, weight.pointer, bias!.pointer, eps: config.normEps, rows, config.dModel)
+        case .rmsNorm:
+            rmsNormForward(out, rstd, inp, weight.pointer, eps: config.normEps, rows, config.dModel)
+        }
+    }
+
+    /// Input gradient of `normForward`, accumulated into `dinp`.
+    ///
+    /// - Parameters:
+    ///   - dinp: `[rows, d]`, accumulated into
+    ///   - dout: `[rows, d]`
+    ///   - inp: `[rows, d]` forward input
+    ///   - mean, rstd: `[rows]` from the forward pass
+    func normBackward(
+        _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>,
+        weight: FloatBuffer, _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ rows: Int
+    ) {
+        switch config.norm {
+        case .layerNorm: layerNormBackward(dinp, dout, inp, weight.pointer, mean, rstd, rows, config.dModel)
+        case .rmsNorm: rmsNormBackward(dinp, dout, inp, weight.pointer, rstd, rows, config.dModel)
+        }
+    }
+
+    /// Attention half of block `layer`: reads `acts.residPre`, writes `q`, `k`, `v`, `probs`, `z`, `residMid`.
+    ///
+    /// - Parameters:
+    ///   - inputs: receivers whose input differs from `acts.residPre` (edge patching), or nil
+    ///   - headOutputs: `[heads, T, d]` to receive every head's output (the `a{l}.h{h}` senders), or nil
+    public func attentionForward(
+        layer: Int, _ acts: LayerActivations, layout: SequenceLayout, inputs: ReceiverInputs? = nil,
+        headOutputs: UnsafeMutablePointer<Float>? = nil
+    ) {
+        let c = config, w = blocks[layer], t = layout.rows, d = c.dModel, dh = c.headDim
+        let qWidth = c.qWidth, kvWidth = c.kvWidth
+        normForward(acts.norm1.pointer, acts.norm1Mean.pointer, acts.norm1Rstd.pointer, acts.residPre.pointer,
+                    weight: w.norm1Weight, bias: w.norm1Bias, t)
+        matmulForward(acts.q.pointer, acts.norm1.pointer, w.wq.pointer, w.bq?.pointer, t, d, qWidth)
+        matmulForward(acts.k.pointer, acts.norm1.pointer, w.wk.pointer, w.bk?.pointer, t, d, kvWidth)
+        matmulForward(acts.v.pointer, acts.norm1.pointer, w.wv.pointer, w.bv?.pointer, t, d, kvWidth)
+
+        let qSlices = (0..<c.heads).map { HeadSlice(acts.q.pointer + $0 * dh, stride: qWidth) }
+        var kSlices = (0..<c.heads).map { HeadSlice(acts.k.pointer + ($0 / c.groupSize) * dh, stride: kvWidth) }
+        var vSlices = (0..<c.heads).map { HeadSlice(acts.v.pointer + ($0 / c.groupSize) * dh, stride: kvWidth) }
+        // Buffers for heads whose key/value input is their own; kept alive until attention has run.
+        var ownKV: [FloatBuffer] = []
+        if let inputs {
+            let normed = FloatBuffer(count: t * d), mean = FloatBuffer(count: t), rstd = FloatBuffer(count: t)
+            /// Normalizes `x` and projects it with rows `row0 ..< row0 + dh` of `weight` into `out` (row stride `ldc`).
+            func project(_ x: UnsafePointer<Float>, _ weight: FloatBuffer, _ bias: FloatBuffer?, row0: Int,
+                         into out: UnsafeMutablePointer<Float>, ldc: Int) {
+                normForward(normed.pointer, mean.pointer, rstd.pointer, x, weight: w.norm1Weight, bias: w.norm1Bias, t)
+                gemm(out, ldc: ldc, normed.pointer, lda: d, transposeA: false, weight.pointer + row0 * d, ldb: d,
+                     transposeB: true, accumulate: false, t, dh, d)
+                if let bias { addBias(out, bias.pointer + row0, t, dh, rowStride: ldc) }
+            }
+            for h in 0..<c.heads {
+                let g = h / c.groupSize
+                if let x = inputs.q[h] { project(x, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: qWidth) }
+                if let x = inputs.k[h] {
+                    let own = FloatBuffer(count: t * dh)
+                    project(x, w.wk, w.bk, row0: g * dh, into: own.pointer, ldc: dh)
+                    if let rope { ropeForward(own.pointer, own.pointer, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh) }
+                    ownKV.append(own)
+                    kSlices[h] = HeadSlice(own.pointer, stride: dh)
+                }
+                if let x = inputs.v[h] {
+                    let own = FloatBuffer(count: t * dh)
+                    project(x, w.wv, w.bv, row0: g * dh, into: own.pointer, ldc: dh)
+                    ownKV.append(own)
+                    vSlices[h] = HeadSlice(own.pointer, stride: dh)
+                }
+            }
+        }
+        if let rope {
+            ropeForward(acts.q.pointer, acts.q.pointer, rope, layout.positions, ropeStyle, t, c.heads, dh, rowStride: qWidth)
+            ropeForward(acts.k.pointer, acts.k.pointer, rope, layout.positions, ropeStyle, t, c.kvHeads, dh, rowStride: kvWidth)
+        }
+        let zSlices = (0..<c.heads).map { HeadSlice(acts.z.pointer + $0 * dh, stride: qWidth) }
+        Kernels.attentionForward(zSlices, acts.probs.pointer, qSlices, kSlices, vSlices, layout,
+                         scale: 1 / Float(dh).squareRoot(), dh)
+        withExtendedLifetime(ownKV) {}
+
+        let mid = acts.residMid.pointer
+        if let headOutputs {
+            for h in 0..<c.heads {
+                gemm(headOutputs + h * t * d, ldc: d, acts.z.pointer + h * dh, lda: qWidth, transposeA: false,
+                     w.wo.pointer + h * dh, ldb: qWidth, transposeB: true, accumulate: false, t, d, dh)
+            }
+            mid.update(from: acts.residPre.pointer, count: t * d)
+            for h in 0..<c.heads { axpy(mid, 1, headOutputs + h * t * d, t * d) }
+            if let bo = w.bo { addBias(mid, bo.pointer, t, d) }
+        } else {
+            matmulForward(mid, acts.z.pointer, w.wo.pointer, w.bo?.pointer, t, qWidth, d)
+            axpy(mid, 1, acts.residPre.pointer, t * d)
+        }
+    }
+
+    /// MLP half of block `layer`: normalizes `input` (default `acts.residMid`), runs the MLP into
+    /// `mlpOut` (the `m{l}` sender) and writes `residPost = residMid + mlpOut`.
+    ///
+    /// - Parameters:
+    ///   - input: `[T, d]` replaced MLP input (edge patching), or nil
+    ///   - mlpOut: `[T, d]`
+    ///   - residPost: `[T, d]`; may be `acts.residPre` when activations are not kept
+    public func mlpForward(
+        layer: Int, _ acts: LayerActivations, layout: SequenceLayout, input: UnsafePointer<Float>? = nil,
+        mlpOut: UnsafeMutablePointer<Float>, residPost: UnsafeMutablePointer<Float>
+    ) {
+        let c = config, w = blocks[layer], t = layout.rows, d = c.dModel
+        normForward(acts.norm2.pointer, acts.norm2Mean.pointer, acts.norm2Rstd.pointer, input ?? UnsafePointer(acts.residMid.pointer),
+                    weight: w.norm2Weight, bias: w.norm2Bias, t)
+        switch c.mlp {
+        case .gelu:
+            matmulForward(acts.mlpUp.pointer, acts.norm2.pointer, w.wUp.pointer, w.bUp?.pointer, t, d, c.dMLP)
+            geluForward(acts.mlpAct.pointer, acts.mlpUp.pointer, t * c.dMLP)
+        case .swiglu:
+            matmulForward(acts.mlpGate.pointer, acts.norm2.pointer, w.wGate!.pointer, nil, t, d, c.dMLP)
+            matmulForward(acts.mlpUp.pointer, acts.norm2.pointer, w.wUp.pointer, w.bUp?.pointer, t, d, c.dMLP)
+            swigluForward(acts.mlpAct.pointer, acts.mlpGate.pointer, acts.mlpUp.pointer, t * c.dMLP)
+        }
+        matmulForward(mlpOut, acts.mlpAct.pointer, w.wDown.pointer, w.bDown?.pointer, t, c.dMLP, d)
+        if residPost != acts.residMid.pointer { residPost.update(from: acts.residMid.pointer, count: t * d) }
+        axpy(residPost, 1, mlpOut, t * d)
+    }
+
+    /// The `logits` receiver: final norm and unembedding of `rows` of the final residual stream.
+    ///
+    /// - Parameters:
+    ///   - head: receives the gathered rows, their normalization and the logits
+    ///   - resid: `[T, d]` final residual stream (or a replaced `logits` input)
+    ///   - rows: rows of `resid` to read out
+    public func logitsForward(_ head: UnembeddingActivations, resid: UnsafePointer<Float>, rows: [Int]) {
+        let d = config.dModel
+        for (i, r) in rows.enumerated() { (head.input.pointer + i * d).update(from: resid + r * d, count: d) }
+        normForward(head.normed.pointer, head.mean.pointer, head.rstd.pointer, head.input.pointer,
+                    weight: finalNormWeight, bias: finalNormBias, rows.count)
+        matmulForward(head.logits.pointer, head.normed.pointer, unembedding.pointer, nil, rows.count, d, config.vocabularySize)
+    }
+
+    /// RoPE pairing of this model's weights (rotary models only).
+    var ropeStyle: RoPEStyle {
+        if case .rotary(let style, _) = config.positions { return style }
+        return .halfSplit
+    }
+}
+
+/// The read-out rows of a forward pass: their residual input, its normalization and the logits.
+public final class UnembeddingActivations {
+    /// `[n, d]` gathered residual rows.
+    public let input: FloatBuffer
+    /// `[n, d]`
+    public let normed: FloatBuffer
+    /// `[n]`
+    public let mean: FloatBuffer
+    /// `[n]`
+    public let rstd: FloatBuffer
+    /// `[n, vocab]`
+    public let logits: FloatBuffer
+
+    /// Buffers for `rows` read-out rows.
+    public init(config: TransformerConfig, rows: Int) {
+        input = FloatBuffer(count: rows * config.dModel)
+        normed = FloatBuffer(count: rows * config.dModel)
+        mean = FloatBuffer(count: rows)
+        rstd = FloatBuffer(count: rows)
+        logits = FloatBuffer(count: rows * config.vocabularySize)
+    }
+}
