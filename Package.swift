@@ -42,7 +42,7 @@ let package = Package(
         .executableTarget(
             name: "benchmarks", dependencies: ["Kernels", "Transformer", "Circuits", "Tasks"],
             path: "Benchmarks/Sources", swiftSettings: numericSettings),
-        .target(name: "TestSupport", dependencies: ["Transformer"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Kernels", "Transformer"], path: "Tests/TestSupport"),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: numericSettings),
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "TestSupport"], swiftSettings: numericSettings),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "Tasks", "TestSupport"], swiftSettings: numericSettings),

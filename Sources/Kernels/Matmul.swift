@@ -51,14 +51,54 @@ public func gemm(
         if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return
     }
+    // Short, wide-depth products (EAP's receivers × senders contraction over T·d) split the depth
+    // across threads, each into a private copy of C, then add the copies.
+    let workers = Threading.workerCount
+    if workers > 1 && m * n <= 1 << 16 && k >= 8 * blockDepth * workers {
+        gemmSplitDepth(c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                       accumulate: accumulate, m, n, k, parts: workers)
+        return
+    }
+    gemmBlocked(c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
+                accumulate: accumulate, m, n, k, serial: m * n * k < 1 << 16)
+}
+
+/// `gemm` with the depth `k` cut into `parts` slices computed in parallel, each single-threaded.
+private func gemmSplitDepth(
+    _ c: UnsafeMutablePointer<Float>, ldc: Int,
+    _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+    _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+    accumulate: Bool, _ m: Int, _ n: Int, _ k: Int, parts: Int
+) {
+    let partials = UnsafeMutablePointer<Float>.allocate(capacity: parts * m * n)
+    defer { partials.deallocate() }
+    parallelFor(parts) { part in
+        let p0 = part * k / parts, p1 = (part + 1) * k / parts
+        let aStart = transposeA ? a + p0 * lda : a + p0
+        let bStart = transposeB ? b + p0 : b + p0 * ldb
+        gemmBlocked(partials + part * m * n, ldc: n, aStart, lda: lda, transposeA: transposeA, bStart, ldb: ldb,
+                    transposeB: transposeB, accumulate: false, m, n, p1 - p0, serial: true)
+    }
+    for i in 0..<m {
+        let row = c + i * ldc
+        if !accumulate { row.update(repeating: 0, count: n) }
+        for part in 0..<parts { axpy(row, 1, partials + part * m * n + i * n, n) }
+    }
+}
+
+/// The packed, blocked product; multithreaded over row blocks and column panels unless `serial`.
+private func gemmBlocked(
+    _ c: UnsafeMutablePointer<Float>, ldc: Int,
+    _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
+    _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
+    accumulate: Bool, _ m: Int, _ n: Int, _ k: Int, serial: Bool
+) {
     // Element (i, p) of op(A) is a[i * aRow + p * aCol]; element (p, j) of op(B) is b[p * bRow + j * bCol].
     let aRow = transposeA ? 1 : lda, aCol = transposeA ? lda : 1
     let bRow = transposeB ? 1 : ldb, bCol = transposeB ? ldb : 1
 
     let packedB = UnsafeMutablePointer<Float>.allocate(capacity: blockDepth * min(blockCols, roundUp(n, microCols)))
     defer { packedB.deallocate() }
-    // Small products are not worth waking a second thread for.
-    let serial = m * n * k < 1 << 16
 
     var jc = 0
     while jc < n {

@@ -1,9 +1,9 @@
 import Foundation
 
-/// A bounds-checked little-endian cursor over a memory-mapped file, for the GGUF and safetensors
+/// A bounds-checked little-endian cursor over a model file's bytes, for the GGUF and safetensors
 /// parsers. Every read that would run past the end throws a `ModelFileError` saying so.
 struct ByteReader {
-    /// The file's bytes (memory-mapped).
+    /// The file's bytes (memory-mapped when read from disk).
     let data: Data
     /// Path used in error messages.
     let path: String
@@ -12,13 +12,23 @@ struct ByteReader {
 
     /// Maps `url` into memory.
     init(url: URL) throws {
-        path = url.path
+        let data: Data
         do {
             data = try Data(contentsOf: url, options: .alwaysMapped)
         } catch {
             throw ModelFileError(url.path, "cannot read file (\(error.localizedDescription))")
         }
+        self.init(data: data, path: url.path)
     }
+
+    /// Reads `data`, naming it `path` in errors. The bytes are re-based to start at index 0.
+    init(data: Data, path: String) {
+        self.data = data.startIndex == 0 ? data : Data(data)
+        self.path = path
+    }
+
+    /// Bytes left after `offset`.
+    var remaining: Int { data.count - offset }
 
     /// Throws unless `count` more bytes are available; `what` names the field for the message.
     func require(_ count: Int, _ what: @autoclosure () -> String) throws {
@@ -43,7 +53,7 @@ struct ByteReader {
         return slice
     }
 
-    /// Reads `count` bytes as UTF-8 text.
+    /// Reads `count` bytes as UTF-8 text (invalid sequences become U+FFFD).
     mutating func string(_ count: Int, _ what: @autoclosure () -> String) throws -> String {
         try require(count, what())
         let text = data.withUnsafeBytes { raw in

@@ -1,21 +1,43 @@
 /// Dequantization of ggml blocks to Float32, following ggml's reference definitions
-/// (`dequantize_row_*` in ggml-quants.c) operation by operation so results are bit-identical.
+/// (`dequantize_row_*` in ggml-quants.c, mirrored by gguf-py's `gguf.quants`) operation by
+/// operation, e.g. `(d · scale) · q − d_min · min` for Q4_K.
+///
+/// Every product here is exact in Float32: f16 scales carry at most 11 significant bits and the
+/// integer factors at most 12 more (Q6_K: 7-bit scale × 5-bit value), so each element is rounded
+/// at most once, by the final add or subtract. The results are therefore bit-identical to ggml's
+/// and gguf-py's whatever the grouping of the products or the use of fused multiply-add.
+/// GGUFTests checks every type against gguf-py bit for bit.
+
+import Kernels
 
 extension GGMLType {
+    /// Elements below which a conversion runs on the calling thread alone.
+    private static let elementsPerTask = 1 << 16
+
     /// Converts `count` elements (a multiple of `blockSize`) stored at `src` in this type to Float32.
+    ///
+    /// Large conversions are split across the worker threads by whole blocks; every output
+    /// element depends on its own block only, so the result does not depend on the split.
     ///
     /// - Parameters:
     ///   - dst: `[count]` output
     ///   - src: `count / blockSize` blocks of `bytesPerBlock` bytes
     public func dequantize(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafeRawPointer, _ count: Int) {
         let blocks = count / blockSize
+        parallelChunks(blocks, minimumChunk: max(1, Self.elementsPerTask / blockSize)) { range in
+            dequantizeBlocks(dst + range.lowerBound * blockSize, src + range.lowerBound * bytesPerBlock, range.count)
+        }
+    }
+
+    /// Converts `blocks` whole blocks at `src` to `blocks × blockSize` floats at `dst`.
+    private func dequantizeBlocks(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafeRawPointer, _ blocks: Int) {
         switch self {
         case .f32:
-            for i in 0..<count { dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+            for i in 0..<blocks { dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
         case .f16:
-            for i in 0..<count { dst[i] = half(src, 2 * i) }
+            for i in 0..<blocks { dst[i] = half(src, 2 * i) }
         case .bf16:
-            for i in 0..<count {
+            for i in 0..<blocks {
                 let bits = UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                 dst[i] = Float(bitPattern: UInt32(bits) << 16)
             }
@@ -49,18 +71,18 @@ private func dequantizeQ8_0(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeRawPoin
     for j in 0..<32 { y[j] = Float(qs[j]) * d }
 }
 
-/// Q4_0: `y = (q − 8) · d`; byte j holds element j (low nibble) and j + 16 (high nibble).
+/// Q4_0: `y = d · (q − 8)`; byte j holds element j (low nibble) and j + 16 (high nibble).
 @inline(__always)
 private func dequantizeQ4_0(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeRawPointer) {
     let d = half(x, 0)
     let qs = (x + 2).assumingMemoryBound(to: UInt8.self)
     for j in 0..<16 {
-        y[j] = Float(Int(qs[j] & 0x0F) - 8) * d
-        y[j + 16] = Float(Int(qs[j] >> 4) - 8) * d
+        y[j] = d * Float(Int32(qs[j] & 0x0F) - 8)
+        y[j + 16] = d * Float(Int32(qs[j] >> 4) - 8)
     }
 }
 
-/// Q4_1: `y = q · d + m`, nibbles laid out as in Q4_0.
+/// Q4_1: `y = d · q + m` (rounded after the product), nibbles laid out as in Q4_0.
 @inline(__always)
 private func dequantizeQ4_1(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeRawPointer) {
     let d = half(x, 0), m = half(x, 2)
@@ -80,7 +102,7 @@ private func scaleMinK4(_ j: Int, _ q: UnsafePointer<UInt8>) -> (scale: UInt8, m
     return ((q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
 }
 
-/// Q4_K: 8 sub-blocks of 32, each `y = d·scale·q − dmin·min`.
+/// Q4_K: 8 sub-blocks of 32, each `y = (d · scale) · q − d_min · min` with 6-bit scales and mins.
 @inline(__always)
 private func dequantizeQ4_K(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeRawPointer) {
     let d = half(x, 0), dmin = half(x, 2)
@@ -99,7 +121,7 @@ private func dequantizeQ4_K(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeRawPoin
     }
 }
 
-/// Q5_K: as Q4_K with a fifth bit per element from the 32 `qh` bytes.
+/// Q5_K: as Q4_K with a fifth bit per element from the 32 `qh` bytes (bit j for sub-block j).
 @inline(__always)
 private func dequantizeQ5_K(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeRawPointer) {
     let d = half(x, 0), dmin = half(x, 2)
@@ -107,44 +129,42 @@ private func dequantizeQ5_K(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeRawPoin
     let qh = (x + 16).assumingMemoryBound(to: UInt8.self)
     var ql = (x + 48).assumingMemoryBound(to: UInt8.self)
     var out = y
-    var u1: UInt8 = 1, u2: UInt8 = 2
     for pair in 0..<4 {
         let (sc1, m1) = scaleMinK4(2 * pair, scales)
         let (sc2, m2) = scaleMinK4(2 * pair + 1, scales)
         let d1 = d * Float(sc1), min1 = dmin * Float(m1)
         let d2 = d * Float(sc2), min2 = dmin * Float(m2)
-        for l in 0..<32 { out[l] = d1 * Float(Int(ql[l] & 0x0F) + (qh[l] & u1 != 0 ? 16 : 0)) - min1 }
-        for l in 0..<32 { out[32 + l] = d2 * Float(Int(ql[l] >> 4) + (qh[l] & u2 != 0 ? 16 : 0)) - min2 }
+        let bit1 = UInt32(2 * pair), bit2 = UInt32(2 * pair + 1)
+        for l in 0..<32 { out[l] = d1 * Float(UInt32(ql[l] & 0x0F) | (UInt32(qh[l]) >> bit1 & 1) << 4) - min1 }
+        for l in 0..<32 { out[32 + l] = d2 * Float(UInt32(ql[l] >> 4) | (UInt32(qh[l]) >> bit2 & 1) << 4) - min2 }
         ql += 32
         out += 64
-        u1 <<= 2
-        u2 <<= 2
     }
 }
 
-/// Q6_K: 16 sub-blocks of 16 with int8 scales; 6-bit values from a low nibble and 2 high bits.
+/// Q6_K: 16 sub-blocks of 16 with int8 scales, `y = (d · scale) · (q − 32)`. Each half of the
+/// block (128 elements, 8 sub-blocks) takes its 6-bit values from 64 `ql` bytes (low nibbles
+/// then high nibbles of two runs of 32) and 32 `qh` bytes (2 bits for each quarter).
 @inline(__always)
 private func dequantizeQ6_K(_ y: UnsafeMutablePointer<Float>, _ x: UnsafeRawPointer) {
     let d = half(x, 208)
-    var ql = x.assumingMemoryBound(to: UInt8.self)
-    var qh = (x + 128).assumingMemoryBound(to: UInt8.self)
-    var sc = (x + 192).assumingMemoryBound(to: Int8.self)
-    var out = y
-    for _ in 0..<2 {
-        for l in 0..<32 {
-            let s = l / 16
-            let q1 = Int((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) - 32
-            let q2 = Int((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32
-            let q3 = Int((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32
-            let q4 = Int((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32
-            out[l] = d * Float(sc[s]) * Float(q1)
-            out[l + 32] = d * Float(sc[s + 2]) * Float(q2)
-            out[l + 64] = d * Float(sc[s + 4]) * Float(q3)
-            out[l + 96] = d * Float(sc[s + 6]) * Float(q4)
+    for part in 0..<2 {
+        let ql = (x + 64 * part).assumingMemoryBound(to: UInt8.self)
+        let qh = (x + 128 + 32 * part).assumingMemoryBound(to: UInt8.self)
+        let out = y + 128 * part
+        for sub in 0..<2 {
+            let sc = (x + 192 + 8 * part + sub).assumingMemoryBound(to: Int8.self)
+            let s0 = d * Float(sc[0]), s1 = d * Float(sc[2]), s2 = d * Float(sc[4]), s3 = d * Float(sc[6])
+            for l in (16 * sub)..<(16 * sub + 16) {
+                let q0 = Int32(ql[l] & 0x0F) | Int32(qh[l] & 3) << 4
+                let q1 = Int32(ql[l + 32] & 0x0F) | Int32((qh[l] >> 2) & 3) << 4
+                let q2 = Int32(ql[l] >> 4) | Int32((qh[l] >> 4) & 3) << 4
+                let q3 = Int32(ql[l + 32] >> 4) | Int32(qh[l] >> 6) << 4
+                out[l] = s0 * Float(q0 - 32)
+                out[l + 32] = s1 * Float(q1 - 32)
+                out[l + 64] = s2 * Float(q2 - 32)
+                out[l + 96] = s3 * Float(q3 - 32)
+            }
         }
-        out += 128
-        ql += 64
-        qh += 32
-        sc += 8
     }
 }

@@ -4,7 +4,9 @@ import Kernels
 /// A safetensors file: an 8-byte header length, a JSON directory, then raw little-endian tensors.
 ///
 /// Reads F32, F16 and BF16 tensors (converted to Float32). The directory is validated against the
-/// file size when opened, so truncation is reported by name, not discovered by a crash.
+/// file size when opened (offsets inside the data section, byte counts matching dtype and shape,
+/// no arithmetic overflow), so truncation or corruption is reported by name, not discovered by a
+/// crash. Tensors of other dtypes are listed; reading one throws an error naming its dtype.
 public struct SafetensorsFile: TensorSource {
     /// One tensor's directory entry.
     public struct Entry: Sendable {
@@ -16,20 +18,31 @@ public struct SafetensorsFile: TensorSource {
         public let range: Range<Int>
     }
 
+    /// The file, for error messages.
     public let path: String
     /// Entries by tensor name.
     public let entries: [String: Entry]
     /// The `__metadata__` strings, if any.
     public let metadata: [String: String]
+    /// Names of all tensors, in the order of their data in the file.
     public let tensorNames: [String]
     private let data: Data
 
-    /// Parses the safetensors file at `url`.
+    /// Parses the safetensors file at `url` (memory-mapped).
     public init(contentsOf url: URL) throws {
-        var reader = try ByteReader(url: url)
-        path = url.path
+        try self.init(reader: ByteReader(url: url))
+    }
+
+    /// Parses safetensors bytes already in memory; `path` names them in errors.
+    public init(data: Data, path: String) throws {
+        try self.init(reader: ByteReader(data: data, path: path))
+    }
+
+    private init(reader: ByteReader) throws {
+        var reader = reader
+        path = reader.path
         let headerLength = try reader.read(UInt64.self, "header length")
-        guard headerLength <= UInt64(reader.data.count - 8) else {
+        guard headerLength <= UInt64(reader.remaining) else {
             throw ModelFileError(path, "truncated: header claims \(headerLength) bytes, file has \(reader.data.count)")
         }
         let headerBytes = try reader.bytes(Int(headerLength), "header")
@@ -40,33 +53,47 @@ public struct SafetensorsFile: TensorSource {
             throw ModelFileError(path, "corrupted header: not valid JSON")
         }
         guard let directory = json as? [String: Any] else { throw ModelFileError(path, "corrupted header: not a JSON object") }
-        let dataStart = 8 + Int(headerLength)
+        let dataStart = reader.offset
+        let dataSize = reader.remaining
         var entries: [String: Entry] = [:]
         var metadata: [String: String] = [:]
         var ordered: [(Int, String)] = []
         for (name, value) in directory {
             if name == "__metadata__" {
-                for (k, v) in value as? [String: Any] ?? [:] { metadata[k] = v as? String }
+                guard let strings = value as? [String: String] else {
+                    throw ModelFileError(path, "corrupted header: __metadata__ is not an object of strings")
+                }
+                metadata = strings
                 continue
             }
             guard let fields = value as? [String: Any], let dtype = fields["dtype"] as? String,
                 let shape = fields["shape"] as? [Int], let offsets = fields["data_offsets"] as? [Int], offsets.count == 2
-            else { throw ModelFileError(path, "corrupted header: bad entry for tensor '\(name)'") }
-            let begin = dataStart + offsets[0], end = dataStart + offsets[1]
-            guard offsets[0] >= 0, begin <= end, shape.allSatisfy({ $0 >= 0 }) else {
-                throw ModelFileError(path, "corrupted header: bad offsets for tensor '\(name)'")
+            else {
+                throw ModelFileError(path, "corrupted header: tensor '\(name)' needs dtype (string), shape and data_offsets (integers)")
             }
-            guard end <= reader.data.count else {
-                throw ModelFileError(path, "truncated: tensor '\(name)' needs bytes up to \(end), file has \(reader.data.count)")
+            guard offsets[0] >= 0, offsets[0] <= offsets[1] else {
+                throw ModelFileError(path, "corrupted header: tensor '\(name)' has data_offsets \(offsets)")
+            }
+            guard offsets[1] <= dataSize else {
+                throw ModelFileError(path, "truncated: tensor '\(name)' has data_offsets \(offsets), the data section has \(dataSize) bytes")
+            }
+            var elements = 1
+            for dimension in shape {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
+                guard dimension >= 0, !overflow, product <= dataSize else {
+                    throw ModelFileError(path, "corrupted header: tensor '\(name)' has impossible shape \(shape)")
+                }
+                elements = product
             }
             if let width = Self.elementWidth(dtype) {
-                let expected = shape.reduce(1, *) * width
-                guard end - begin == expected else {
-                    throw ModelFileError(path, "tensor '\(name)' has \(end - begin) bytes, expected \(expected) for \(dtype) \(shape)")
+                let expected = elements * width
+                guard offsets[1] - offsets[0] == expected else {
+                    throw ModelFileError(path, "corrupted header: tensor '\(name)' has \(offsets[1] - offsets[0]) bytes, expected \(expected) for \(dtype) \(shape)")
                 }
             }
-            entries[name] = Entry(dtype: dtype, shape: shape, range: begin..<end)
-            ordered.append((begin, name))
+            let range = (dataStart + offsets[0])..<(dataStart + offsets[1])
+            entries[name] = Entry(dtype: dtype, shape: shape, range: range)
+            ordered.append((range.lowerBound, name))
         }
         self.entries = entries
         self.metadata = metadata
@@ -74,17 +101,22 @@ public struct SafetensorsFile: TensorSource {
         self.data = reader.data
     }
 
-    /// Bytes per element of the dtypes CircuitKit reads, nil for others.
+    /// Bytes per element of the safetensors dtypes, nil for unknown (or sub-byte) dtypes.
     private static func elementWidth(_ dtype: String) -> Int? {
         switch dtype {
-        case "F32": return 4
-        case "F16", "BF16": return 2
+        case "BOOL", "U8", "I8", "F8_E5M2", "F8_E4M3": return 1
+        case "U16", "I16", "F16", "BF16": return 2
+        case "U32", "I32", "F32": return 4
+        case "U64", "I64", "F64": return 8
         default: return nil
         }
     }
 
+    /// Row-major shape of tensor `name`, or nil when absent.
     public func shape(of name: String) -> [Int]? { entries[name]?.shape }
 
+    /// Tensor `name` converted to Float32, row-major; throws for a missing tensor or a dtype
+    /// other than F32, F16 and BF16.
     public func floats(_ name: String) throws -> FloatBuffer {
         guard let entry = entries[name] else { throw ModelFileError(path, "missing tensor '\(name)'") }
         let type: GGMLType
@@ -103,9 +135,11 @@ public struct SafetensorsFile: TensorSource {
 
 /// The tensors of a model split over several safetensors files (`model-00001-of-00002.safetensors`…).
 public struct ShardedTensorSource: TensorSource {
+    /// The directory holding the shards, for error messages.
     public let path: String
     private let shards: [SafetensorsFile]
     private let owner: [String: Int]
+    /// Names of all tensors, shard by shard.
     public let tensorNames: [String]
 
     /// Opens every shard; a tensor present in two shards is an error.
@@ -116,7 +150,7 @@ public struct ShardedTensorSource: TensorSource {
         var names: [String] = []
         for (i, shard) in shards.enumerated() {
             for name in shard.tensorNames {
-                if owner[name] != nil { throw ModelFileError(shard.path, "tensor '\(name)' also appears in another shard") }
+                if let other = owner[name] { throw ModelFileError(shard.path, "tensor '\(name)' also appears in \(shards[other].path)") }
                 owner[name] = i
                 names.append(name)
             }
@@ -125,8 +159,10 @@ public struct ShardedTensorSource: TensorSource {
         tensorNames = names
     }
 
+    /// Row-major shape of tensor `name`, or nil when no shard has it.
     public func shape(of name: String) -> [Int]? { owner[name].flatMap { shards[$0].shape(of: name) } }
 
+    /// Tensor `name` converted to Float32 by the shard that holds it.
     public func floats(_ name: String) throws -> FloatBuffer {
         guard let i = owner[name] else { throw ModelFileError(path, "missing tensor '\(name)'") }
         return try shards[i].floats(name)

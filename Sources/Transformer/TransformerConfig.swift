@@ -49,6 +49,27 @@ public struct TransformerConfig: Sendable, Equatable {
     /// Whether the unembedding is the token embedding matrix.
     public var tiedEmbeddings: Bool
 
+    /// Creates a config; `validate(path:)` checks it.
+    public init(
+        architecture: String, vocabularySize: Int, contextLength: Int, dModel: Int, layers: Int, heads: Int, kvHeads: Int,
+        headDim: Int, dMLP: Int, norm: Norm, normEps: Float, positions: Positions, mlp: MLP, tiedEmbeddings: Bool
+    ) {
+        self.architecture = architecture
+        self.vocabularySize = vocabularySize
+        self.contextLength = contextLength
+        self.dModel = dModel
+        self.layers = layers
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+        self.dMLP = dMLP
+        self.norm = norm
+        self.normEps = normEps
+        self.positions = positions
+        self.mlp = mlp
+        self.tiedEmbeddings = tiedEmbeddings
+    }
+
     /// Query heads that share one key/value head.
     public var groupSize: Int { heads / kvHeads }
     /// Width of all query heads together.

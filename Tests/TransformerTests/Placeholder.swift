@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderTransformerTests: XCTestCase { func testNothing() {} }
