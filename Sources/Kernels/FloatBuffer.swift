@@ -10,12 +10,17 @@ public final class FloatBuffer: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
 
     /// Allocates `count` floats, set to zero.
-    public init(count: Int) {
+    public convenience init(count: Int) {
+        self.init(uninitializedCount: count)
+        pointer.update(repeating: 0, count: count)
+    }
+
+    /// Allocates `count` floats without clearing them, for buffers the caller fills completely.
+    public init(uninitializedCount count: Int) {
         precondition(count >= 0, "FloatBuffer count must be non-negative")
         self.count = count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
     }
 
     /// Allocates a buffer holding a copy of `values`.

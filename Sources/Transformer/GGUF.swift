@@ -229,7 +229,7 @@ public struct GGUFFile: TensorSource {
         guard let type = info.type else {
             throw ModelFileError(path, "tensor '\(name)' has unsupported type \(GGMLType.describe(info.typeID)) (supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")))")
         }
-        let out = FloatBuffer(count: info.elementCount)
+        let out = FloatBuffer(uninitializedCount: info.elementCount)
         data.withUnsafeBytes { raw in
             type.dequantize(out.pointer, raw.baseAddress! + info.fileOffset, info.elementCount)
         }

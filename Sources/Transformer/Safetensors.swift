@@ -127,7 +127,7 @@ public struct SafetensorsFile: TensorSource {
         default: throw ModelFileError(path, "tensor '\(name)' has unsupported dtype \(entry.dtype) (supported: F32, F16, BF16)")
         }
         let count = entry.shape.reduce(1, *)
-        let out = FloatBuffer(count: count)
+        let out = FloatBuffer(uninitializedCount: count)
         data.withUnsafeBytes { raw in type.dequantize(out.pointer, raw.baseAddress! + entry.range.lowerBound, count) }
         return out
     }

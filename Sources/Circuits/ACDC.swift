@@ -1,0 +1,105 @@
+import Foundation
+import Transformer
+
+/// Automatic circuit discovery (ACDC, Conmy et al. 2023) as design §6 defines it.
+///
+/// Starting from the full graph, receivers are visited in reverse topological order; each incoming
+/// edge is corrupted on top of the edges already removed and stays removed when the metric moves by
+/// less than τ (for `kl`: KL_new − KL_current < τ; otherwise |M_new − M_current| < τ). Receivers whose
+/// node has no remaining outgoing edge are skipped. The state can be saved after every receiver and
+/// a run resumed from it.
+public final class ACDC {
+    /// Where a run stands: enough to resume it.
+    public struct State: Codable, Sendable {
+        /// Threshold.
+        public var tau: Double
+        /// Metric of the graph with the removed edges corrupted.
+        public var current: Double
+        /// Receivers finished, counted from the end of `CircuitGraph.receivers`.
+        public var receiversDone: Int
+        /// Dense indices of removed edges (corrupted in every later run).
+        public var removed: [Int]
+        /// Edges into skipped receivers: dropped from the circuit, left clean since nothing reads their node.
+        public var dropped: [Int]
+        /// Edges tried so far.
+        public var edgesTried: Int
+        /// Seconds spent so far, over all sessions.
+        public var seconds: Double
+        /// Edge count of the graph, to check a resumed state fits the model.
+        public var edgeCount: Int
+    }
+
+    /// A progress report after each receiver.
+    public struct Progress: Sendable {
+        public let receiver: Receiver
+        public let receiversDone: Int
+        public let receiverCount: Int
+        public let edgesTried: Int
+        public let edgesRemoved: Int
+        public let seconds: Double
+    }
+
+    public let experiment: Experiment
+    /// The run's state; `mask` mirrors `state.removed`.
+    public private(set) var state: State
+    private var mask: EdgeMask
+    /// Remaining outgoing edges per sender.
+    private var outgoing: [Int]
+
+    /// A fresh run with threshold `tau`, or one resumed from `resume` (whose τ wins).
+    public init(_ experiment: Experiment, tau: Double, resume: State? = nil) throws {
+        self.experiment = experiment
+        let g = experiment.graph
+        if let resume, resume.edgeCount != g.edgeCount {
+            throw ModelInputError("ACDC state is for a graph of \(resume.edgeCount) edges, this model has \(g.edgeCount)")
+        }
+        state = resume ?? State(tau: tau, current: experiment.cleanMetric, receiversDone: 0, removed: [], dropped: [], edgesTried: 0,
+                                seconds: 0, edgeCount: g.edgeCount)
+        mask = EdgeMask(graph: g)
+        outgoing = [Int](repeating: 0, count: g.senders.count)
+        for r in 0..<g.receivers.count { for s in 0..<g.upstreamCount(receiverAt: r) { outgoing[s] += 1 } }
+        for e in state.removed { mask[e] = 1 }
+        for e in state.removed + state.dropped { outgoing[g.index(of: g.edge(e).sender)] -= 1 }
+    }
+
+    /// Runs until every receiver is visited, calling `checkpoint` after each receiver.
+    ///
+    /// - Returns: dense indices of the edges that remain (the circuit, before pruning)
+    public func run(checkpoint: ((State, Progress) -> Void)? = nil) -> [Int] {
+        let g = experiment.graph, tau = state.tau, isKL = experiment.metric == .kl
+        let count = g.receivers.count
+        while state.receiversDone < count {
+            let start = Date()
+            let r = count - 1 - state.receiversDone
+            let receiver = g.receivers[r]
+            let nodeAlive = CircuitGraph.node(of: receiver).map { outgoing[g.index(of: $0)] > 0 } ?? true
+            if !nodeAlive {
+                for s in 0..<g.upstreamCount(receiverAt: r) {
+                    state.dropped.append(g.edgeOffsets[r] + s)
+                    outgoing[s] -= 1
+                }
+            } else {
+                for s in stride(from: g.upstreamCount(receiverAt: r) - 1, through: 0, by: -1) {
+                    let e = g.edgeOffsets[r] + s
+                    mask[e] = 1
+                    let value = experiment.evaluate(mask)
+                    state.edgesTried += 1
+                    let change = isKL ? value - state.current : abs(value - state.current)
+                    if change < tau {
+                        state.current = value
+                        state.removed.append(e)
+                        outgoing[s] -= 1
+                    } else {
+                        mask[e] = 0
+                    }
+                }
+            }
+            state.receiversDone += 1
+            state.seconds += Date().timeIntervalSince(start)
+            checkpoint?(state, Progress(receiver: receiver, receiversDone: state.receiversDone, receiverCount: count,
+                                        edgesTried: state.edgesTried, edgesRemoved: state.removed.count, seconds: state.seconds))
+        }
+        let dropped = Set(state.dropped)
+        return (0..<g.edgeCount).filter { mask[$0] == 0 && !dropped.contains($0) }
+    }
+}

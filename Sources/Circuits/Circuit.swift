@@ -1,0 +1,158 @@
+import Foundation
+import Transformer
+
+/// A discovered circuit: the edges kept clean (every other edge corrupted), their scores, and how
+/// well the circuit alone reproduces the behaviour. Its JSON form is what `circuits evaluate` loads.
+public struct Circuit: Codable, Sendable {
+    /// One kept edge.
+    public struct EdgeRecord: Codable, Sendable, Equatable {
+        /// Edge name, e.g. `a0.h1->a3.h2<q>`.
+        public var name: String
+        /// Sender node: `input`, `a0.h1`, `m0`.
+        public var sender: String
+        /// Receiving node: `a3.h2`, `m3` or `logits`.
+        public var receiver: String
+        /// `q`, `k` or `v` for attention receivers, nil otherwise.
+        public var port: String?
+        /// The method's score (for `logit_diff`, negative for edges that carry the behaviour).
+        public var score: Float
+
+        /// The record of `edge` with `score`.
+        public init(_ edge: Edge, score: Float) {
+            name = edge.name
+            sender = edge.sender.name
+            switch edge.receiver {
+            case .head(let l, let h, let p):
+                receiver = Sender.head(layer: l, head: h).name
+                port = p.rawValue
+            case .mlp(let l):
+                receiver = Sender.mlp(layer: l).name
+                port = nil
+            case .logits:
+                receiver = "logits"
+                port = nil
+            }
+            self.score = score
+        }
+    }
+
+    /// Model reference or name.
+    public var model: String
+    /// Task name or data file.
+    public var task: String
+    /// `exact`, `eap`, `eap-ig` or `acdc`.
+    public var method: String
+    public var metric: Metric
+    public var ablation: Ablation
+    /// Prompt pairs the circuit was found and evaluated on.
+    public var pairs: Int
+    /// How edges were chosen, e.g. `top 200`, `target faithfulness 0.8`, `acdc tau 0.01`.
+    public var selection: String
+    /// Metric with every edge clean.
+    public var cleanMetric: Double
+    /// Metric with every edge corrupted.
+    public var corruptMetric: Double
+    /// Metric with only the circuit's edges clean.
+    public var circuitMetric: Double
+    public var faithfulness: Double
+    /// Edges in the model's full graph.
+    public var graphEdges: Int
+    /// The circuit's edges, by decreasing |score|.
+    public var edges: [EdgeRecord]
+
+    enum CodingKeys: String, CodingKey {
+        case model, task, method, metric, ablation, pairs, selection
+        case cleanMetric = "clean_metric"
+        case corruptMetric = "corrupt_metric"
+        case circuitMetric = "circuit_metric"
+        case faithfulness
+        case graphEdges = "graph_edges"
+        case edges
+    }
+
+    /// Dense edge indices of this circuit in `graph`; throws on names the graph does not have.
+    public func edgeIndices(in graph: CircuitGraph) throws -> [Int] {
+        guard graphEdges == graph.edgeCount else {
+            throw ModelInputError("circuit was found on a graph of \(graphEdges) edges; this model's graph has \(graph.edgeCount)")
+        }
+        return try edges.map { record in
+            guard let edge = graph.edge(named: record.name), let i = graph.index(of: edge) else {
+                throw ModelInputError("circuit edge '\(record.name)' is not an edge of this model")
+            }
+            return i
+        }
+    }
+
+    /// Pretty, key-sorted JSON.
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+
+    /// Reads a circuit JSON file, with an error naming the file.
+    public static func load(_ url: URL) throws -> Circuit {
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw ModelFileError(url.path, "cannot read circuit file") }
+        do {
+            return try JSONDecoder().decode(Circuit.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw ModelFileError(url.path, "not a circuit: missing '\(key.stringValue)'")
+        } catch {
+            throw ModelFileError(url.path, "not a circuit JSON file (\(error.localizedDescription))")
+        }
+    }
+}
+
+/// Faithfulness of one circuit size, for curves.
+public struct FaithfulnessPoint: Codable, Sendable, Equatable {
+    /// Edges asked for (top-n).
+    public var requested: Int
+    /// Edges left after pruning.
+    public var edges: Int
+    /// Metric with only those edges clean.
+    public var metric: Double
+    public var faithfulness: Double
+}
+
+extension Experiment {
+    /// Metric and faithfulness with only `edges` clean.
+    public func evaluate(circuit edges: [Int]) -> (metric: Double, faithfulness: Double) {
+        let value = evaluate(EdgeMask(graph: graph, keeping: edges))
+        return (value, faithfulness(of: value))
+    }
+
+    /// Faithfulness of the pruned top-n circuit for each n in `sizes` (design §7).
+    public func faithfulnessCurve(scores: [Float], sizes: [Int]) -> [FaithfulnessPoint] {
+        let ranked = Selection.ranked(scores)
+        return sizes.map { n in
+            let edges = graph.pruned(ranked.prefix(min(n, ranked.count)))
+            let (value, f) = evaluate(circuit: edges)
+            return FaithfulnessPoint(requested: n, edges: edges.count, metric: value, faithfulness: f)
+        }
+    }
+
+    /// The smallest top-n (pruned) circuit whose faithfulness reaches `target`, found by bisection on n.
+    ///
+    /// Faithfulness need not grow monotonically with n; bisection finds an n where it crosses the target.
+    public func smallestCircuit(scores: [Float], target: Double) -> (requested: Int, edges: [Int], point: FaithfulnessPoint) {
+        let ranked = Selection.ranked(scores)
+        func point(_ n: Int) -> (edges: [Int], point: FaithfulnessPoint) {
+            let edges = graph.pruned(ranked.prefix(n))
+            let (value, f) = evaluate(circuit: edges)
+            return (edges, FaithfulnessPoint(requested: n, edges: edges.count, metric: value, faithfulness: f))
+        }
+        var lo = 0, hi = ranked.count
+        var best = point(hi)
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            let candidate = point(mid)
+            if candidate.point.faithfulness >= target {
+                hi = mid
+                best = candidate
+            } else {
+                lo = mid
+            }
+        }
+        return (hi, best.edges, best.point)
+    }
+}

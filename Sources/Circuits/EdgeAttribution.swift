@@ -1,0 +1,141 @@
+import Foundation
+import Kernels
+import Transformer
+
+/// Edge attribution patching (EAP) and its integrated-gradients variant (EAP-IG), design §6.
+///
+/// `score(s→r) = Σ_{examples, positions, d} (corrupt_s − clean_s) · ∂M/∂input_r`, which equals
+/// ∂M/∂α at α = 0 for the metric M averaged over examples. EAP-IG averages the gradient over `steps`
+/// runs whose input embeddings are `corrupt + (k/steps)(clean − corrupt)`, k = 0..<steps.
+///
+/// Pairs are processed in chunks (scores are sums over examples), so memory stays bounded; each
+/// receiver gradient is contracted with the sender differences as the backward pass produces it,
+/// one GEMM per block of receivers.
+public enum EdgeAttribution {
+    /// Progress of a run: chunks done and total.
+    public typealias Progress = (_ done: Int, _ total: Int) -> Void
+
+    /// Scores for every edge of `model`'s graph, in `CircuitGraph` edge order.
+    ///
+    /// - Parameters:
+    ///   - integratedGradientSteps: nil for EAP, the number of interpolation points for EAP-IG
+    ///   - chunkSize: pairs per forward/backward chunk
+    public static func scores(
+        model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample,
+        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, progress: Progress? = nil
+    ) throws -> [Float] {
+        try pairs.validate()
+        if let steps = integratedGradientSteps, steps < 1 { throw ModelInputError("EAP-IG needs at least one step, got \(steps)") }
+        let graph = CircuitGraph(config: model.config)
+        let c = model.config, vocab = c.vocabularySize, senderCount = model.senderCount
+        let means = ablation == .mean ? try meanSenders(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
+        var scores = [Float](repeating: 0, count: graph.edgeCount)
+        let chunks = stride(from: 0, to: pairs.count, by: chunkSize).map { $0..<min($0 + chunkSize, pairs.count) }
+        for (done, range) in chunks.enumerated() {
+            let chunk = pairs.slice(range)
+            let weight = Float(chunk.count) / Float(pairs.count)
+            let steps = integratedGradientSteps ?? 0
+            let cleanPass = try model.forward(chunk.clean, keepActivations: steps == 0, captureSenders: true)
+            let layout = cleanPass.layout, plane = layout.rows * c.dModel
+            // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`
+            let diffs: FloatBuffer
+            switch ablation {
+            case .resample: diffs = try model.forward(chunk.corrupt, captureSenders: true).senders!
+            case .zero: diffs = FloatBuffer(count: senderCount * plane)
+            case .mean: diffs = means!.expanded(to: layout)
+            }
+            let clean = cleanPass.senders!
+            for i in 0..<diffs.count { diffs[i] -= clean[i] }
+            let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
+                                        reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
+
+            /// Adds Σ diff·grad of one block of receivers to their edges' scores.
+            func contract(_ group: ReceiverGradients) {
+                let r0 = graph.index(of: group.receivers[0]), upstream = graph.upstreamCount(receiverAt: r0)
+                scores.withUnsafeMutableBufferPointer { s in
+                    gemm(s.baseAddress! + graph.edgeOffsets[r0], ldc: upstream, group.gradients, lda: plane, transposeA: false,
+                         diffs.pointer, ldb: plane, transposeB: true, accumulate: true, group.receivers.count, upstream, plane)
+                }
+            }
+            /// Backpropagates the chunk's metric, scaled by `scale`, through `pass` and contracts.
+            func attribute(_ pass: ForwardPass, scale: Float) {
+                let dLogits = FloatBuffer(count: pass.logits.count)
+                _ = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
+                for i in 0..<dLogits.count { dLogits[i] *= scale }
+                model.backward(pass, dLogits: dLogits.pointer, onReceivers: contract)
+            }
+
+            if steps == 0 {
+                attribute(cleanPass, scale: weight)
+            } else {
+                // The corrupted input embedding is the `input` sender's corrupted value: clean + diff.
+                let cleanInput = clean.pointer, diffInput = diffs.pointer
+                let embedding = FloatBuffer(count: plane)
+                for k in 0..<steps {
+                    let t = Float(k) / Float(steps)
+                    for i in 0..<plane { embedding[i] = cleanInput[i] + (1 - t) * diffInput[i] }
+                    let pass = try model.forward(chunk.clean, keepActivations: true, inputEmbedding: embedding.pointer)
+                    attribute(pass, scale: weight / Float(steps))
+                }
+            }
+            progress?(done + 1, chunks.count)
+        }
+        return scores
+    }
+
+    /// Per-position means of every sender's output over the corrupted prompts (mean ablation).
+    static func meanSenders(model: TransformerModel, prompts: [[Int]], chunkSize: Int) throws -> PositionMeans {
+        let means = PositionMeans(senders: model.senderCount, positions: prompts.map(\.count).max() ?? 0, width: model.config.dModel)
+        for start in stride(from: 0, to: prompts.count, by: chunkSize) {
+            let pass = try model.forward(Array(prompts[start..<min(start + chunkSize, prompts.count)]), captureSenders: true)
+            means.add(pass.senders!, layout: pass.layout)
+        }
+        return means
+    }
+}
+
+/// Mean sender outputs per position over examples (mean ablation): `[senders, positions, d]`.
+final class PositionMeans {
+    /// Running sums, `[senders, positions, d]`.
+    private let sums: FloatBuffer
+    /// Examples seen at each position.
+    private var counts: [Int]
+    private let senders: Int
+    private let positions: Int
+    private let width: Int
+
+    /// Empty sums for `senders` senders over `positions` positions.
+    init(senders: Int, positions: Int, width: Int) {
+        sums = FloatBuffer(count: senders * positions * width)
+        counts = [Int](repeating: 0, count: positions)
+        self.senders = senders
+        self.positions = positions
+        self.width = width
+    }
+
+    /// Adds the `[senders, T, d]` outputs of one batch laid out by `layout`.
+    func add(_ outputs: FloatBuffer, layout: SequenceLayout) {
+        let plane = layout.rows * width
+        for r in 0..<layout.rows { counts[layout.positions[r]] += 1 }
+        parallelFor(senders) { s in
+            for r in 0..<layout.rows {
+                axpy(self.sums.pointer + (s * self.positions + layout.positions[r]) * self.width, 1,
+                     outputs.pointer + s * plane + r * self.width, self.width)
+            }
+        }
+    }
+
+    /// `[senders, T, d]` holding at each row the mean at its position.
+    func expanded(to layout: SequenceLayout) -> FloatBuffer {
+        let plane = layout.rows * width
+        let out = FloatBuffer(count: senders * plane)
+        parallelFor(senders) { s in
+            for r in 0..<layout.rows {
+                let p = layout.positions[r]
+                let scale = 1 / Float(max(1, self.counts[p]))
+                axpy(out.pointer + s * plane + r * self.width, scale, self.sums.pointer + (s * self.positions + p) * self.width, self.width)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Kernels
+import Transformer
+
+/// Clean/corrupted prompt pairs as token ids, with each pair's answer tokens.
+public struct PairBatch: Sendable, Equatable {
+    /// Clean prompts.
+    public var clean: [[Int]]
+    /// Corrupted prompts, each as long as its clean prompt.
+    public var corrupt: [[Int]]
+    /// Correct answer tokens per pair.
+    public var correct: [[Int]]
+    /// Incorrect answer tokens per pair.
+    public var incorrect: [[Int]]
+
+    /// Creates a batch; `validate()` checks its shape.
+    public init(clean: [[Int]], corrupt: [[Int]], correct: [[Int]], incorrect: [[Int]]) {
+        self.clean = clean
+        self.corrupt = corrupt
+        self.correct = correct
+        self.incorrect = incorrect
+    }
+
+    /// Number of pairs.
+    public var count: Int { clean.count }
+
+    /// Pairs `range` of this batch.
+    public func slice(_ range: Range<Int>) -> PairBatch {
+        PairBatch(clean: Array(clean[range]), corrupt: Array(corrupt[range]), correct: Array(correct[range]),
+                  incorrect: Array(incorrect[range]))
+    }
+
+    /// Checks counts agree, pairs have equal lengths and every pair has a correct answer.
+    public func validate() throws {
+        guard count > 0 else { throw ModelInputError("no prompt pairs") }
+        guard corrupt.count == count, correct.count == count, incorrect.count == count else {
+            throw ModelInputError("pair batch fields have different counts")
+        }
+        for i in 0..<count {
+            guard clean[i].count == corrupt[i].count else {
+                throw ModelInputError("pair \(i): clean prompt has \(clean[i].count) tokens, corrupted prompt \(corrupt[i].count)")
+            }
+            guard !correct[i].isEmpty else { throw ModelInputError("pair \(i) has no correct answer") }
+        }
+    }
+}
+
+/// A model, a batch of prompt pairs and a metric: everything the discovery methods share.
+///
+/// Holds the patching engine (clean and corrupted runs cached) and the metric's baselines.
+public final class Experiment {
+    public let model: TransformerModel
+    public let graph: CircuitGraph
+    public let pairs: PairBatch
+    public let metric: Metric
+    public let ablation: Ablation
+    /// Patched forward passes on the whole batch.
+    public let engine: PatchingEngine
+    /// Answers and, for `kl`, the clean distributions.
+    public let targets: MetricTargets
+    /// The metric on the clean run (α = 0 everywhere).
+    public let cleanMetric: Double
+    /// The metric with every edge corrupted (α = 1 everywhere).
+    public let corruptMetric: Double
+
+    /// Runs the clean and corrupted prompts and measures both baselines.
+    public init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample) throws {
+        try pairs.validate()
+        self.model = model
+        self.pairs = pairs
+        self.metric = metric
+        self.ablation = ablation
+        engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt, ablation: ablation)
+        graph = engine.graph
+        targets = MetricTargets(
+            correct: pairs.correct, incorrect: pairs.incorrect,
+            reference: MetricTargets.probabilities(engine.cleanLogits, vocab: model.config.vocabularySize))
+        cleanMetric = metric.evaluate(logits: engine.cleanLogits.pointer, vocab: model.config.vocabularySize, targets: targets).mean
+        let everything = engine.run(EdgeMask(graph: graph, value: 1))
+        corruptMetric = metric.evaluate(logits: everything.pointer, vocab: model.config.vocabularySize, targets: targets).mean
+    }
+
+    /// The metric with edges patched by `mask`.
+    public func evaluate(_ mask: EdgeMask) -> Double {
+        let logits = engine.run(mask)
+        return metric.evaluate(logits: logits.pointer, vocab: model.config.vocabularySize, targets: targets).mean
+    }
+
+    /// `(M − M_corrupt) / (M_clean − M_corrupt)` (design §7).
+    public func faithfulness(of value: Double) -> Double {
+        (value - corruptMetric) / (cleanMetric - corruptMetric)
+    }
+}

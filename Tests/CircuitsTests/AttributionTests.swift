@@ -1,0 +1,185 @@
+import Circuits
+import Foundation
+import Kernels
+import TestSupport
+import Transformer
+import XCTest
+
+/// EAP, EAP-IG, ACDC and node patching against finite differences, definitions and a planted circuit.
+final class AttributionTests: XCTestCase {
+    private func fixturePairs(_ name: String) throws -> (TransformerModel, PairBatch) {
+        let model = try TransformerModel.load(contentsOf: Fixtures.url(name))
+        let reference = try ReferenceFile(name)
+        return (model, PairBatch(clean: try reference.batch("clean_tokens"), corrupt: try reference.batch("corrupt_tokens"),
+                                 correct: try reference.json("correct"), incorrect: try reference.json("incorrect")))
+    }
+
+    /// EAP's score of an edge is ∂M/∂α_e at 0: compare with a central difference of the patched metric.
+    func testEAPEqualsFiniteDifferenceOfPatchedMetric() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, pairs) = try fixturePairs(name)
+            for metric in [Metric.logitDiff, .probDiff, .logprob] {
+                let scores = try EdgeAttribution.scores(model: model, pairs: pairs, metric: metric)
+                let experiment = try Experiment(model: model, pairs: pairs, metric: metric)
+                let g = experiment.graph
+                let edges = [0, 3, 11, 40, 77, g.edgeCount - 1, g.edgeCount - 5, g.edgeCount - 12] + Selection.topN(3).select(scores, graph: g)
+                for e in edges {
+                    /// Central difference with step h.
+                    func derivative(_ h: Float) -> Double {
+                        var mask = EdgeMask(graph: g)
+                        mask[e] = h
+                        let plus = experiment.evaluate(mask)
+                        mask[e] = -h
+                        return (plus - experiment.evaluate(mask)) / (2 * Double(h))
+                    }
+                    // Richardson extrapolation cancels the h² error term of the central difference.
+                    let numeric = (4 * derivative(0.01) - derivative(0.02)) / 3
+                    XCTAssertEqual(Double(scores[e]), numeric, accuracy: 2e-4 + 2e-3 * abs(numeric),
+                                   "\(name) \(metric.rawValue) \(g.edge(e).name)")
+                }
+            }
+        }
+    }
+
+    func testEAPDoesNotDependOnChunking() throws {
+        let (model, pairs) = try fixturePairs("tiny-llama")
+        let whole = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, chunkSize: 8)
+        let single = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, chunkSize: 1)
+        XCTAssertLessThanOrEqual(maxAbsDifference(whole, single), 1e-5 * (whole.map { abs($0) }.max() ?? 1))
+        let ig = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .kl, integratedGradientSteps: 3, chunkSize: 8)
+        let igSingle = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .kl, integratedGradientSteps: 3, chunkSize: 2)
+        XCTAssertLessThanOrEqual(maxAbsDifference(ig, igSingle), 1e-5 * (ig.map { abs($0) }.max() ?? 1))
+    }
+
+    /// EAP-IG with m steps is the mean of EAP-style contractions at the interpolated inputs, written out here
+    /// with the backward pass and the reference's sender outputs.
+    func testEAPIGMatchesItsDefinition() throws {
+        let (model, pairs) = try fixturePairs("tiny-gpt2")
+        let steps = 3
+        let scores = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: steps)
+        let g = CircuitGraph(config: model.config)
+        let clean = try model.forward(pairs.clean, captureSenders: true), corrupt = try model.forward(pairs.corrupt, captureSenders: true)
+        let plane = clean.layout.rows * model.config.dModel
+        var expected = [Double](repeating: 0, count: g.edgeCount)
+        let targets = MetricTargets(correct: pairs.correct, incorrect: pairs.incorrect)
+        for k in 0..<steps {
+            let embedding = try model.interpolatedEmbedding(clean: pairs.clean, corrupt: pairs.corrupt, t: Float(k) / Float(steps))
+            let pass = try model.forward(pairs.clean, keepActivations: true, inputEmbedding: embedding.pointer)
+            let dLogits = FloatBuffer(count: pass.logits.count)
+            _ = Metric.logitDiff.evaluate(logits: pass.logits.pointer, vocab: model.config.vocabularySize, targets: targets, gradient: dLogits.pointer)
+            model.backward(pass, dLogits: dLogits.pointer) { group in
+                for (i, receiver) in group.receivers.enumerated() {
+                    let r = g.index(of: receiver)
+                    for s in 0..<g.upstreamCount(receiverAt: r) {
+                        var sum = 0.0
+                        for j in 0..<plane {
+                            let diff = Double(corrupt.senders![s * plane + j]) - Double(clean.senders![s * plane + j])
+                            sum += diff * Double(group.gradient(i)[j])
+                        }
+                        expected[g.edgeOffsets[r] + s] += sum / Double(steps)
+                    }
+                }
+            }
+        }
+        let scale = expected.map { abs($0) }.max()!
+        for e in 0..<g.edgeCount { XCTAssertEqual(Double(scores[e]), expected[e], accuracy: 1e-5 * scale, g.edge(e).name) }
+    }
+
+    /// A GPT-2-style model built by hand: head a0.h0 copies the first token to the logits; every other
+    /// head and every MLP has a zero output projection, so it cannot matter. The answer is the first token.
+    static func plantedModel() -> TransformerModel {
+        let vocab = 8, positions = 8, d = 32, heads = 4, dh = 8
+        let c = TransformerConfig(
+            architecture: "gpt2", vocabularySize: vocab, contextLength: positions, dModel: d, layers: 2, heads: heads,
+            kvHeads: heads, headDim: dh, dMLP: 16, norm: .layerNorm, normEps: 1e-5, positions: .learned, mlp: .gelu,
+            tiedEmbeddings: true)
+        var rng = SeededRandom(seed: 11)
+        func zeros(_ n: Int) -> FloatBuffer { FloatBuffer(count: n) }
+        func ones(_ n: Int) -> FloatBuffer { FloatBuffer([Float](repeating: 1, count: n)) }
+        func noise(_ n: Int) -> FloatBuffer { RandomModel.buffer(n, &rng, spread: 0.5) }
+        // Token i is one-hot in dimension i, position p one-hot in dimension vocab + p.
+        let wte = zeros(vocab * d), wpe = zeros(positions * d)
+        for i in 0..<vocab { wte[i * d + i] = 1 }
+        for p in 0..<positions { wpe[p * d + vocab + p] = 1 }
+        var blocks: [BlockWeights] = []
+        for l in 0..<2 {
+            let wq = noise(heads * dh * d), bq = noise(heads * dh), wk = noise(heads * dh * d), wv = noise(heads * dh * d)
+            let wo = zeros(d * heads * dh)
+            if l == 0 {
+                // Head 0: a constant query (bias only) that matches the key of position 0; values copy the
+                // token dimensions; the output writes them back, scaled, into the token dimensions.
+                for j in 0..<(dh * d) { wq[j] = 0 }
+                for j in 0..<dh { bq[j] = 4 }
+                for j in 0..<(dh * d) { wk[j] = 0 }
+                for j in 0..<dh { wk[j * d + vocab] = 4 }
+                for j in 0..<(dh * d) { wv[j] = 0 }
+                for i in 0..<dh { wv[i * d + i] = 1 }
+                for i in 0..<dh { wo[i * heads * dh + i] = 8 }
+            }
+            blocks.append(BlockWeights(
+                norm1Weight: ones(d), norm1Bias: zeros(d), wq: wq, bq: bq, wk: wk, bk: zeros(heads * dh), wv: wv,
+                bv: zeros(heads * dh), wo: wo, bo: zeros(d), norm2Weight: ones(d), norm2Bias: zeros(d),
+                wUp: noise(16 * d), bUp: noise(16), wGate: nil, wDown: zeros(d * 16), bDown: zeros(d)))
+        }
+        return TransformerModel(config: c, tokenEmbedding: wte, positionEmbedding: wpe, blocks: blocks,
+                                finalNormWeight: ones(d), finalNormBias: zeros(d), unembedding: wte, tokenizer: nil,
+                                source: "planted")
+    }
+
+    /// Pairs whose answer is the first token: clean starts with token a, corrupt with token b.
+    static func plantedPairs() -> PairBatch {
+        let firsts = [(1, 2), (3, 5), (6, 0), (2, 7), (4, 1)]
+        let middles = [[5, 6, 7, 3], [0, 2, 4], [7, 1, 3, 2, 5], [6, 6], [0, 3, 7]]
+        return PairBatch(clean: zip(firsts, middles).map { [$0.0] + $1 }, corrupt: zip(firsts, middles).map { [$0.1] + $1 },
+                         correct: firsts.map { [$0.0] }, incorrect: firsts.map { [$0.1] })
+    }
+
+    func testPlantedModelActuallyCopiesTheFirstToken() throws {
+        let model = Self.plantedModel(), pairs = Self.plantedPairs()
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+        XCTAssertGreaterThan(experiment.cleanMetric, 1, "the copy head should make the first token win")
+        XCTAssertLessThan(experiment.corruptMetric, -1)
+    }
+
+    func testACDCAndEAPIGRecoverThePlantedCircuit() throws {
+        let model = Self.plantedModel(), pairs = Self.plantedPairs()
+        let g = CircuitGraph(config: model.config)
+        let planted = Set([Edge(.input, .head(layer: 0, head: 0, port: .v)), Edge(.head(layer: 0, head: 0), .logits)].map { g.index(of: $0)! })
+
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
+        let acdc = try ACDC(experiment, tau: 0.05)
+        let kept = Set(g.pruned(acdc.run()))
+        XCTAssertEqual(kept, planted, "ACDC kept \(kept.map { g.edge($0).name }.sorted())")
+        XCTAssertEqual(experiment.evaluate(circuit: Array(kept)).faithfulness, 1, accuracy: 0.05)
+
+        let scores = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 5)
+        XCTAssertEqual(Set(Selection.topN(2).select(scores, graph: g)), planted,
+                       "EAP-IG top edges: \(Selection.topN(5).select(scores, graph: g).map { g.edge($0).name })")
+        // Heads with zero output projections and the zero MLPs cannot matter.
+        for e in 0..<g.edgeCount {
+            if case .head(_, let h) = g.edge(e).sender, h != 0 { XCTAssertEqual(scores[e], 0, accuracy: 1e-6) }
+            if case .mlp = g.edge(e).sender { XCTAssertEqual(scores[e], 0, accuracy: 1e-6) }
+        }
+    }
+
+    func testNodePatchingFindsTheCopyHead() throws {
+        let experiment = try Experiment(model: Self.plantedModel(), pairs: Self.plantedPairs(), metric: .logitDiff)
+        let scores = NodePatching.scores(experiment)
+        let strongest = scores.max { abs($0.1) < abs($1.1) }!
+        XCTAssertEqual(strongest.0, .head(layer: 0, head: 0))
+        XCTAssertLessThan(strongest.1, -1)
+        for (node, score) in scores where node != .head(layer: 0, head: 0) { XCTAssertEqual(score, 0, accuracy: 1e-5, node.name) }
+    }
+
+    func testACDCCanResumeFromASavedState() throws {
+        let (model, pairs) = try fixturePairs("tiny-gpt2")
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
+        let full = try ACDC(experiment, tau: 0.02).run()
+        var saved: ACDC.State?
+        let first = try ACDC(experiment, tau: 0.02)
+        _ = first.run { state, progress in if progress.receiversDone == 10 { saved = state } }
+        let data = try JSONEncoder().encode(try XCTUnwrap(saved))
+        let resumed = try ACDC(experiment, tau: 0.02, resume: JSONDecoder().decode(ACDC.State.self, from: data)).run()
+        XCTAssertEqual(resumed, full)
+    }
+}

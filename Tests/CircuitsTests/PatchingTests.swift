@@ -1,0 +1,218 @@
+import Circuits
+import Foundation
+import Kernels
+import TestSupport
+import Transformer
+import XCTest
+
+/// The patching engine against its invariants, the PyTorch reference, and deliberately naive code.
+final class PatchingTests: XCTestCase {
+    private func fixture(_ name: String) throws -> (TransformerModel, ReferenceFile, PairBatch) {
+        let model = try TransformerModel.load(contentsOf: Fixtures.url(name))
+        let reference = try ReferenceFile(name)
+        let pairs = PairBatch(clean: try reference.batch("clean_tokens"), corrupt: try reference.batch("corrupt_tokens"),
+                              correct: try reference.json("correct"), incorrect: try reference.json("incorrect"))
+        return (model, reference, pairs)
+    }
+
+    func testEdgeCountsMatchDesign() {
+        XCTAssertEqual(CircuitGraph(layers: 12, heads: 12).edgeCount, 32_491)  // GPT-2 small
+        XCTAssertEqual(CircuitGraph(layers: 30, heads: 9).edgeCount, 123_211)  // SmolLM2-135M
+    }
+
+    func testEdgeIndicesAndNamesRoundTrip() throws {
+        let g = CircuitGraph(layers: 3, heads: 2)
+        var seen = Set<String>()
+        for i in 0..<g.edgeCount {
+            let e = g.edge(i)
+            XCTAssertEqual(g.index(of: e), i)
+            XCTAssertEqual(g.edge(named: e.name), e)
+            XCTAssertTrue(seen.insert(e.name).inserted, "duplicate edge \(e.name)")
+            // Senders strictly upstream: heads read earlier layers, MLPs also their own layer's heads.
+            switch (e.sender, e.receiver) {
+            case (.head(let sl, _), .head(let rl, _, _)), (.mlp(let sl), .head(let rl, _, _)): XCTAssertLessThan(sl, rl)
+            case (.mlp(let sl), .mlp(let rl)): XCTAssertLessThan(sl, rl)
+            case (.head(let sl, _), .mlp(let rl)): XCTAssertLessThanOrEqual(sl, rl)
+            default: break
+            }
+        }
+        XCTAssertEqual(g.edge(named: "a0.h1->a2.h0<k>"), Edge(.head(layer: 0, head: 1), .head(layer: 2, head: 0, port: .k)))
+        XCTAssertNil(g.edge(named: "a2.h0->a1.h0<q>"), "downstream sender")
+        XCTAssertNil(g.edge(named: "a1.h0->a1.h1<q>"), "same-layer head into head")
+        XCTAssertNotNil(g.edge(named: "a1.h0->m1"))
+        XCTAssertNil(g.edge(named: "a9.h0->logits"))
+        XCTAssertNil(g.edge(named: "input->a0.h0<x>"))
+    }
+
+    func testCleanAndFullyCorruptedMasksReproduceTheRuns() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, pairs) = try fixture(name)
+            let engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt)
+            let clean = try model.forward(pairs.clean).logits.array
+            let corrupt = try model.forward(pairs.corrupt).logits.array
+            XCTAssertLessThanOrEqual(maxAbsDifference(engine.run(EdgeMask(graph: engine.graph)).array, clean), 1e-5)
+            let everything = engine.run(EdgeMask(graph: engine.graph, value: 1)).array
+            XCTAssertLessThanOrEqual(maxAbsDifference(everything, corrupt), 1e-4, "\(name): α = 1 everywhere vs the corrupted run")
+            // α = 0 written explicitly everywhere except one edge at α = 0 is still clean.
+            var mask = EdgeMask(graph: engine.graph)
+            mask[engine.graph.edgeCount / 2] = 0
+            XCTAssertLessThanOrEqual(maxAbsDifference(engine.run(mask).array, clean), 1e-5)
+        }
+    }
+
+    /// The PyTorch reference's patched runs (design §4, upstream patches propagate).
+    func testPatchedRunsMatchPyTorchReference() throws {
+        struct Patch: Decodable {
+            let edges: [String: Float]?
+            let values: [String: Double]
+            init(from decoder: Decoder) throws {
+                let c = try decoder.container(keyedBy: CodingKeys.self)
+                edges = try? c.decode([String: Float].self, forKey: .edges)
+                values = try c.decode([String: Double].self, forKey: .values)
+            }
+            enum CodingKeys: String, CodingKey { case edges, values }
+        }
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, reference, pairs) = try fixture(name)
+            let patches: [Patch] = try reference.json("patches")
+            XCTAssertGreaterThanOrEqual(patches.count, 6)
+            for metric in Metric.allCases {
+                let experiment = try Experiment(model: model, pairs: pairs, metric: metric)
+                for patch in patches {
+                    var mask = EdgeMask(graph: experiment.graph, value: patch.edges == nil ? 1 : 0)
+                    for (edgeName, alpha) in patch.edges ?? [:] {
+                        let edge = try XCTUnwrap(experiment.graph.edge(named: edgeName), edgeName)
+                        mask[experiment.graph.index(of: edge)!] = alpha
+                    }
+                    let expected = try XCTUnwrap(patch.values[metric.rawValue])
+                    XCTAssertEqual(experiment.evaluate(mask), expected, accuracy: 2e-4 * max(1, abs(expected)),
+                                   "\(name) \(metric.rawValue) \(patch.edges.map { "\($0)" } ?? "all")")
+                }
+            }
+        }
+    }
+
+    /// Corrupting every edge into one receiver equals feeding that receiver the corrupted run's input.
+    func testCorruptingAllEdgesIntoAReceiverFeedsItTheCorruptedInput() throws {
+        let (model, _, pairs) = try fixture("tiny-llama")
+        let engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt)
+        let corruptPass = try model.forward(pairs.corrupt, keepActivations: true)
+        let g = engine.graph
+        for receiver in [Receiver.head(layer: 1, head: 2, port: .k), .head(layer: 1, head: 0, port: .q), .mlp(layer: 1),
+                         .head(layer: 0, head: 3, port: .v), .logits] {
+            var mask = EdgeMask(graph: g)
+            let r = g.index(of: receiver)
+            for e in g.edgeOffsets[r]..<g.edgeOffsets[r + 1] { mask[e] = 1 }
+            let patched = engine.run(mask).array
+            let expected = try naiveRun(model, pairs.clean, receiver: receiver) { layer, point in
+                switch point {
+                case .pre: return corruptPass.layers[layer].residPre
+                case .mid: return corruptPass.layers[layer].residMid
+                case .final: return corruptPass.residFinal
+                }
+            }
+            XCTAssertLessThanOrEqual(maxAbsDifference(patched, expected), 1e-4, receiver.name)
+        }
+    }
+
+    /// `exact` against a brute-force patching written for this test: a full forward from the embedding
+    /// in which one receiver reads `clean + corrupt_s − clean_s`.
+    func testExactEqualsBruteForce() throws {
+        let (model, _, pairs) = try fixture("tiny-gpt2")
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+        let clean = try model.forward(pairs.clean, keepActivations: true, captureSenders: true)
+        let corrupt = try model.forward(pairs.corrupt, captureSenders: true)
+        let g = experiment.graph
+        let plane = clean.layout.rows * model.config.dModel
+        let edges = [0, 5, 17, 40, 61, 99, g.edgeCount - 1, g.edgeCount - 7]  // 110 edges
+        let exact = ExactPatching.scores(experiment, edges: edges)
+        for (i, e) in edges.enumerated() {
+            let edge = g.edge(e)
+            let s = g.index(of: edge.sender)
+            let logits = try naiveRun(model, pairs.clean, receiver: edge.receiver) { layer, point in
+                let base: FloatBuffer
+                switch point {
+                case .pre: base = clean.layers[layer].residPre
+                case .mid: base = clean.layers[layer].residMid
+                case .final: base = clean.residFinal
+                }
+                let input = FloatBuffer(count: plane)
+                for j in 0..<plane {
+                    input[j] = base[j] + corrupt.senders![s * plane + j] - clean.senders![s * plane + j]
+                }
+                return input
+            }
+            let value = Metric.logitDiff.evaluate(logits: logits, vocab: model.config.vocabularySize, targets: experiment.targets).mean
+            XCTAssertEqual(Double(exact[i]), value - experiment.cleanMetric, accuracy: 1e-4, edge.name)
+        }
+    }
+
+    private enum Point { case pre, mid, final }
+
+    /// Logits at the last tokens of a plain forward from the embedding where only `receiver` reads `input(layer, point)`.
+    private func naiveRun(
+        _ model: TransformerModel, _ batch: [[Int]], receiver: Receiver, input: (Int, Point) throws -> FloatBuffer
+    ) throws -> [Float] {
+        let c = model.config
+        let layout = SequenceLayout(lengths: batch.map(\.count))
+        let acts = LayerActivations(config: c, layout: layout)
+        model.embed(acts.residPre.pointer, tokens: batch.flatMap { $0 }, layout: layout)
+        let plane = layout.rows * c.dModel
+        let mlpOut = FloatBuffer(count: plane), final = FloatBuffer(count: plane)
+        var keep: [FloatBuffer] = []
+        for l in 0..<c.layers {
+            var inputs: ReceiverInputs?
+            if case .head(let rl, let h, let port) = receiver, rl == l {
+                let x = try input(l, .pre)
+                keep.append(x)
+                var replaced = ReceiverInputs(heads: c.heads)
+                switch port {
+                case .q: replaced.q[h] = UnsafePointer(x.pointer)
+                case .k: replaced.k[h] = UnsafePointer(x.pointer)
+                case .v: replaced.v[h] = UnsafePointer(x.pointer)
+                }
+                inputs = replaced
+            }
+            model.attentionForward(layer: l, acts, layout: layout, inputs: inputs)
+            var mlpInput: UnsafePointer<Float>?
+            if receiver == .mlp(layer: l) {
+                let x = try input(l, .mid)
+                keep.append(x)
+                mlpInput = UnsafePointer(x.pointer)
+            }
+            model.mlpForward(layer: l, acts, layout: layout, input: mlpInput, mlpOut: mlpOut.pointer,
+                             residPost: l == c.layers - 1 ? final.pointer : acts.residPre.pointer)
+        }
+        let readout = UnembeddingActivations(config: c, rows: layout.count)
+        let resid = receiver == .logits ? try input(c.layers, .final) : final
+        model.logitsForward(readout, resid: resid.pointer, rows: layout.lastRows)
+        withExtendedLifetime(keep) {}
+        return readout.logits.array
+    }
+
+    func testMeanAndZeroAblationBaselines() throws {
+        let (model, _, pairs) = try fixture("tiny-llama")
+        let zero = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt, ablation: .zero)
+        // Every edge zero-ablated: every receiver reads only bias constants (none in Llama): zeros in, so the
+        // logits equal the unembedding of the final norm of a zero vector, the same for every example.
+        let logits = zero.run(EdgeMask(graph: zero.graph, value: 1)).array
+        let vocab = model.config.vocabularySize
+        XCTAssertLessThanOrEqual(maxAbsDifference(logits[0..<vocab], logits[vocab..<(2 * vocab)]), 1e-6)
+        // Mean ablation with a single example equals resample ablation.
+        let one = PairBatch(clean: [pairs.clean[0]], corrupt: [pairs.corrupt[0]], correct: [pairs.correct[0]], incorrect: [pairs.incorrect[0]])
+        let mean = try PatchingEngine(model: model, clean: one.clean, corrupt: one.corrupt, ablation: .mean)
+        let resample = try PatchingEngine(model: model, clean: one.clean, corrupt: one.corrupt, ablation: .resample)
+        var mask = EdgeMask(graph: mean.graph)
+        for e in stride(from: 0, to: mask.alpha.count, by: 3) { mask[e] = 1 }
+        XCTAssertLessThanOrEqual(maxAbsDifference(mean.run(mask).array, resample.run(mask).array), 1e-5)
+    }
+
+    func testMismatchedPairLengthsAreAnError() throws {
+        let (model, _, pairs) = try fixture("tiny-gpt2")
+        var bad = pairs
+        bad.corrupt[1].append(3)
+        XCTAssertThrowsError(try Experiment(model: model, pairs: bad, metric: .logitDiff)) { error in
+            XCTAssertTrue("\(error)".contains("pair 1"), "\(error)")
+        }
+    }
+}

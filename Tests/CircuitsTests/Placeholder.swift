@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderCircuitsTests: XCTestCase { func testNothing() {} }
