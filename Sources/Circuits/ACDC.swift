@@ -21,6 +21,8 @@ public final class ACDC {
         public var removed: [Int]
         /// Edges into skipped receivers: dropped from the circuit, left clean since nothing reads their node.
         public var dropped: [Int]
+        /// Metric change measured when each kept edge was tried (its score in the circuit).
+        public var keptEffects: [Int: Float]
         /// Edges tried so far.
         public var edgesTried: Int
         /// Seconds spent so far, over all sessions.
@@ -53,7 +55,7 @@ public final class ACDC {
         if let resume, resume.edgeCount != g.edgeCount {
             throw ModelInputError("ACDC state is for a graph of \(resume.edgeCount) edges, this model has \(g.edgeCount)")
         }
-        state = resume ?? State(tau: tau, current: experiment.cleanMetric, receiversDone: 0, removed: [], dropped: [], edgesTried: 0,
+        state = resume ?? State(tau: tau, current: experiment.cleanMetric, receiversDone: 0, removed: [], dropped: [], keptEffects: [:], edgesTried: 0,
                                 seconds: 0, edgeCount: g.edgeCount)
         mask = EdgeMask(graph: g)
         outgoing = [Int](repeating: 0, count: g.senders.count)
@@ -91,6 +93,7 @@ public final class ACDC {
                         outgoing[s] -= 1
                     } else {
                         mask[e] = 0
+                        state.keptEffects[e] = Float(value - state.current)
                     }
                 }
             }

@@ -60,6 +60,27 @@ public struct Circuit: Codable, Sendable {
     /// The circuit's edges, by decreasing |score|.
     public var edges: [EdgeRecord]
 
+    /// Creates a circuit record.
+    public init(
+        model: String, task: String, method: String, metric: Metric, ablation: Ablation, pairs: Int, selection: String,
+        cleanMetric: Double, corruptMetric: Double, circuitMetric: Double, faithfulness: Double, graphEdges: Int,
+        edges: [EdgeRecord]
+    ) {
+        self.model = model
+        self.task = task
+        self.method = method
+        self.metric = metric
+        self.ablation = ablation
+        self.pairs = pairs
+        self.selection = selection
+        self.cleanMetric = cleanMetric
+        self.corruptMetric = corruptMetric
+        self.circuitMetric = circuitMetric
+        self.faithfulness = faithfulness
+        self.graphEdges = graphEdges
+        self.edges = edges
+    }
+
     enum CodingKeys: String, CodingKey {
         case model, task, method, metric, ablation, pairs, selection
         case cleanMetric = "clean_metric"

@@ -15,6 +15,19 @@ public enum EdgeAttribution {
     /// Progress of a run: chunks done and total.
     public typealias Progress = (_ done: Int, _ total: Int) -> Void
 
+    /// Where a run spent its time, in seconds.
+    public final class Profile: @unchecked Sendable {
+        /// Forward passes (clean, corrupted and interpolated).
+        public var forward = 0.0
+        /// Backward passes, excluding the contraction.
+        public var backward = 0.0
+        /// Contracting receiver gradients with sender differences.
+        public var contraction = 0.0
+
+        /// An empty profile.
+        public init() {}
+    }
+
     /// Scores for every edge of `model`'s graph, in `CircuitGraph` edge order.
     ///
     /// - Parameters:
@@ -22,7 +35,7 @@ public enum EdgeAttribution {
     ///   - chunkSize: pairs per forward/backward chunk
     public static func scores(
         model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample,
-        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, progress: Progress? = nil
+        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, profile: Profile? = nil, progress: Progress? = nil
     ) throws -> [Float] {
         try pairs.validate()
         if let steps = integratedGradientSteps, steps < 1 { throw ModelInputError("EAP-IG needs at least one step, got \(steps)") }
@@ -35,6 +48,7 @@ public enum EdgeAttribution {
             let chunk = pairs.slice(range)
             let weight = Float(chunk.count) / Float(pairs.count)
             let steps = integratedGradientSteps ?? 0
+            var start = Date()
             let cleanPass = try model.forward(chunk.clean, keepActivations: steps == 0, captureSenders: true)
             let layout = cleanPass.layout, plane = layout.rows * c.dModel
             // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`
@@ -45,16 +59,26 @@ public enum EdgeAttribution {
             case .mean: diffs = means!.expanded(to: layout)
             }
             let clean = cleanPass.senders!
-            for i in 0..<diffs.count { diffs[i] -= clean[i] }
+            axpy(diffs.pointer, -1, clean.pointer, diffs.count)
+            profile?.forward += Date().timeIntervalSince(start)
             let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
                                         reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
 
-            /// Adds Σ diff·grad of one block of receivers to their edges' scores.
+            /// Adds Σ diff·grad of one block of receivers to their edges' scores: `scoresᵀ += diffs · gradsᵀ`.
             func contract(_ group: ReceiverGradients) {
+                let contractionStart = Date()
+                defer { profile?.contraction += Date().timeIntervalSince(contractionStart) }
                 let r0 = graph.index(of: group.receivers[0]), upstream = graph.upstreamCount(receiverAt: r0)
+                let n = group.receivers.count
+                // block[s, i] = Σ_{t,d} diff_s · grad_i, `[upstream, n]`, then scattered to edge (s → receiver i).
+                let block = FloatBuffer(uninitializedCount: upstream * n)
+                gemm(block.pointer, ldc: n, diffs.pointer, lda: plane, transposeA: false, group.gradients, ldb: plane,
+                     transposeB: true, accumulate: false, upstream, n, plane)
                 scores.withUnsafeMutableBufferPointer { s in
-                    gemm(s.baseAddress! + graph.edgeOffsets[r0], ldc: upstream, group.gradients, lda: plane, transposeA: false,
-                         diffs.pointer, ldb: plane, transposeB: true, accumulate: true, group.receivers.count, upstream, plane)
+                    for i in 0..<n {
+                        let row = s.baseAddress! + graph.edgeOffsets[r0 + i]
+                        for sender in 0..<upstream { row[sender] += block[sender * n + i] }
+                    }
                 }
             }
             /// Backpropagates the chunk's metric, scaled by `scale`, through `pass` and contracts.
@@ -62,7 +86,9 @@ public enum EdgeAttribution {
                 let dLogits = FloatBuffer(count: pass.logits.count)
                 _ = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
                 for i in 0..<dLogits.count { dLogits[i] *= scale }
+                let backwardStart = Date(), contractionBefore = profile?.contraction ?? 0
                 model.backward(pass, dLogits: dLogits.pointer, onReceivers: contract)
+                profile?.backward += Date().timeIntervalSince(backwardStart) - ((profile?.contraction ?? 0) - contractionBefore)
             }
 
             if steps == 0 {
@@ -74,7 +100,9 @@ public enum EdgeAttribution {
                 for k in 0..<steps {
                     let t = Float(k) / Float(steps)
                     for i in 0..<plane { embedding[i] = cleanInput[i] + (1 - t) * diffInput[i] }
+                    start = Date()
                     let pass = try model.forward(chunk.clean, keepActivations: true, inputEmbedding: embedding.pointer)
+                    profile?.forward += Date().timeIntervalSince(start)
                     attribute(pass, scale: weight / Float(steps))
                 }
             }

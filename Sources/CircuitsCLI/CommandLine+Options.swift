@@ -4,10 +4,19 @@ import Foundation
 struct OptionSpec {
     /// Long name without dashes, e.g. `model`.
     let name: String
+    /// One-letter alias (`-n`), if any.
+    let short: Character?
     /// Placeholder for the value (`M`), or nil for a boolean flag.
     let value: String?
     /// One-line help.
     let help: String
+
+    init(name: String, short: Character? = nil, value: String?, help: String) {
+        self.name = name
+        self.short = short
+        self.value = value
+        self.help = help
+    }
 }
 
 /// A usage mistake: printed with the subcommand's help hint, exit status 2.
@@ -25,11 +34,13 @@ struct ParsedOptions {
     /// Parses `arguments` against `specs`; `--name value`, `--name=value` and `--` are understood.
     init(_ arguments: [String], specs: [OptionSpec]) throws {
         let byName = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
+        let longFor = Dictionary(uniqueKeysWithValues: specs.compactMap { spec in spec.short.map { ("-\($0)", "--\(spec.name)") } })
         var i = 0
         var onlyPositionals = false
         while i < arguments.count {
-            let argument = arguments[i]
+            var argument = arguments[i]
             i += 1
+            if !onlyPositionals, let long = longFor[argument] { argument = long }
             if onlyPositionals || !argument.hasPrefix("--") || argument == "-" {
                 if !onlyPositionals, argument.hasPrefix("-"), argument.count > 1, argument != "-", Double(argument) == nil {
                     throw UsageError(description: "unknown option '\(argument)'")
@@ -101,7 +112,7 @@ extension Subcommand {
     /// `--help` text.
     static var help: String {
         let all = options + [OptionSpec(name: "help", value: nil, help: "show this help")]
-        let heads = all.map { "--\($0.name)\($0.value.map { " \($0)" } ?? "")" }
+        let heads = all.map { "\($0.short.map { "-\($0), " } ?? "")--\($0.name)\($0.value.map { " \($0)" } ?? "")" }
         let width = heads.map(\.count).max() ?? 0
         var lines = ["usage: circuits \(name) \(usage)", "", summary, "", "options:"]
         for (head, option) in zip(heads, all) {

@@ -2,7 +2,7 @@ import Foundation
 import Transformer
 
 /// Every subcommand, in the order `circuits --help` lists them.
-let subcommands: [Subcommand.Type] = [RunCommand.self, FetchModelCommand.self]
+let subcommands: [Subcommand.Type] = [DiscoverCommand.self, RunCommand.self, FetchModelCommand.self]
 
 let topLevelHelp = """
     usage: circuits <command> [options]

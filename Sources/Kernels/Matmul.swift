@@ -51,38 +51,85 @@ public func gemm(
         if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return
     }
-    // Short, wide-depth products (EAP's receivers × senders contraction over T·d) split the depth
-    // across threads, each into a private copy of C, then add the copies.
-    let workers = Threading.workerCount
-    if workers > 1 && m * n <= 1 << 16 && k >= 8 * blockDepth * workers {
-        gemmSplitDepth(c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
-                       accumulate: accumulate, m, n, k, parts: workers)
+    // Few columns and a long depth with both operands contiguous along it (EAP's contraction of
+    // sender differences with receiver gradients over T·d): dot products along the depth.
+    if !transposeA && transposeB && n <= 64 && k >= 4 * dotBlockDepth {
+        gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k)
         return
     }
     gemmBlocked(c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
                 accumulate: accumulate, m, n, k, serial: m * n * k < 1 << 16)
 }
 
-/// `gemm` with the depth `k` cut into `parts` slices computed in parallel, each single-threaded.
-private func gemmSplitDepth(
-    _ c: UnsafeMutablePointer<Float>, ldc: Int,
-    _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
-    _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
-    accumulate: Bool, _ m: Int, _ n: Int, _ k: Int, parts: Int
+/// Depth of one block of the dot-product path: runs of 16 KB per row keep the prefetcher streaming.
+private let dotBlockDepth = 4096
+
+/// `C (+)= A·Bᵀ` as dot products along `k`: tiles of 4 rows of A × 4 rows of B, each pair accumulated
+/// in a vector register over a depth block. Missing rows of a tile point at a zero block.
+private func gemmDotProducts(
+    _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int,
+    _ b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, _ m: Int, _ n: Int, _ k: Int
 ) {
-    let partials = UnsafeMutablePointer<Float>.allocate(capacity: parts * m * n)
-    defer { partials.deallocate() }
-    parallelFor(parts) { part in
-        let p0 = part * k / parts, p1 = (part + 1) * k / parts
-        let aStart = transposeA ? a + p0 * lda : a + p0
-        let bStart = transposeB ? b + p0 : b + p0 * ldb
-        gemmBlocked(partials + part * m * n, ldc: n, aStart, lda: lda, transposeA: transposeA, bStart, ldb: ldb,
-                    transposeB: transposeB, accumulate: false, m, n, p1 - p0, serial: true)
+    if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+    let zeros = UnsafeMutablePointer<Float>.allocate(capacity: dotBlockDepth)
+    zeros.initialize(repeating: 0, count: dotBlockDepth)
+    defer { zeros.deallocate() }
+    parallelChunks((m + 3) / 4, minimumChunk: 2) { groups in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sums in
+            var kb = 0
+            while kb < k {
+                let kc = min(dotBlockDepth, k - kb)
+                /// Row `i` of A (or of B when `ofB`) at depth `kb`, or the zero block past the end.
+                func row(_ i: Int, ofB: Bool) -> UnsafePointer<Float> {
+                    ofB ? (i < n ? b + i * ldb + kb : UnsafePointer(zeros)) : (i < m ? a + i * lda + kb : UnsafePointer(zeros))
+                }
+                for group in groups {
+                    let i0 = group * 4
+                    var j0 = 0
+                    while j0 < n {
+                        dotTile(sums.baseAddress!, row(i0, ofB: false), row(i0 + 1, ofB: false), row(i0 + 2, ofB: false),
+                                row(i0 + 3, ofB: false), row(j0, ofB: true), row(j0 + 1, ofB: true), row(j0 + 2, ofB: true),
+                                row(j0 + 3, ofB: true), kc)
+                        for i in 0..<min(4, m - i0) {
+                            for j in 0..<min(4, n - j0) { c[(i0 + i) * ldc + j0 + j] += sums[i * 4 + j] }
+                        }
+                        j0 += 4
+                    }
+                }
+                kb += kc
+            }
+        }
     }
-    for i in 0..<m {
-        let row = c + i * ldc
-        if !accumulate { row.update(repeating: 0, count: n) }
-        for part in 0..<parts { axpy(row, 1, partials + part * m * n + i * n, n) }
+}
+
+/// `out[i·4 + j] = aᵢ · bⱼ` over `kc` floats for four rows of A and four of B.
+@inline(__always)
+private func dotTile(
+    _ out: UnsafeMutablePointer<Float>, _ a0: UnsafePointer<Float>, _ a1: UnsafePointer<Float>,
+    _ a2: UnsafePointer<Float>, _ a3: UnsafePointer<Float>, _ b0: UnsafePointer<Float>, _ b1: UnsafePointer<Float>,
+    _ b2: UnsafePointer<Float>, _ b3: UnsafePointer<Float>, _ kc: Int
+) {
+    var s00 = Vec(), s01 = Vec(), s02 = Vec(), s03 = Vec(), s10 = Vec(), s11 = Vec(), s12 = Vec(), s13 = Vec()
+    var s20 = Vec(), s21 = Vec(), s22 = Vec(), s23 = Vec(), s30 = Vec(), s31 = Vec(), s32 = Vec(), s33 = Vec()
+    var p = 0
+    while p + 16 <= kc {
+        let x0 = load(a0 + p), x1 = load(a1 + p), x2 = load(a2 + p), x3 = load(a3 + p)
+        var y = load(b0 + p)
+        s00 = s00.addingProduct(x0, y); s10 = s10.addingProduct(x1, y); s20 = s20.addingProduct(x2, y); s30 = s30.addingProduct(x3, y)
+        y = load(b1 + p)
+        s01 = s01.addingProduct(x0, y); s11 = s11.addingProduct(x1, y); s21 = s21.addingProduct(x2, y); s31 = s31.addingProduct(x3, y)
+        y = load(b2 + p)
+        s02 = s02.addingProduct(x0, y); s12 = s12.addingProduct(x1, y); s22 = s22.addingProduct(x2, y); s32 = s32.addingProduct(x3, y)
+        y = load(b3 + p)
+        s03 = s03.addingProduct(x0, y); s13 = s13.addingProduct(x1, y); s23 = s23.addingProduct(x2, y); s33 = s33.addingProduct(x3, y)
+        p += 16
+    }
+    let sums = [s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33]
+    for t in 0..<16 { out[t] = sums[t].sum() }
+    let rows = [a0, a1, a2, a3], cols = [b0, b1, b2, b3]
+    while p < kc {
+        for i in 0..<4 { for j in 0..<4 { out[i * 4 + j] += rows[i][p] * cols[j][p] } }
+        p += 1
     }
 }
 
@@ -134,9 +181,10 @@ private func gemmBlocked(
                     let cols = min(microCols, nc - j0)
                     for mp in 0..<microPanels {
                         let rows = min(microRows, mc - mp * microRows)
-                        let cTile = c + (i0 + mp * microRows) * ldc + jc + j0
-                        microKernelTile(cTile, ldc, packedA + mp * kc * microRows, packedB + panel * kc * microCols,
-                                        kc, rows, cols, overwrite: firstDepthBlock)
+                        let aPanel = packedA + mp * kc * microRows, bPanel = packedB + panel * kc * microCols
+                        microKernelTile(c + (i0 + mp * microRows) * ldc + jc + j0, ldc, rows, cols, overwrite: firstDepthBlock) {
+                            out, ldo, overwrite in microKernel(out, ldo, aPanel, bPanel, kc, overwrite: overwrite)
+                        }
                     }
                 }
             }
@@ -199,19 +247,20 @@ private func packPanelB(
     }
 }
 
-/// Runs the micro-kernel on a full tile in place, or through a scratch tile at the matrix edges.
+/// Runs `kernel` (which writes a full 8 × 32 tile) on C in place, or through a scratch tile at the
+/// matrix edges.
 @inline(__always)
 private func microKernelTile(
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ packedA: UnsafePointer<Float>, _ packedB: UnsafePointer<Float>,
-    _ kc: Int, _ rows: Int, _ cols: Int, overwrite: Bool
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ rows: Int, _ cols: Int, overwrite: Bool,
+    _ kernel: (_ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ overwrite: Bool) -> Void
 ) {
     if rows == microRows && cols == microCols {
-        microKernel(c, ldc, packedA, packedB, kc, overwrite: overwrite)
+        kernel(c, ldc, overwrite)
         return
     }
     withUnsafeTemporaryAllocation(of: Float.self, capacity: microRows * microCols) { tile in
         let t = tile.baseAddress!
-        microKernel(t, microCols, packedA, packedB, kc, overwrite: true)
+        kernel(t, microCols, true)
         for i in 0..<rows {
             let dst = c + i * ldc, src = t + i * microCols
             if overwrite {
@@ -253,16 +302,25 @@ private func microKernel(
         ap += microRows
         bp += microCols
     }
-    @inline(__always) func put(_ row: Int, _ v0: Vec, _ v1: Vec) {
+    storeTile(c, ldc, overwrite, (c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51), (c60, c61), (c70, c71))
+}
+
+/// Writes (or adds) eight rows of two vectors into C.
+@inline(__always)
+private func storeTile(
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ overwrite: Bool,
+    _ r0: (Vec, Vec), _ r1: (Vec, Vec), _ r2: (Vec, Vec), _ r3: (Vec, Vec),
+    _ r4: (Vec, Vec), _ r5: (Vec, Vec), _ r6: (Vec, Vec), _ r7: (Vec, Vec)
+) {
+    @inline(__always) func put(_ row: Int, _ v: (Vec, Vec)) {
         let p = c + row * ldc
         if overwrite {
-            store(p, v0); store(p + 16, v1)
+            store(p, v.0); store(p + 16, v.1)
         } else {
-            store(p, load(p) + v0); store(p + 16, load(p + 16) + v1)
+            store(p, load(p) + v.0); store(p + 16, load(p + 16) + v.1)
         }
     }
-    put(0, c00, c01); put(1, c10, c11); put(2, c20, c21); put(3, c30, c31)
-    put(4, c40, c41); put(5, c50, c51); put(6, c60, c61); put(7, c70, c71)
+    put(0, r0); put(1, r1); put(2, r2); put(3, r3); put(4, r4); put(5, r5); put(6, r6); put(7, r7)
 }
 
 /// Naive triple-loop reference for `gemm`, accumulating in `Double`; for tests.

@@ -1,0 +1,231 @@
+import Circuits
+import Foundation
+import Tasks
+import Transformer
+
+/// `circuits discover`: scores edges with a method, selects a circuit, measures it and writes DOT/SVG/JSON.
+enum DiscoverCommand: Subcommand {
+    static let name = "discover"
+    static let summary = "Find the circuit behind a task: score edges, select and prune a circuit, measure its faithfulness, write DOT, SVG and JSON."
+    static let usage = "[--model M] [--task T | --data F] [--method eap-ig] [--metric M] [--edges N | --target-faithfulness F] [--out DIR]"
+    static let options = [
+        OptionSpec(name: "model", value: "M", help: "model: .gguf file, HF directory, HF cache name, or \(DefaultModel.name) (default)"),
+    ] + pairOptions + [
+        OptionSpec(name: "method", value: "NAME", help: "eap-ig (default), eap, exact or acdc"),
+        OptionSpec(name: "steps", value: "M", help: "EAP-IG interpolation steps (default 5)"),
+        OptionSpec(name: "metric", value: "NAME", help: "logit_diff, prob_diff, kl or logprob (default: the task's)"),
+        OptionSpec(name: "ablation", value: "KIND", help: "resample (default), mean or zero"),
+        OptionSpec(name: "edges", value: "N", help: "keep the top N edges by |score| (default 200)"),
+        OptionSpec(name: "greedy", value: nil, help: "grow the N edges greedily from logits instead of taking the global top N"),
+        OptionSpec(name: "threshold", value: "T", help: "keep every edge with |score| ≥ T"),
+        OptionSpec(name: "target-faithfulness", value: "F", help: "smallest top-n circuit with faithfulness ≥ F (bisection)"),
+        OptionSpec(name: "tau", value: "τ", help: "ACDC threshold (default 0.01)"),
+        OptionSpec(name: "resume", value: "STATE", help: "resume ACDC from a state file it saved"),
+        OptionSpec(name: "curve", value: nil, help: "also print the faithfulness curve (50 … 2000 edges)"),
+        OptionSpec(name: "chunk-size", value: "N", help: "pairs per forward/backward chunk for eap/eap-ig (default 32)"),
+        OptionSpec(name: "out", value: "DIR", help: "output folder (default Graphs)"),
+        OptionSpec(name: "name", value: "NAME", help: "output file name without extension (default: the task name)"),
+        OptionSpec(name: "top", value: "K", help: "edges to list (default 15)"),
+        OptionSpec(name: "json", value: nil, help: "print the circuit JSON on stdout instead of the text report"),
+    ]
+
+    enum Method: String { case eap, eapIG = "eap-ig", exact, acdc }
+
+    static func run(_ options: ParsedOptions) throws -> Int32 {
+        guard options.positionals.isEmpty else { throw UsageError(description: "unexpected argument '\(options.positionals[0])'") }
+        let methodName = options.string("method") ?? "eap-ig"
+        guard let method = Method(rawValue: methodName) else { throw UsageError(description: "unknown --method '\(methodName)' (eap-ig, eap, exact, acdc)") }
+        let steps = try options.int("steps", default: 5, in: 1...1000)!
+        let tau = try options.double("tau", default: 0.01, in: 0...Double.infinity)!
+        let chunkSize = try options.int("chunk-size", default: 32, in: 1...100_000)!
+        let top = try options.int("top", default: 15, in: 0...100_000)!
+        let selectionChoices = ["edges", "threshold", "target-faithfulness"].filter { options.string($0) != nil }
+        guard selectionChoices.count <= 1 else { throw UsageError(description: "give only one of --edges, --threshold, --target-faithfulness") }
+        if method == .acdc, !selectionChoices.isEmpty { throw UsageError(description: "acdc chooses its circuit with --tau; --\(selectionChoices[0]) does not apply") }
+        if options.string("resume") != nil, method != .acdc { throw UsageError(description: "--resume only applies to --method acdc") }
+        let edgesWanted = try options.int("edges", default: 200, in: 1...Int.max)!
+        let threshold = try options.double("threshold", in: 0...Double.infinity)
+        let target = try options.double("target-faithfulness", in: -10...10)
+        let outDirectory = URL(fileURLWithPath: options.string("out") ?? "Graphs")
+
+        let model = try loadModel(options.string("model"))
+        let tokenizer = try requireTokenizer(model)
+        let loaded = try loadPairs(options, tokenizer: tokenizer)
+        let metric = try metricOption(options, default: loaded.defaultMetric)
+        let ablation = try ablationOption(options)
+        let pairs = loaded.batch
+        let outName = options.string("name") ?? loaded.source.replacingOccurrences(of: ".", with: "-")
+        for line in loaded.notes { note(line) }
+        note("\(pairs.count) pairs of \(loaded.source), metric \(metric.rawValue), ablation \(ablation.rawValue)")
+        if method == .eap && metric == .kl {
+            note("warning: at α = 0 the gradient of kl is zero, so EAP scores every edge 0; use --method eap-ig for kl")
+        }
+
+        // Score edges (EAP runs before the patching engine exists, so its memory stays small).
+        let scoringStart = Date()
+        var scores: [Float]
+        var experiment: Experiment?
+        var selectionText: String
+        var acdcKept: [Int]?
+        switch method {
+        case .eap, .eapIG:
+            scores = try EdgeAttribution.scores(
+                model: model, pairs: pairs, metric: metric, ablation: ablation,
+                integratedGradientSteps: method == .eapIG ? steps : nil, chunkSize: chunkSize
+            ) { done, total in note("\(method.rawValue): chunk \(done)/\(total), \(String(format: "%.1f", elapsed(since: scoringStart))) s") }
+            selectionText = ""
+        case .exact:
+            let e = try makeExperiment(model, pairs, metric, ablation)
+            experiment = e
+            note("exact patching: one forward pass per edge, \(e.graph.edgeCount) edges")
+            scores = ExactPatching.allScores(e) { done, total in
+                if done % 500 == 0 || done == total { note("exact: \(done)/\(total) edges, \(String(format: "%.0f", elapsed(since: scoringStart))) s") }
+            }
+            selectionText = ""
+        case .acdc:
+            let e = try makeExperiment(model, pairs, metric, ablation)
+            experiment = e
+            let stateURL = outDirectory.appendingPathComponent("\(outName).acdc-state.json")
+            let resume = try options.string("resume").map { path -> ACDC.State in
+                guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError(path, "cannot read ACDC state") }
+                do { return try JSONDecoder().decode(ACDC.State.self, from: data) } catch {
+                    throw ModelFileError(path, "not an ACDC state file")
+                }
+            }
+            let acdc = try ACDC(e, tau: tau, resume: resume)
+            try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
+            let kept = acdc.run { state, progress in
+                note("acdc: \(progress.receiver.name) done (\(progress.receiversDone)/\(progress.receiverCount) receivers), "
+                     + "\(progress.edgesTried) edges tried, \(progress.edgesRemoved) removed, \(String(format: "%.0f", progress.seconds)) s")
+                if let data = try? JSONEncoder().encode(state) { try? data.write(to: stateURL, options: .atomic) }
+            }
+            acdcKept = kept
+            scores = [Float](repeating: 0, count: e.graph.edgeCount)
+            for (edge, effect) in acdc.state.keptEffects { scores[edge] = effect }
+            selectionText = "acdc tau \(acdc.state.tau)"
+        }
+        let scoringSeconds = elapsed(since: scoringStart)
+        note(String(format: "scored %d edges in %.1f s", scores.count, scoringSeconds))
+
+        // Select, prune and evaluate.
+        let e = try experiment ?? makeExperiment(model, pairs, metric, ablation)
+        let g = e.graph
+        var circuitEdges: [Int]
+        if let kept = acdcKept {
+            circuitEdges = g.pruned(kept)
+        } else if let target {
+            note("bisecting for faithfulness ≥ \(target)…")
+            let found = e.smallestCircuit(scores: scores, target: target)
+            circuitEdges = found.edges
+            selectionText = "target faithfulness \(target) (top \(found.requested))"
+        } else if let threshold {
+            circuitEdges = g.pruned(Selection.threshold(threshold).select(scores, graph: g))
+            selectionText = "|score| ≥ \(threshold)"
+        } else {
+            let greedy = options.flag("greedy")
+            circuitEdges = g.pruned((greedy ? Selection.greedy(edgesWanted) : .topN(edgesWanted)).select(scores, graph: g))
+            selectionText = "\(greedy ? "greedy" : "top") \(edgesWanted)"
+        }
+        let (circuitMetric, faithfulness) = e.evaluate(circuit: circuitEdges)
+        let ranked = circuitEdges.sorted { abs(scores[$0]) > abs(scores[$1]) }
+        let circuit = Circuit(
+            model: model.source, task: loaded.source, method: method.rawValue, metric: metric,
+            ablation: ablation, pairs: pairs.count, selection: selectionText, cleanMetric: e.cleanMetric,
+            corruptMetric: e.corruptMetric, circuitMetric: circuitMetric, faithfulness: faithfulness,
+            graphEdges: g.edgeCount, edges: ranked.map { Circuit.EdgeRecord(g.edge($0), score: scores[$0]) })
+        let curve = options.flag("curve") && method != .acdc
+            ? e.faithfulnessCurve(scores: scores, sizes: [50, 100, 200, 500, 1000, 2000]) : []
+
+        let written = try writeOutputs(circuit, directory: outDirectory, name: outName)
+        if options.flag("json") {
+            FileHandle.standardOutput.write(try circuit.jsonData())
+            print()
+            return 0
+        }
+        let m = metric.rawValue
+        print("model         \(describe(model))")
+        print("task          \(loaded.source), \(pairs.count) pairs, metric \(m), ablation \(ablation.rawValue)")
+        print("method        \(method.rawValue)\(method == .eapIG ? " (\(steps) steps)" : ""), \(g.edgeCount) edges scored in \(String(format: "%.1f", scoringSeconds)) s")
+        print(String(format: "clean %@     %.4f", m, e.cleanMetric))
+        print(String(format: "corrupt %@   %.4f", m, e.corruptMetric))
+        print("circuit       \(circuit.edges.count) edges (\(selectionText), pruned)")
+        print(String(format: "circuit %@   %.4f", m, circuitMetric))
+        print(String(format: "faithfulness  %.4f", faithfulness))
+        if !curve.isEmpty {
+            print("faithfulness curve (top n → edges after pruning: faithfulness):")
+            for p in curve { print(String(format: "  %6d → %6d: %.4f", p.requested, p.edges, p.faithfulness)) }
+        }
+        if top > 0 {
+            print("top edges:")
+            for (i, record) in circuit.edges.prefix(top).enumerated() {
+                print(String(format: "  %3d. %@ %+.5f", i + 1, record.name.padding(toLength: 26, withPad: " ", startingAt: 0), record.score))
+            }
+        }
+        print("wrote " + written.map(\.path).joined(separator: ", "))
+        return 0
+    }
+
+    /// The experiment (clean and corrupted runs, baselines), with progress on stderr.
+    static func makeExperiment(_ model: TransformerModel, _ pairs: PairBatch, _ metric: Metric, _ ablation: Ablation) throws -> Experiment {
+        let start = Date()
+        let e = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation)
+        note(String(format: "clean and corrupted runs in %.1f s: clean %@ %.4f, corrupt %.4f", elapsed(since: start),
+                    metric.rawValue, e.cleanMetric, e.corruptMetric))
+        return e
+    }
+}
+
+/// Writes `name.json`, `name.dot` and, when Graphviz is installed, `name.svg` into `directory`.
+func writeOutputs(_ circuit: Circuit, directory: URL, name: String) throws -> [URL] {
+    do {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    } catch {
+        throw ModelFileError(directory.path, "cannot create output folder (\(error.localizedDescription))")
+    }
+    let json = directory.appendingPathComponent("\(name).json"), dot = directory.appendingPathComponent("\(name).dot")
+    do {
+        try circuit.jsonData().write(to: json, options: .atomic)
+        try Data(circuit.dot().utf8).write(to: dot, options: .atomic)
+    } catch {
+        throw ModelFileError(directory.path, "cannot write outputs (\(error.localizedDescription))")
+    }
+    var written = [json, dot]
+    let svg = directory.appendingPathComponent("\(name).svg")
+    switch Graphviz.render(dot, to: svg) {
+    case .rendered(let warnings):
+        written.append(svg)
+        if !warnings.isEmpty { note("graphviz warnings:\n\(warnings)") }
+    case .notInstalled:
+        note("Graphviz `dot` not found: install it (Debian: apt-get install graphviz) to render \(svg.lastPathComponent)")
+    case .failed(let message):
+        note("graphviz failed: \(message)")
+    }
+    return written
+}
+
+/// Renders DOT files with Graphviz's `dot` when it is installed.
+enum Graphviz {
+    enum Outcome { case rendered(warnings: String), notInstalled, failed(String) }
+
+    /// Runs `dot -Tsvg` (or the format of `output`'s extension), writing to a temporary file first.
+    static func render(_ input: URL, to output: URL) -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let partial = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).partial")
+        process.arguments = ["dot", "-T\(output.pathExtension)", input.path, "-o", partial.path]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        do { try process.run() } catch { return .notInstalled }
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        if process.terminationStatus == 127 { return .notInstalled }
+        guard process.terminationStatus == 0 else {
+            try? FileManager.default.removeItem(at: partial)
+            return .failed(message.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        _ = try? FileManager.default.removeItem(at: output)
+        do { try FileManager.default.moveItem(at: partial, to: output) } catch { return .failed(error.localizedDescription) }
+        return .rendered(warnings: message.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}

@@ -1,0 +1,78 @@
+import Circuits
+import Foundation
+import Tasks
+import Transformer
+
+/// Options of the commands that read prompt pairs from a built-in task or a pairs file.
+let pairOptions = [
+    OptionSpec(name: "task", value: "T", help: "built-in task (ioi, greater-than, induction; default ioi)"),
+    OptionSpec(name: "data", value: "F", help: "pairs file instead of a task: .jsonl (ours), .json (auto-circuit) or .csv (EAP-IG)"),
+    OptionSpec(name: "format", value: "FMT", help: "pairs file format when the extension does not say: jsonl, auto-circuit, eap-ig"),
+    OptionSpec(name: "skip-invalid", value: nil, help: "skip invalid pairs in --data (and report how many) instead of stopping"),
+    OptionSpec(name: "pairs", short: "n", value: "N", help: "number of pairs (default 100; for --data, the first N)"),
+    OptionSpec(name: "seed", value: "S", help: "seed for generating task pairs (default 0)"),
+]
+
+/// Prompt pairs ready for a model, with where they came from.
+struct LoadedPairs {
+    /// Task name, or the data file's name.
+    let source: String
+    /// The task's default metric (logit_diff for data files).
+    let defaultMetric: Metric
+    let batch: PairBatch
+    /// Notes from the generator (e.g. the greater-than variant).
+    let notes: [String]
+}
+
+/// Reads `--task`/`--data` pairs for `tokenizer`, reporting skipped lines on stderr.
+func loadPairs(_ options: ParsedOptions, tokenizer: Tokenizer, defaultTask: String? = "ioi") throws -> LoadedPairs {
+    let count = try options.int("pairs", in: 1...1_000_000)
+    if let path = options.string("data") {
+        guard options.string("task") == nil else { throw UsageError(description: "give either --task or --data, not both") }
+        let format = try options.string("format").map { name in
+            guard let format = PairsFormat(rawValue: name) else {
+                throw UsageError(description: "unknown --format '\(name)' (jsonl, auto-circuit, eap-ig)")
+            }
+            return format
+        }
+        let contents = try PairsFile.read(URL(fileURLWithPath: path), format: format, tokenizer: tokenizer,
+                                          skipInvalid: options.flag("skip-invalid"))
+        if !contents.skipped.isEmpty {
+            note("skipped \(contents.skipped.count) invalid pairs; first: \(contents.skipped[0])")
+        }
+        let pairs = count.map { Array(contents.tokenized.prefix($0)) } ?? contents.tokenized
+        return LoadedPairs(source: URL(fileURLWithPath: path).lastPathComponent, defaultMetric: .logitDiff,
+                           batch: PairBatch(pairs), notes: [])
+    }
+    guard let name = options.string("task") ?? defaultTask else { throw UsageError(description: "give --task or --data") }
+    let seed = try options.int("seed", default: 0, in: 0...Int.max)!
+    let dataset = try TaskRegistry.located().generate(name, count: count ?? 100, seed: UInt64(seed), tokenizer: tokenizer)
+    return LoadedPairs(source: name, defaultMetric: dataset.metric, batch: PairBatch(dataset.tokenized), notes: dataset.notes)
+}
+
+/// Parses `--metric`, falling back to `fallback`.
+func metricOption(_ options: ParsedOptions, default fallback: Metric) throws -> Metric {
+    guard let name = options.string("metric") else { return fallback }
+    guard let metric = Metric(rawValue: name) else {
+        throw UsageError(description: "unknown --metric '\(name)' (\(Metric.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+    return metric
+}
+
+/// Parses `--ablation`, default resample.
+func ablationOption(_ options: ParsedOptions) throws -> Ablation {
+    guard let name = options.string("ablation") else { return .resample }
+    guard let ablation = Ablation(rawValue: name) else {
+        throw UsageError(description: "unknown --ablation '\(name)' (\(Ablation.allCases.map(\.rawValue).joined(separator: ", ")))")
+    }
+    return ablation
+}
+
+/// The model's tokenizer, or an error saying the model has none.
+func requireTokenizer(_ model: TransformerModel) throws -> Tokenizer {
+    guard let tokenizer = model.tokenizer else { throw ModelFileError(model.source, "the model files carry no tokenizer") }
+    return tokenizer
+}
+
+/// Seconds since `start`.
+func elapsed(since start: Date) -> Double { Date().timeIntervalSince(start) }

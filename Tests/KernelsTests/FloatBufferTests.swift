@@ -1,0 +1,37 @@
+import Kernels
+import XCTest
+
+/// The aligned `Float` storage the kernels work on.
+final class FloatBufferTests: XCTestCase {
+    func testZeroedCopiedAndUninitializedBuffers() {
+        let zeroed = FloatBuffer(count: 37)
+        XCTAssertEqual(zeroed.count, 37)
+        XCTAssertEqual(zeroed.array, [Float](repeating: 0, count: 37))
+
+        let values: [Float] = [1, -2.5, .infinity, 3]
+        let copy = FloatBuffer(values)
+        XCTAssertEqual(copy.count, 4)
+        XCTAssertEqual(copy.array, values)
+        copy[1] = 7
+        XCTAssertEqual(copy[1], 7)
+        XCTAssertEqual(copy.pointer[1], 7)
+        copy.zero()
+        XCTAssertEqual(copy.array, [0, 0, 0, 0])
+
+        let uninitialized = FloatBuffer(uninitializedCount: 5)
+        XCTAssertEqual(uninitialized.count, 5)
+        uninitialized.pointer.update(repeating: 2, count: 5)
+        XCTAssertEqual(uninitialized.array, [2, 2, 2, 2, 2])
+    }
+
+    func testEmptyBuffersAndAlignment() {
+        let empty = FloatBuffer(count: 0), emptyCopy = FloatBuffer([])
+        XCTAssertEqual(empty.count, 0)
+        XCTAssertEqual(empty.array, [])
+        XCTAssertEqual(emptyCopy.array, [])
+        empty.zero()
+        for count in [0, 1, 7, 33, 1537] {
+            XCTAssertEqual(Int(bitPattern: FloatBuffer(count: count).pointer) % 64, 0, "buffer of \(count) floats is 64-byte aligned")
+        }
+    }
+}

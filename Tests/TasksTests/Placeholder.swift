@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderTasksTests: XCTestCase { func testNothing() {} }
