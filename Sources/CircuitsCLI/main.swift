@@ -2,7 +2,9 @@ import Foundation
 import Transformer
 
 /// Every subcommand, in the order `circuits --help` lists them.
-let subcommands: [Subcommand.Type] = [DiscoverCommand.self, RunCommand.self, FetchModelCommand.self]
+let subcommands: [Subcommand.Type] = [
+    DiscoverCommand.self, EvaluateCommand.self, GraphCommand.self, TaskCommand.self, RunCommand.self, FetchModelCommand.self,
+]
 
 let topLevelHelp = """
     usage: circuits <command> [options]

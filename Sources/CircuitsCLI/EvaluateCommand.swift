@@ -1,0 +1,57 @@
+import Circuits
+import Foundation
+import Tasks
+import Transformer
+
+/// `circuits evaluate`: the faithfulness of a saved circuit on a model and prompt pairs.
+enum EvaluateCommand: Subcommand {
+    static let name = "evaluate"
+    static let summary = "Measure a saved circuit (JSON from discover): clean and corrupt baselines, the metric under the circuit, faithfulness."
+    static let usage = "--circuit C.json [--model M] [--task T | --data F] [-n N] [--seed S] [--metric M] [--ablation KIND] [--json]"
+    static let options = [
+        OptionSpec(name: "circuit", value: "C.json", help: "circuit file written by `circuits discover`"),
+        OptionSpec(name: "model", value: "M", help: "model (default: the circuit's)"),
+    ] + pairOptions + [
+        OptionSpec(name: "metric", value: "NAME", help: "metric (default: the circuit's)"),
+        OptionSpec(name: "ablation", value: "KIND", help: "resample, mean or zero (default: the circuit's)"),
+        OptionSpec(name: "json", value: nil, help: "print JSON"),
+    ]
+
+    static func run(_ options: ParsedOptions) throws -> Int32 {
+        guard options.positionals.isEmpty else { throw UsageError(description: "unexpected argument '\(options.positionals[0])'") }
+        guard let path = options.string("circuit") else { throw UsageError(description: "missing --circuit") }
+        let circuit = try Circuit.load(URL(fileURLWithPath: path))
+        let model = try loadModel(options.string("model") ?? (circuit.model == DefaultModel.name ? nil : circuit.model))
+        let tokenizer = try requireTokenizer(model)
+        let builtIn = (try? TaskRegistry.located().names().contains(circuit.task)) ?? false
+        let loaded = try loadPairs(options, tokenizer: tokenizer, defaultTask: builtIn ? circuit.task : nil)
+        let metric = try metricOption(options, default: circuit.metric)
+        let ablation = options.string("ablation") == nil ? circuit.ablation : try ablationOption(options)
+        let experiment = try Experiment(model: model, pairs: loaded.batch, metric: metric, ablation: ablation)
+        let edges = try circuit.edgeIndices(in: experiment.graph)
+        let (value, faithfulness) = experiment.evaluate(circuit: edges)
+        if options.flag("json") {
+            struct Output: Encodable {
+                let circuit: String, model: String, task: String, pairs: Int, metric: String, ablation: String
+                let edges: Int, clean: Double, corrupt: Double, circuitMetric: Double, faithfulness: Double
+                enum CodingKeys: String, CodingKey {
+                    case circuit, model, task, pairs, metric, ablation, edges, clean, corrupt, faithfulness
+                    case circuitMetric = "circuit_metric"
+                }
+            }
+            try printJSON(Output(circuit: path, model: model.source, task: loaded.source, pairs: loaded.batch.count,
+                                 metric: metric.rawValue, ablation: ablation.rawValue, edges: edges.count,
+                                 clean: experiment.cleanMetric, corrupt: experiment.corruptMetric, circuitMetric: value,
+                                 faithfulness: faithfulness))
+            return 0
+        }
+        let m = metric.rawValue
+        print("circuit       \(path): \(edges.count) edges (\(circuit.method), \(circuit.selection))")
+        print("evaluated on  \(loaded.source), \(loaded.batch.count) pairs, \(model.source), ablation \(ablation.rawValue)")
+        print(String(format: "clean %@     %.4f", m, experiment.cleanMetric))
+        print(String(format: "corrupt %@   %.4f", m, experiment.corruptMetric))
+        print(String(format: "circuit %@   %.4f", m, value))
+        print(String(format: "faithfulness  %.4f", faithfulness))
+        return 0
+    }
+}
