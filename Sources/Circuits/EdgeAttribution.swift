@@ -64,20 +64,21 @@ public enum EdgeAttribution {
             let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
                                         reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
 
-            /// Adds Σ diff·grad of one block of receivers to their edges' scores: `scoresᵀ += diffs · gradsᵀ`.
+            /// Adds Σ diff·grad of one group of receivers to their edges' scores: one GEMM over the group's
+            /// widest upstream prefix, `block = diffs[0..<upstream] · gradsᵀ`, then each receiver keeps its own prefix.
             func contract(_ group: ReceiverGradients) {
                 let contractionStart = Date()
                 defer { profile?.contraction += Date().timeIntervalSince(contractionStart) }
-                let r0 = graph.index(of: group.receivers[0]), upstream = graph.upstreamCount(receiverAt: r0)
-                let n = group.receivers.count
-                // block[s, i] = Σ_{t,d} diff_s · grad_i, `[upstream, n]`, then scattered to edge (s → receiver i).
-                let block = FloatBuffer(uninitializedCount: upstream * n)
+                let receivers = group.receivers.map { graph.index(of: $0) }
+                let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
+                let n = receivers.count
+                let block = FloatBuffer(uninitializedCount: upstream * n)  // [upstream, n]
                 gemm(block.pointer, ldc: n, diffs.pointer, lda: plane, transposeA: false, group.gradients, ldb: plane,
                      transposeB: true, accumulate: false, upstream, n, plane)
                 scores.withUnsafeMutableBufferPointer { s in
-                    for i in 0..<n {
-                        let row = s.baseAddress! + graph.edgeOffsets[r0 + i]
-                        for sender in 0..<upstream { row[sender] += block[sender * n + i] }
+                    for (i, r) in receivers.enumerated() {
+                        let row = s.baseAddress! + graph.edgeOffsets[r]
+                        for sender in 0..<graph.upstreamCount(receiverAt: r) { row[sender] += block[sender * n + i] }
                     }
                 }
             }

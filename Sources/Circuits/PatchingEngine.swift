@@ -89,7 +89,7 @@ public final class PatchingEngine {
             out.append(resid)
             let mid = FloatBuffer(count: plane)
             mid.pointer.update(from: resid.pointer, count: plane)
-            for h in 0..<c.heads { axpy(mid.pointer, 1, senders.pointer + Sender.head(layer: l, head: h).index(heads: c.heads) * plane, plane) }
+            addSum(mid.pointer, (0..<c.heads).map { UnsafePointer(senders.pointer + Sender.head(layer: l, head: $0).index(heads: c.heads) * plane) }, plane)
             if let bo = model.blocks[l].bo { addBias(mid.pointer, bo.pointer, rows, c.dModel) }
             out.append(mid)
             resid = FloatBuffer(count: plane)

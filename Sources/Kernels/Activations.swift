@@ -18,14 +18,15 @@ public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer
     }
 }
 
-/// GELU input gradient, accumulated.
+/// GELU input gradient, accumulated (overwritten when `accumulate` is false).
 ///
 /// - Parameters:
 ///   - dinp: `[count]`, accumulated into
 ///   - inp: `[count]`, the forward input
 ///   - dout: `[count]`
 public func geluBackward(
-    _ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, _ count: Int
+    _ dinp: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, _ count: Int,
+    accumulate: Bool = true
 ) {
     parallelChunks(count, minimumChunk: 4096) { range in
         for i in range {
@@ -34,7 +35,7 @@ public func geluBackward(
             let th = tanhf(u)
             let sech2 = 1 - th * th
             let local = 0.5 * (1 + th) + 0.5 * x * sech2 * geluScale * (1 + 3 * 0.044715 * x * x)
-            dinp[i] += local * dout[i]
+            dinp[i] = accumulate ? dinp[i] + local * dout[i] : local * dout[i]
         }
     }
 }
@@ -83,7 +84,7 @@ public func swigluForward(
     }
 }
 
-/// SwiGLU gradients of both inputs, accumulated.
+/// SwiGLU gradients of both inputs, accumulated (overwritten when `accumulate` is false).
 ///
 /// - Parameters:
 ///   - dgate, dup: `[count]`, accumulated into
@@ -91,13 +92,15 @@ public func swigluForward(
 ///   - dout: `[count]`
 public func swigluBackward(
     _ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>,
-    _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, _ count: Int
+    _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, _ count: Int,
+    accumulate: Bool = true
 ) {
     parallelChunks(count, minimumChunk: 4096) { range in
         for i in range {
             let g = gate[i], s = sigmoid(g)
-            dup[i] += dout[i] * g * s
-            dgate[i] += dout[i] * up[i] * s * (1 + g * (1 - s))
+            let du = dout[i] * g * s, dg = dout[i] * up[i] * s * (1 + g * (1 - s))
+            dup[i] = accumulate ? dup[i] + du : du
+            dgate[i] = accumulate ? dgate[i] + dg : dg
         }
     }
 }

@@ -112,21 +112,6 @@ public func attentionBackward(
     }
 }
 
-/// `y += a·x` over `n` floats.
-@inline(__always)
-public func axpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointer<Float>, _ n: Int) {
-    typealias Vec = SIMD16<Float>
-    let av = Vec(repeating: a)
-    var i = 0
-    while i + 16 <= n {
-        let yv = UnsafeRawPointer(y + i).loadUnaligned(as: Vec.self)
-        let xv = UnsafeRawPointer(x + i).loadUnaligned(as: Vec.self)
-        UnsafeMutableRawPointer(y + i).storeBytes(of: yv.addingProduct(av, xv), as: Vec.self)
-        i += 16
-    }
-    while i < n { y[i] += a * x[i]; i += 1 }
-}
-
 /// Naive causal attention for one head of one sequence in `Double`, for tests.
 ///
 /// - Parameters:

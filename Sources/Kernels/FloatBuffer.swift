@@ -1,3 +1,9 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A fixed-size, 64-byte aligned array of `Float` that kernels read and write through raw pointers.
 ///
 /// Kernels take `UnsafeMutablePointer<Float>` (llm.c style); a `FloatBuffer` owns such memory and
@@ -16,12 +22,25 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     /// Allocates `count` floats without clearing them, for buffers the caller fills completely.
+    ///
+    /// Buffers of 4 MB and more come from `LargeBufferPool`: they are reused across passes instead of
+    /// being returned to the system and zeroed by it again, and on Linux they use transparent huge pages.
     public init(uninitializedCount count: Int) {
         precondition(count >= 0, "FloatBuffer count must be non-negative")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        let bytes = max(count, 1) * 4
+        if bytes >= LargeBufferPool.threshold {
+            let (raw, capacity) = LargeBufferPool.shared.take(bytes)
+            pointer = raw.bindMemory(to: Float.self, capacity: capacity / 4)
+            pooledBytes = capacity
+        } else {
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Float.self, capacity: max(count, 1))
+            pooledBytes = 0
+        }
     }
+
+    /// Capacity of the pooled allocation behind `pointer`, or 0 for a small buffer.
+    private let pooledBytes: Int
 
     /// Allocates a buffer holding a copy of `values`.
     public convenience init(_ values: [Float]) {
@@ -31,7 +50,13 @@ public final class FloatBuffer: @unchecked Sendable {
         }
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit {
+        if pooledBytes > 0 {
+            LargeBufferPool.shared.give(UnsafeMutableRawPointer(pointer), capacity: pooledBytes)
+        } else {
+            UnsafeMutableRawPointer(pointer).deallocate()
+        }
+    }
 
     /// Element access for tests and small bookkeeping; kernels use `pointer`.
     public subscript(index: Int) -> Float {
@@ -44,4 +69,57 @@ public final class FloatBuffer: @unchecked Sendable {
 
     /// Sets every element to zero.
     public func zero() { pointer.update(repeating: 0, count: count) }
+}
+
+/// Keeps freed large buffers for reuse, up to a budget.
+///
+/// Forward and backward passes allocate the same few hundred megabytes again for every chunk of a
+/// batch; handing that memory back to the system means it is unmapped, and zeroed page by page when
+/// it is mapped again. Allocations are rounded to whole 2 MB huge pages and matched best-fit.
+final class LargeBufferPool: @unchecked Sendable {
+    /// The process-wide pool.
+    static let shared = LargeBufferPool()
+    /// Buffers at least this large are pooled.
+    static let threshold = 4 << 20
+    /// Size of a transparent huge page on x86-64 and arm64 Linux.
+    private static let hugePage = 2 << 20
+    /// Most bytes kept while unused.
+    private let budget = 2 << 30
+
+    private let lock = NSLock()
+    /// Free allocations: (capacity, pointer), unordered.
+    private var free: [(Int, UnsafeMutableRawPointer)] = []
+    private var freeBytes = 0
+
+    /// An allocation of at least `bytes` bytes (reused when a free one is at most twice as large).
+    func take(_ bytes: Int) -> (UnsafeMutableRawPointer, Int) {
+        let rounded = (bytes + Self.hugePage - 1) / Self.hugePage * Self.hugePage
+        lock.lock()
+        let fit = free.indices.filter { free[$0].0 >= rounded && free[$0].0 <= 2 * rounded }.min { free[$0].0 < free[$1].0 }
+        if let fit {
+            let found = free.remove(at: fit)
+            freeBytes -= found.0
+            lock.unlock()
+            return (found.1, found.0)
+        }
+        lock.unlock()
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: rounded, alignment: Self.hugePage)
+        #if canImport(Glibc)
+        _ = madvise(raw, rounded, MADV_HUGEPAGE)
+        #endif
+        return (raw, rounded)
+    }
+
+    /// Returns an allocation; frees it when the pool is over budget.
+    func give(_ raw: UnsafeMutableRawPointer, capacity: Int) {
+        lock.lock()
+        if freeBytes + capacity <= budget {
+            free.append((capacity, raw))
+            freeBytes += capacity
+            lock.unlock()
+        } else {
+            lock.unlock()
+            raw.deallocate()
+        }
+    }
 }

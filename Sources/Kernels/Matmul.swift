@@ -170,20 +170,37 @@ private func gemmBlocked(
                 let i0 = rb * blockRows, mc = min(blockRows, m - i0)
                 let p0 = cs * panels / columnSplits, p1 = (cs + 1) * panels / columnSplits
                 let microPanels = (mc + microRows - 1) / microRows
-                let packedA = UnsafeMutablePointer<Float>.allocate(capacity: microPanels * kc * microRows)
+                // Row-major A is read in place (each 8-row slice is reused for every column panel while
+                // it sits in cache); other layouts, and ragged edges, are packed.
+                let inPlace = aCol == 1
+                let packedA = UnsafeMutablePointer<Float>.allocate(capacity: (inPlace ? 1 : microPanels) * kc * microRows)
                 defer { packedA.deallocate() }
-                for mp in 0..<microPanels {
-                    packPanelA(packedA + mp * kc * microRows, a + (i0 + mp * microRows) * aRow + pc * aCol,
-                               aRow, aCol, kc, min(microRows, mc - mp * microRows))
+                if !inPlace {
+                    for mp in 0..<microPanels {
+                        packPanelA(packedA + mp * kc * microRows, a + (i0 + mp * microRows) * aRow + pc * aCol,
+                                   aRow, aCol, kc, min(microRows, mc - mp * microRows))
+                    }
+                }
+                for mp in 0..<microPanels where inPlace && mc - mp * microRows < microRows {
+                    packPanelA(packedA, a + (i0 + mp * microRows) * aRow + pc, aRow, 1, kc, mc - mp * microRows)
                 }
                 for panel in p0..<p1 {
                     let j0 = panel * microCols
                     let cols = min(microCols, nc - j0)
                     for mp in 0..<microPanels {
                         let rows = min(microRows, mc - mp * microRows)
-                        let aPanel = packedA + mp * kc * microRows, bPanel = packedB + panel * kc * microCols
-                        microKernelTile(c + (i0 + mp * microRows) * ldc + jc + j0, ldc, rows, cols, overwrite: firstDepthBlock) {
-                            out, ldo, overwrite in microKernel(out, ldo, aPanel, bPanel, kc, overwrite: overwrite)
+                        let bPanel = packedB + panel * kc * microCols
+                        let cTile = c + (i0 + mp * microRows) * ldc + jc + j0
+                        if inPlace && rows == microRows {
+                            let aRows = a + (i0 + mp * microRows) * aRow + pc
+                            microKernelTile(cTile, ldc, rows, cols, overwrite: firstDepthBlock) { out, ldo, overwrite in
+                                microKernel(out, ldo, rowsOf: aRows, lda: aRow, bPanel, kc, overwrite: overwrite)
+                            }
+                        } else {
+                            let aPanel = inPlace ? packedA : packedA + mp * kc * microRows
+                            microKernelTile(cTile, ldc, rows, cols, overwrite: firstDepthBlock) { out, ldo, overwrite in
+                                microKernel(out, ldo, aPanel, bPanel, kc, overwrite: overwrite)
+                            }
                         }
                     }
                 }
@@ -305,6 +322,40 @@ private func microKernel(
     storeTile(c, ldc, overwrite, (c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51), (c60, c61), (c70, c71))
 }
 
+/// `C[8, 32] (+)= A[8 rows, kc] · packedB[kc][32]` with A's rows read in place (`lda` apart).
+@inline(__always)
+private func microKernel(
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, rowsOf a: UnsafePointer<Float>, lda: Int,
+    _ packedB: UnsafePointer<Float>, _ kc: Int, overwrite: Bool
+) {
+    var c00 = Vec(), c01 = Vec(), c10 = Vec(), c11 = Vec(), c20 = Vec(), c21 = Vec(), c30 = Vec(), c31 = Vec()
+    var c40 = Vec(), c41 = Vec(), c50 = Vec(), c51 = Vec(), c60 = Vec(), c61 = Vec(), c70 = Vec(), c71 = Vec()
+    let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda
+    let a4 = a + 4 * lda, a5 = a + 5 * lda, a6 = a + 6 * lda, a7 = a + 7 * lda
+    var bp = packedB
+    for p in 0..<kc {
+        let b0 = load(bp), b1 = load(bp + 16)
+        var x = Vec(repeating: a0[p])
+        c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+        x = Vec(repeating: a1[p])
+        c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+        x = Vec(repeating: a2[p])
+        c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+        x = Vec(repeating: a3[p])
+        c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+        x = Vec(repeating: a4[p])
+        c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+        x = Vec(repeating: a5[p])
+        c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+        x = Vec(repeating: a6[p])
+        c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
+        x = Vec(repeating: a7[p])
+        c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
+        bp += microCols
+    }
+    storeTile(c, ldc, overwrite, (c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51), (c60, c61), (c70, c71))
+}
+
 /// Writes (or adds) eight rows of two vectors into C.
 @inline(__always)
 private func storeTile(
@@ -360,7 +411,7 @@ public func matmulForward(
     if let bias { addBias(out, bias, rows, outFeatures) }
 }
 
-/// A linear layer's input gradient: `dinp[t, i] += Σₒ dout[t, o] · weight[o, i]`.
+/// A linear layer's input gradient: `dinp[t, i] += Σₒ dout[t, o] · weight[o, i]` (`=` when `accumulate` is false).
 ///
 /// - Parameters:
 ///   - dinp: `[rows, inFeatures]`, accumulated into
@@ -368,10 +419,10 @@ public func matmulForward(
 ///   - weight: `[outFeatures, inFeatures]`
 public func matmulBackward(
     _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
-    _ rows: Int, _ inFeatures: Int, _ outFeatures: Int
+    _ rows: Int, _ inFeatures: Int, _ outFeatures: Int, accumulate: Bool = true
 ) {
     gemm(dinp, ldc: inFeatures, dout, lda: outFeatures, transposeA: false, weight, ldb: inFeatures, transposeB: false,
-         accumulate: true, rows, inFeatures, outFeatures)
+         accumulate: accumulate, rows, inFeatures, outFeatures)
 }
 
 /// Adds `bias[o]` to every row of `out[rows, features]` (rows `rowStride` floats apart, default `features`).

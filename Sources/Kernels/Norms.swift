@@ -14,28 +14,6 @@ private func load(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUn
 @inline(__always)
 private func store(_ p: UnsafeMutablePointer<Float>, _ v: Vec) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
 
-/// `Σ x[i]` with a vector accumulator.
-@inline(__always)
-func vectorSum(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = Vec()
-    var i = 0
-    while i + 16 <= n { acc += load(x + i); i += 16 }
-    var s = acc.sum()
-    while i < n { s += x[i]; i += 1 }
-    return s
-}
-
-/// `Σ x[i]·y[i]` with a vector accumulator.
-@inline(__always)
-public func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = Vec()
-    var i = 0
-    while i + 16 <= n { acc = acc.addingProduct(load(x + i), load(y + i)); i += 16 }
-    var s = acc.sum()
-    while i < n { s += x[i] * y[i]; i += 1 }
-    return s
-}
-
 /// LayerNorm: `out[t] = (inp[t] − mean) · rstd · weight + bias`, saving `mean[t]` and `rstd[t]`.
 ///
 /// - Parameters:
@@ -62,7 +40,9 @@ public func layerNormForward(
     }
 }
 
-/// LayerNorm input gradient, accumulated: `dinp[t] += rstd·(g − mean(g) − x̂·mean(g·x̂))` with `g = weight·dout`.
+/// LayerNorm input gradient: `dinp[t] += rstd·(g − mean(g) − x̂·mean(g·x̂))` with `g = weight·dout`.
+///
+/// With `accumulate` false `dinp` is overwritten instead, and may be `dout` itself (in place).
 ///
 /// - Parameters:
 ///   - dinp: `[rows, channels]`, accumulated into
@@ -73,7 +53,7 @@ public func layerNormForward(
 public func layerNormBackward(
     _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>,
     _ weight: UnsafePointer<Float>, _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>,
-    _ rows: Int, _ channels: Int
+    _ rows: Int, _ channels: Int, accumulate: Bool = true
 ) {
     parallelChunks(rows, minimumChunk: 16) { range in
         for t in range {
@@ -89,7 +69,8 @@ public func layerNormBackward(
             gxMean /= Float(channels)
             for i in 0..<channels {
                 let xhat = (x[i] - m) * s
-                dx[i] += s * (weight[i] * dy[i] - gMean - xhat * gxMean)
+                let g = s * (weight[i] * dy[i] - gMean - xhat * gxMean)
+                dx[i] = accumulate ? dx[i] + g : g
             }
         }
     }
@@ -116,7 +97,9 @@ public func rmsNormForward(
     }
 }
 
-/// RMSNorm input gradient, accumulated: `dinp[t] += rstd·(g − x̂·mean(g·x̂))` with `g = weight·dout`, `x̂ = x·rstd`.
+/// RMSNorm input gradient: `dinp[t] += rstd·(g − x̂·mean(g·x̂))` with `g = weight·dout`, `x̂ = x·rstd`.
+///
+/// With `accumulate` false `dinp` is overwritten instead, and may be `dout` itself (in place).
 ///
 /// - Parameters:
 ///   - dinp: `[rows, channels]`, accumulated into
@@ -126,7 +109,7 @@ public func rmsNormForward(
 ///   - rstd: `[rows]` from the forward pass
 public func rmsNormBackward(
     _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>,
-    _ weight: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ rows: Int, _ channels: Int
+    _ weight: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ rows: Int, _ channels: Int, accumulate: Bool = true
 ) {
     parallelChunks(rows, minimumChunk: 16) { range in
         for t in range {
@@ -135,7 +118,11 @@ public func rmsNormBackward(
             var gx: Float = 0
             for i in 0..<channels { gx += weight[i] * dy[i] * x[i] }
             let coefficient = gx * s * s / Float(channels)
-            for i in 0..<channels { dx[i] += s * (weight[i] * dy[i] - x[i] * coefficient) }
+            if accumulate {
+                for i in 0..<channels { dx[i] += s * (weight[i] * dy[i] - x[i] * coefficient) }
+            } else {
+                for i in 0..<channels { dx[i] = s * (weight[i] * dy[i] - x[i] * coefficient) }
+            }
         }
     }
 }

@@ -62,16 +62,17 @@ extension TransformerModel {
         let layout = SequenceLayout(lengths: batch.map(\.count))
         let tokens = batch.flatMap { $0 }
         let t = layout.rows, d = config.dModel, plane = t * d
-        let senders = captureSenders ? FloatBuffer(count: senderCount * plane) : nil
+        let senders = captureSenders ? FloatBuffer(uninitializedCount: senderCount * plane) : nil
+        let first = LayerActivations(config: config, layout: layout)
         let layers = keepActivations
-            ? (0..<config.layers).map { _ in LayerActivations(config: config, layout: layout) }
-            : [LayerActivations(config: config, layout: layout)]
-        let mlpScratch = senders == nil ? FloatBuffer(count: plane) : nil
-        let residFinal = FloatBuffer(count: plane)
+            ? [first] + (1..<config.layers).map { _ in LayerActivations(config: config, layout: layout, sharingTemporariesWith: first) }
+            : [first]
+        let mlpScratch = senders == nil ? FloatBuffer(uninitializedCount: plane) : nil
+        let residFinal = FloatBuffer(uninitializedCount: plane)
 
-        let first = layers[0].residPre.pointer
-        if let inputEmbedding { first.update(from: inputEmbedding, count: plane) } else { embed(first, tokens: tokens, layout: layout) }
-        if let senders { senders.pointer.update(from: first, count: plane) }
+        let input = first.residPre.pointer
+        if let inputEmbedding { input.update(from: inputEmbedding, count: plane) } else { embed(input, tokens: tokens, layout: layout) }
+        if let senders { senders.pointer.update(from: input, count: plane) }
 
         for l in 0..<config.layers {
             let acts = layers[keepActivations ? l : 0]

@@ -1,9 +1,10 @@
 import Kernels
 
-/// Everything one block's forward pass computes that its backward pass reads again.
+/// What one block's forward pass computes.
 ///
 /// A forward pass that will be differentiated keeps one of these per layer; one that won't reuses a
-/// single instance for every layer.
+/// single instance for every layer. The buffers the backward pass never reads (`norm1`, `z`,
+/// `norm2`, `mlpAct`: they only feed weight gradients) can be shared by every layer's instance.
 public final class LayerActivations {
     /// `[T, d]` the block's input residual stream (what every attention receiver reads at α = 0).
     public let residPre: FloatBuffer
@@ -38,24 +39,25 @@ public final class LayerActivations {
     /// `[T, dMLP]` input of the down projection.
     public let mlpAct: FloatBuffer
 
-    /// Allocates buffers for `layout.rows` rows of a model with `config`.
-    public init(config c: TransformerConfig, layout: SequenceLayout) {
+    /// Allocates (uninitialized: the forward pass writes every element) buffers for `layout.rows` rows of a model with `config`; with `temporaries`, reuses
+    /// its `norm1`, `z`, `norm2` and `mlpAct` instead of allocating them.
+    public init(config c: TransformerConfig, layout: SequenceLayout, sharingTemporariesWith temporaries: LayerActivations? = nil) {
         let t = layout.rows
-        residPre = FloatBuffer(count: t * c.dModel)
-        norm1 = FloatBuffer(count: t * c.dModel)
-        norm1Mean = FloatBuffer(count: t)
-        norm1Rstd = FloatBuffer(count: t)
-        q = FloatBuffer(count: t * c.qWidth)
-        k = FloatBuffer(count: t * c.kvWidth)
-        v = FloatBuffer(count: t * c.kvWidth)
-        probs = FloatBuffer(count: c.heads * layout.attentionSize)
-        z = FloatBuffer(count: t * c.qWidth)
-        residMid = FloatBuffer(count: t * c.dModel)
-        norm2 = FloatBuffer(count: t * c.dModel)
-        norm2Mean = FloatBuffer(count: t)
-        norm2Rstd = FloatBuffer(count: t)
-        mlpUp = FloatBuffer(count: t * c.dMLP)
-        mlpGate = FloatBuffer(count: c.mlp == .swiglu ? t * c.dMLP : 0)
-        mlpAct = FloatBuffer(count: t * c.dMLP)
+        residPre = FloatBuffer(uninitializedCount: t * c.dModel)
+        norm1 = temporaries?.norm1 ?? FloatBuffer(uninitializedCount: t * c.dModel)
+        norm1Mean = FloatBuffer(uninitializedCount: t)
+        norm1Rstd = FloatBuffer(uninitializedCount: t)
+        q = FloatBuffer(uninitializedCount: t * c.qWidth)
+        k = FloatBuffer(uninitializedCount: t * c.kvWidth)
+        v = FloatBuffer(uninitializedCount: t * c.kvWidth)
+        probs = FloatBuffer(uninitializedCount: c.heads * layout.attentionSize)
+        z = temporaries?.z ?? FloatBuffer(uninitializedCount: t * c.qWidth)
+        residMid = FloatBuffer(uninitializedCount: t * c.dModel)
+        norm2 = temporaries?.norm2 ?? FloatBuffer(uninitializedCount: t * c.dModel)
+        norm2Mean = FloatBuffer(uninitializedCount: t)
+        norm2Rstd = FloatBuffer(uninitializedCount: t)
+        mlpUp = FloatBuffer(uninitializedCount: t * c.dMLP)
+        mlpGate = FloatBuffer(uninitializedCount: c.mlp == .swiglu ? t * c.dMLP : 0)
+        mlpAct = temporaries?.mlpAct ?? FloatBuffer(uninitializedCount: t * c.dMLP)
     }
 }

@@ -23,11 +23,14 @@ extension TransformerModel {
     /// Backpropagates a gradient of the logits through a forward pass run with `keepActivations`,
     /// computing the gradient at every receiver of the computational graph (design §3).
     ///
-    /// Receivers come in reverse topological order: `logits`, then for each layer from the last,
-    /// `m{l}`, then the 3 × heads attention receivers `a{l}.h{h}<q|k|v>` (heads ascending, q, k, v).
     /// Each receiver has its own copy of the residual stream, normalized on its own: its gradient
     /// flows only through its own path (with grouped-query attention, a query head's `<k>`/`<v>`
     /// gradient is that head's share of its group's key/value gradient).
+    ///
+    /// Receivers arrive in reverse topological order, grouped so that a group's upstream senders are
+    /// (nearly) one prefix: `[logits, m{L−1}]`, then for each layer l from the last
+    /// `[a{l}.h{h}<q|k|v> for every head (heads ascending; q, k, v), m{l−1}]` — the MLP of the layer
+    /// below reads the same senders as these heads except itself — and finally `[a0.h{h}<q|k|v>…]`.
     ///
     /// - Parameters:
     ///   - pass: a forward pass with kept activations
@@ -41,53 +44,51 @@ extension TransformerModel {
         precondition(pass.layers.count == config.layers, "backward needs a forward pass run with keepActivations")
         let c = config, layout = pass.layout, t = layout.rows, d = c.dModel, dh = c.headDim
         let n = pass.readoutRows.count, plane = t * d
+        let attentionReceivers = (0..<c.heads).flatMap { h in QKV.allCases.map { (h, $0) } }
+        // One slot per attention receiver of a block plus one for the MLP below it: `[3·heads + 1, T, d]`.
+        let slots = FloatBuffer(uninitializedCount: (attentionReceivers.count + 1) * plane)
+        func slot(_ i: Int) -> UnsafeMutablePointer<Float> { slots.pointer + i * plane }
 
         // logits receiver: through the unembedding and the final norm, at the read-out rows.
-        let dNormed = FloatBuffer(count: n * d)
-        matmulBackward(dNormed.pointer, dLogits, unembedding.pointer, n, d, c.vocabularySize)
-        let dRows = FloatBuffer(count: n * d)
+        let dNormed = FloatBuffer(uninitializedCount: n * d)
+        matmulBackward(dNormed.pointer, dLogits, unembedding.pointer, n, d, c.vocabularySize, accumulate: false)
+        let dRows = FloatBuffer(uninitializedCount: n * d)
         normBackward(dRows.pointer, dNormed.pointer, pass.readout.input.pointer, weight: finalNormWeight,
-                     pass.readout.mean.pointer, pass.readout.rstd.pointer, n)
+                     pass.readout.mean.pointer, pass.readout.rstd.pointer, n, accumulate: false)
         let dResid = FloatBuffer(count: plane)  // ∂M/∂(residual stream) at the current point
         for (i, r) in pass.readoutRows.enumerated() { axpy(dResid.pointer + r * d, 1, dRows.pointer + i * d, d) }
-        onReceivers(ReceiverGradients(receivers: [.logits], gradients: dResid.pointer, rows: t, dModel: d))
+        slot(0).update(from: dResid.pointer, count: plane)
+        var pending: [Receiver] = [.logits]  // receivers in slots 0..<pending.count, delivered with the next MLP
 
-        let dAct = FloatBuffer(count: t * c.dMLP), dUp = FloatBuffer(count: t * c.dMLP)
-        let dGate = FloatBuffer(count: c.mlp == .swiglu ? t * c.dMLP : 0)
-        let dNorm = FloatBuffer(count: plane)
-        let gradMLP = FloatBuffer(count: plane)
-        let dZ = FloatBuffer(count: t * c.qWidth)
+        let dAct = FloatBuffer(uninitializedCount: t * c.dMLP), dUp = FloatBuffer(uninitializedCount: t * c.dMLP)
+        let dGate = FloatBuffer(uninitializedCount: c.mlp == .swiglu ? t * c.dMLP : 0)
+        let dZ = FloatBuffer(uninitializedCount: t * c.qWidth)
         // Per-head gradients of queries, keys and values: [heads, T, dh] each.
         let dQ = FloatBuffer(count: c.heads * t * dh), dK = FloatBuffer(count: c.heads * t * dh), dV = FloatBuffer(count: c.heads * t * dh)
-        let attentionReceivers = (0..<c.heads).flatMap { h in QKV.allCases.map { (h, $0) } }
-        let gradHeads = FloatBuffer(count: attentionReceivers.count * plane)
 
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let acts = pass.layers[l], w = blocks[l]
 
-            // MLP receiver m{l}.
-            dAct.zero()
-            matmulBackward(dAct.pointer, dResid.pointer, w.wDown.pointer, t, c.dMLP, d)
-            dUp.zero()
-            dNorm.zero()
+            // MLP receiver m{l}, written into the slot after the pending receivers and delivered with them.
+            let mlpSlot = slot(pending.count)
+            matmulBackward(dAct.pointer, dResid.pointer, w.wDown.pointer, t, c.dMLP, d, accumulate: false)
             switch c.mlp {
             case .gelu:
-                geluBackward(dUp.pointer, acts.mlpUp.pointer, dAct.pointer, t * c.dMLP)
+                geluBackward(dUp.pointer, acts.mlpUp.pointer, dAct.pointer, t * c.dMLP, accumulate: false)
+                matmulBackward(mlpSlot, dUp.pointer, w.wUp.pointer, t, d, c.dMLP, accumulate: false)
             case .swiglu:
-                dGate.zero()
-                swigluBackward(dGate.pointer, dUp.pointer, acts.mlpGate.pointer, acts.mlpUp.pointer, dAct.pointer, t * c.dMLP)
-                matmulBackward(dNorm.pointer, dGate.pointer, w.wGate!.pointer, t, d, c.dMLP)
+                swigluBackward(dGate.pointer, dUp.pointer, acts.mlpGate.pointer, acts.mlpUp.pointer, dAct.pointer,
+                               t * c.dMLP, accumulate: false)
+                matmulBackward(mlpSlot, dGate.pointer, w.wGate!.pointer, t, d, c.dMLP, accumulate: false)
+                matmulBackward(mlpSlot, dUp.pointer, w.wUp.pointer, t, d, c.dMLP)
             }
-            matmulBackward(dNorm.pointer, dUp.pointer, w.wUp.pointer, t, d, c.dMLP)
-            gradMLP.zero()
-            normBackward(gradMLP.pointer, dNorm.pointer, acts.residMid.pointer, weight: w.norm2Weight,
-                         acts.norm2Mean.pointer, acts.norm2Rstd.pointer, t)
-            onReceivers(ReceiverGradients(receivers: [.mlp(layer: l)], gradients: gradMLP.pointer, rows: t, dModel: d))
-            axpy(dResid.pointer, 1, gradMLP.pointer, plane)
+            normBackward(mlpSlot, mlpSlot, acts.residMid.pointer, weight: w.norm2Weight, acts.norm2Mean.pointer,
+                         acts.norm2Rstd.pointer, t, accumulate: false)
+            onReceivers(ReceiverGradients(receivers: pending + [.mlp(layer: l)], gradients: slots.pointer, rows: t, dModel: d))
+            axpy(dResid.pointer, 1, mlpSlot, plane)
 
-            // Attention receivers a{l}.h{h}<q|k|v>.
-            dZ.zero()
-            matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d)
+            // Attention receivers a{l}.h{h}<q|k|v>, each written into its slot.
+            matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d, accumulate: false)
             dQ.zero()
             dK.zero()
             dV.zero()
@@ -100,12 +101,11 @@ extension TransformerModel {
                 (0..<c.heads).map { HeadSlice(acts.v.pointer + ($0 / c.groupSize) * dh, stride: c.kvWidth) },
                 layout, scale: 1 / Float(dh).squareRoot(), dh)
             if let rope {
-                for h in 0..<c.heads {
-                    ropeBackward(dQ.pointer + h * t * dh, dQ.pointer + h * t * dh, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh)
-                    ropeBackward(dK.pointer + h * t * dh, dK.pointer + h * t * dh, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh)
-                }
+                ropeBackward(dQ.pointer, dQ.pointer, rope, (0..<c.heads).flatMap { _ in layout.positions }, ropeStyle,
+                             c.heads * t, 1, dh, rowStride: dh)
+                ropeBackward(dK.pointer, dK.pointer, rope, (0..<c.heads).flatMap { _ in layout.positions }, ropeStyle,
+                             c.heads * t, 1, dh, rowStride: dh)
             }
-            gradHeads.zero()
             for (i, (h, port)) in attentionReceivers.enumerated() {
                 let g = h / c.groupSize
                 let (dX, weight, row0): (FloatBuffer, FloatBuffer, Int) = switch port {
@@ -113,16 +113,14 @@ extension TransformerModel {
                 case .k: (dK, w.wk, g * dh)
                 case .v: (dV, w.wv, g * dh)
                 }
-                dNorm.zero()
-                matmulBackward(dNorm.pointer, dX.pointer + h * t * dh, weight.pointer + row0 * d, t, d, dh)
-                normBackward(gradHeads.pointer + i * plane, dNorm.pointer, acts.residPre.pointer, weight: w.norm1Weight,
-                             acts.norm1Mean.pointer, acts.norm1Rstd.pointer, t)
+                matmulBackward(slot(i), dX.pointer + h * t * dh, weight.pointer + row0 * d, t, d, dh, accumulate: false)
+                normBackward(slot(i), slot(i), acts.residPre.pointer, weight: w.norm1Weight, acts.norm1Mean.pointer,
+                             acts.norm1Rstd.pointer, t, accumulate: false)
             }
-            onReceivers(ReceiverGradients(
-                receivers: attentionReceivers.map { .head(layer: l, head: $0.0, port: $0.1) },
-                gradients: gradHeads.pointer, rows: t, dModel: d))
-            for i in 0..<attentionReceivers.count { axpy(dResid.pointer, 1, gradHeads.pointer + i * plane, plane) }
+            addSum(dResid.pointer, (0..<attentionReceivers.count).map { UnsafePointer(slot($0)) }, plane)
+            pending = attentionReceivers.map { .head(layer: l, head: $0.0, port: $0.1) }
         }
+        onReceivers(ReceiverGradients(receivers: pending, gradients: slots.pointer, rows: t, dModel: d))
         return dResid
     }
 

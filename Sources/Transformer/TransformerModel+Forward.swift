@@ -76,7 +76,8 @@ extension TransformerModel {
         }
     }
 
-    /// Input gradient of `normForward`, accumulated into `dinp`.
+    /// Input gradient of `normForward`, accumulated into `dinp` (overwritten, possibly in place over
+    /// `dout`, when `accumulate` is false).
     ///
     /// - Parameters:
     ///   - dinp: `[rows, d]`, accumulated into
@@ -85,11 +86,11 @@ extension TransformerModel {
     ///   - mean, rstd: `[rows]` from the forward pass
     func normBackward(
         _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>,
-        weight: FloatBuffer, _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ rows: Int
+        weight: FloatBuffer, _ mean: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>, _ rows: Int, accumulate: Bool = true
     ) {
         switch config.norm {
-        case .layerNorm: layerNormBackward(dinp, dout, inp, weight.pointer, mean, rstd, rows, config.dModel)
-        case .rmsNorm: rmsNormBackward(dinp, dout, inp, weight.pointer, rstd, rows, config.dModel)
+        case .layerNorm: layerNormBackward(dinp, dout, inp, weight.pointer, mean, rstd, rows, config.dModel, accumulate: accumulate)
+        case .rmsNorm: rmsNormBackward(dinp, dout, inp, weight.pointer, rstd, rows, config.dModel, accumulate: accumulate)
         }
     }
 
@@ -116,7 +117,7 @@ extension TransformerModel {
         // Buffers for heads whose key/value input is their own; kept alive until attention has run.
         var ownKV: [FloatBuffer] = []
         if let inputs {
-            let normed = FloatBuffer(count: t * d), mean = FloatBuffer(count: t), rstd = FloatBuffer(count: t)
+            let normed = FloatBuffer(uninitializedCount: t * d), mean = FloatBuffer(uninitializedCount: t), rstd = FloatBuffer(uninitializedCount: t)
             /// Normalizes `x` and projects it with rows `row0 ..< row0 + dh` of `weight` into `out` (row stride `ldc`).
             func project(_ x: UnsafePointer<Float>, _ weight: FloatBuffer, _ bias: FloatBuffer?, row0: Int,
                          into out: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -129,14 +130,14 @@ extension TransformerModel {
                 let g = h / c.groupSize
                 if let x = inputs.q[h] { project(x, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: qWidth) }
                 if let x = inputs.k[h] {
-                    let own = FloatBuffer(count: t * dh)
+                    let own = FloatBuffer(uninitializedCount: t * dh)
                     project(x, w.wk, w.bk, row0: g * dh, into: own.pointer, ldc: dh)
                     if let rope { ropeForward(own.pointer, own.pointer, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh) }
                     ownKV.append(own)
                     kSlices[h] = HeadSlice(own.pointer, stride: dh)
                 }
                 if let x = inputs.v[h] {
-                    let own = FloatBuffer(count: t * dh)
+                    let own = FloatBuffer(uninitializedCount: t * dh)
                     project(x, w.wv, w.bv, row0: g * dh, into: own.pointer, ldc: dh)
                     ownKV.append(own)
                     vSlices[h] = HeadSlice(own.pointer, stride: dh)
@@ -159,7 +160,7 @@ extension TransformerModel {
                      w.wo.pointer + h * dh, ldb: qWidth, transposeB: true, accumulate: false, t, d, dh)
             }
             mid.update(from: acts.residPre.pointer, count: t * d)
-            for h in 0..<c.heads { axpy(mid, 1, headOutputs + h * t * d, t * d) }
+            addSum(mid, (0..<c.heads).map { UnsafePointer(headOutputs + $0 * t * d) }, t * d)
             if let bo = w.bo { addBias(mid, bo.pointer, t, d) }
         } else {
             matmulForward(mid, acts.z.pointer, w.wo.pointer, w.bo?.pointer, t, qWidth, d)
@@ -231,10 +232,10 @@ public final class UnembeddingActivations {
 
     /// Buffers for `rows` read-out rows.
     public init(config: TransformerConfig, rows: Int) {
-        input = FloatBuffer(count: rows * config.dModel)
-        normed = FloatBuffer(count: rows * config.dModel)
-        mean = FloatBuffer(count: rows)
-        rstd = FloatBuffer(count: rows)
-        logits = FloatBuffer(count: rows * config.vocabularySize)
+        input = FloatBuffer(uninitializedCount: rows * config.dModel)
+        normed = FloatBuffer(uninitializedCount: rows * config.dModel)
+        mean = FloatBuffer(uninitializedCount: rows)
+        rstd = FloatBuffer(uninitializedCount: rows)
+        logits = FloatBuffer(uninitializedCount: rows * config.vocabularySize)
     }
 }
