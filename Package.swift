@@ -26,7 +26,7 @@ let numericSettings: [SwiftSetting] = targetCPU.map {
 
 let package = Package(
     name: "CircuitKit",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "CircuitKit", targets: ["Kernels", "Transformer", "Circuits", "Tasks"]),
         .executable(name: "circuits", targets: ["CircuitsCLI"]),

@@ -15,8 +15,9 @@ private typealias Vec = SIMD16<Float>
 private let microRows = 8
 /// Columns of `C` one micro-kernel call produces (two `SIMD16` vectors).
 private let microCols = 32
-/// Depth of one packed block (`kc`).
-private let blockDepth = 256
+/// Largest depth of one packed block; the depth is cut into equal blocks no deeper than this
+/// (576 → 2 × 288, 1536 → 6 × 256), so a 32-column panel of B stays in a 48 KB L1 cache.
+private let blockDepth = 300
 /// Rows of `A` packed together per work item (`mc`), a multiple of `microRows`.
 private let blockRows = 96
 /// Columns of `B` packed together (`nc`), a multiple of `microCols`.
@@ -144,16 +145,23 @@ private func gemmBlocked(
     let aRow = transposeA ? 1 : lda, aCol = transposeA ? lda : 1
     let bRow = transposeB ? 1 : ldb, bCol = transposeB ? ldb : 1
 
-    let packedB = UnsafeMutablePointer<Float>.allocate(capacity: blockDepth * min(blockCols, roundUp(n, microCols)))
+    // Depth and rows are cut into evenly sized blocks: a short last depth block costs C-tile traffic,
+    // and an odd number of row blocks leaves a thread idle while the other finishes.
+    let depthBlocks = (k + blockDepth - 1) / blockDepth
+    let workers = serial ? 1 : Threading.workerCount
+    let rowBlocks = roundUp((m + blockRows - 1) / blockRows, workers)
+    // Row block i starts at rowStarts[i], a multiple of the micro-kernel's rows.
+    let rowStarts = (0...rowBlocks).map { $0 == rowBlocks ? m : ($0 * m / rowBlocks) / microRows * microRows }
+    let packedB = UnsafeMutablePointer<Float>.allocate(capacity: (k + depthBlocks - 1) / depthBlocks * min(blockCols, roundUp(n, microCols)))
     defer { packedB.deallocate() }
 
     var jc = 0
     while jc < n {
         let nc = min(blockCols, n - jc)
         let panels = (nc + microCols - 1) / microCols
-        var pc = 0
-        while pc < k {
-            let kc = min(blockDepth, k - pc)
+        for depthBlock in 0..<depthBlocks {
+            let pc = depthBlock * k / depthBlocks
+            let kc = (depthBlock + 1) * k / depthBlocks - pc
             let firstDepthBlock = pc == 0 && !accumulate
             let packPanel = { (panel: Int) in
                 packPanelB(packedB + panel * kc * microCols, b + pc * bRow + (jc + panel * microCols) * bCol,
@@ -163,51 +171,33 @@ private func gemmBlocked(
 
             // Work items: (row block, range of column panels). Split columns too when there are
             // few row blocks, so both threads have work for skinny products.
-            let rowBlocks = (m + blockRows - 1) / blockRows
-            let columnSplits = serial ? 1 : max(1, min(panels, (2 * Threading.workerCount + rowBlocks - 1) / rowBlocks))
+            let columnSplits = serial ? 1 : max(1, min(panels, (2 * workers + rowBlocks - 1) / rowBlocks))
             let runItem = { (item: Int) in
                 let rb = item / columnSplits, cs = item % columnSplits
-                let i0 = rb * blockRows, mc = min(blockRows, m - i0)
+                let i0 = rowStarts[rb], mc = rowStarts[rb + 1] - i0
+                guard mc > 0 else { return }
                 let p0 = cs * panels / columnSplits, p1 = (cs + 1) * panels / columnSplits
                 let microPanels = (mc + microRows - 1) / microRows
-                // Row-major A is read in place (each 8-row slice is reused for every column panel while
-                // it sits in cache); other layouts, and ragged edges, are packed.
-                let inPlace = aCol == 1
-                let packedA = UnsafeMutablePointer<Float>.allocate(capacity: (inPlace ? 1 : microPanels) * kc * microRows)
+                let packedA = UnsafeMutablePointer<Float>.allocate(capacity: microPanels * kc * microRows)
                 defer { packedA.deallocate() }
-                if !inPlace {
-                    for mp in 0..<microPanels {
-                        packPanelA(packedA + mp * kc * microRows, a + (i0 + mp * microRows) * aRow + pc * aCol,
-                                   aRow, aCol, kc, min(microRows, mc - mp * microRows))
-                    }
-                }
-                for mp in 0..<microPanels where inPlace && mc - mp * microRows < microRows {
-                    packPanelA(packedA, a + (i0 + mp * microRows) * aRow + pc, aRow, 1, kc, mc - mp * microRows)
+                for mp in 0..<microPanels {
+                    packPanelA(packedA + mp * kc * microRows, a + (i0 + mp * microRows) * aRow + pc * aCol,
+                               aRow, aCol, kc, min(microRows, mc - mp * microRows))
                 }
                 for panel in p0..<p1 {
                     let j0 = panel * microCols
                     let cols = min(microCols, nc - j0)
                     for mp in 0..<microPanels {
                         let rows = min(microRows, mc - mp * microRows)
-                        let bPanel = packedB + panel * kc * microCols
-                        let cTile = c + (i0 + mp * microRows) * ldc + jc + j0
-                        if inPlace && rows == microRows {
-                            let aRows = a + (i0 + mp * microRows) * aRow + pc
-                            microKernelTile(cTile, ldc, rows, cols, overwrite: firstDepthBlock) { out, ldo, overwrite in
-                                microKernel(out, ldo, rowsOf: aRows, lda: aRow, bPanel, kc, overwrite: overwrite)
-                            }
-                        } else {
-                            let aPanel = inPlace ? packedA : packedA + mp * kc * microRows
-                            microKernelTile(cTile, ldc, rows, cols, overwrite: firstDepthBlock) { out, ldo, overwrite in
-                                microKernel(out, ldo, aPanel, bPanel, kc, overwrite: overwrite)
-                            }
+                        let aPanel = packedA + mp * kc * microRows, bPanel = packedB + panel * kc * microCols
+                        microKernelTile(c + (i0 + mp * microRows) * ldc + jc + j0, ldc, rows, cols, overwrite: firstDepthBlock) {
+                            out, ldo, overwrite in microKernel(out, ldo, aPanel, bPanel, kc, overwrite: overwrite)
                         }
                     }
                 }
             }
             let items = rowBlocks * columnSplits
             if serial { for i in 0..<items { runItem(i) } } else { parallelFor(items, runItem) }
-            pc += kc
         }
         jc += nc
     }
@@ -223,15 +213,12 @@ private func packPanelA(
     _ kc: Int, _ rows: Int
 ) {
     if rows < microRows { dst.update(repeating: 0, count: kc * microRows) }
-    if colStride == 1 {
-        for i in 0..<rows {
-            let s = src + i * rowStride
-            for p in 0..<kc { dst[p * microRows + i] = s[p] }
-        }
-    } else {
-        for p in 0..<kc {
-            let s = src + p * colStride
-            for i in 0..<rows { dst[p * microRows + i] = s[i * rowStride] }
+    for i in 0..<rows {
+        var s = src + i &* rowStride, d = dst + i
+        for _ in 0..<kc {
+            d.pointee = s.pointee
+            s += colStride
+            d += microRows
         }
     }
 }
@@ -243,23 +230,22 @@ private func packPanelB(
     _ kc: Int, _ cols: Int
 ) {
     if cols == microCols && colStride == 1 {
-        for p in 0..<kc {
-            let s = src + p * rowStride, d = dst + p * microCols
+        var s = src, d = dst
+        for _ in 0..<kc {
             store(d, load(s))
             store(d + 16, load(s + 16))
+            s += rowStride
+            d += microCols
         }
         return
     }
     if cols < microCols { dst.update(repeating: 0, count: kc * microCols) }
-    if rowStride == 1 {
-        for j in 0..<cols {
-            let s = src + j * colStride
-            for p in 0..<kc { dst[p * microCols + j] = s[p] }
-        }
-    } else {
-        for p in 0..<kc {
-            let s = src + p * rowStride
-            for j in 0..<cols { dst[p * microCols + j] = s[j * colStride] }
+    for j in 0..<cols {
+        var s = src + j &* colStride, d = dst + j
+        for _ in 0..<kc {
+            d.pointee = s.pointee
+            s += rowStride
+            d += microCols
         }
     }
 }
@@ -317,40 +303,6 @@ private func microKernel(
         x = Vec(repeating: ap[7])
         c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
         ap += microRows
-        bp += microCols
-    }
-    storeTile(c, ldc, overwrite, (c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51), (c60, c61), (c70, c71))
-}
-
-/// `C[8, 32] (+)= A[8 rows, kc] · packedB[kc][32]` with A's rows read in place (`lda` apart).
-@inline(__always)
-private func microKernel(
-    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, rowsOf a: UnsafePointer<Float>, lda: Int,
-    _ packedB: UnsafePointer<Float>, _ kc: Int, overwrite: Bool
-) {
-    var c00 = Vec(), c01 = Vec(), c10 = Vec(), c11 = Vec(), c20 = Vec(), c21 = Vec(), c30 = Vec(), c31 = Vec()
-    var c40 = Vec(), c41 = Vec(), c50 = Vec(), c51 = Vec(), c60 = Vec(), c61 = Vec(), c70 = Vec(), c71 = Vec()
-    let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda
-    let a4 = a + 4 * lda, a5 = a + 5 * lda, a6 = a + 6 * lda, a7 = a + 7 * lda
-    var bp = packedB
-    for p in 0..<kc {
-        let b0 = load(bp), b1 = load(bp + 16)
-        var x = Vec(repeating: a0[p])
-        c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-        x = Vec(repeating: a1[p])
-        c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-        x = Vec(repeating: a2[p])
-        c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-        x = Vec(repeating: a3[p])
-        c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-        x = Vec(repeating: a4[p])
-        c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-        x = Vec(repeating: a5[p])
-        c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-        x = Vec(repeating: a6[p])
-        c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
-        x = Vec(repeating: a7[p])
-        c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
         bp += microCols
     }
     storeTile(c, ldc, overwrite, (c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51), (c60, c61), (c70, c71))
