@@ -178,10 +178,11 @@ private func gemmBlocked(
                 guard mc > 0 else { return }
                 let p0 = cs * panels / columnSplits, p1 = (cs + 1) * panels / columnSplits
                 let microPanels = (mc + microRows - 1) / microRows
-                let packedA = UnsafeMutablePointer<Float>.allocate(capacity: microPanels * kc * microRows)
+                let panelSize = microRows * panelStride
+                let packedA = UnsafeMutablePointer<Float>.allocate(capacity: microPanels * panelSize)
                 defer { packedA.deallocate() }
                 for mp in 0..<microPanels {
-                    packPanelA(packedA + mp * kc * microRows, a + (i0 + mp * microRows) * aRow + pc * aCol,
+                    packPanelA(packedA + mp * panelSize, a + (i0 + mp * microRows) * aRow + pc * aCol,
                                aRow, aCol, kc, min(microRows, mc - mp * microRows))
                 }
                 for panel in p0..<p1 {
@@ -189,7 +190,7 @@ private func gemmBlocked(
                     let cols = min(microCols, nc - j0)
                     for mp in 0..<microPanels {
                         let rows = min(microRows, mc - mp * microRows)
-                        let aPanel = packedA + mp * kc * microRows, bPanel = packedB + panel * kc * microCols
+                        let aPanel = packedA + mp * panelSize, bPanel = packedB + panel * kc * microCols
                         microKernelTile(c + (i0 + mp * microRows) * ldc + jc + j0, ldc, rows, cols, overwrite: firstDepthBlock) {
                             out, ldo, overwrite in microKernel(out, ldo, aPanel, bPanel, kc, overwrite: overwrite)
                         }
@@ -206,21 +207,30 @@ private func gemmBlocked(
 @inline(__always)
 private func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / multiple * multiple }
 
-/// Packs `rows` (≤ `microRows`) rows × `kc` columns of op(A) as `[kc][microRows]`, zero-padding rows.
+/// Row stride of a packed A panel: a compile-time constant, so the micro-kernel reaches each of its
+/// eight rows through an immediate offset instead of a register.
+private let panelStride = 304
+
+/// Packs `rows` (≤ `microRows`) rows × `kc` (≤ `panelStride`) columns of op(A) as `[microRows][panelStride]`,
+/// zero-padding rows.
 @inline(__always)
 private func packPanelA(
     _ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, _ rowStride: Int, _ colStride: Int,
     _ kc: Int, _ rows: Int
 ) {
-    if rows < microRows { dst.update(repeating: 0, count: kc * microRows) }
     for i in 0..<rows {
-        var s = src + i &* rowStride, d = dst + i
-        for _ in 0..<kc {
-            d.pointee = s.pointee
-            s += colStride
-            d += microRows
+        let d = dst + i &* panelStride
+        if colStride == 1 {
+            d.update(from: src + i &* rowStride, count: kc)
+        } else {
+            var s = src + i &* rowStride
+            for p in 0..<kc {
+                d[p] = s.pointee
+                s += colStride
+            }
         }
     }
+    for i in rows..<microRows { (dst + i &* panelStride).update(repeating: 0, count: kc) }
 }
 
 /// Packs `kc` rows × `cols` (≤ `microCols`) columns of op(B) as `[kc][microCols]`, zero-padding columns.
@@ -275,7 +285,7 @@ private func microKernelTile(
     }
 }
 
-/// `C[8, 32] (+)= packedA[kc][8]ᵀ · packedB[kc][32]`, accumulators held in 16 vector registers.
+/// `C[8, 32] (+)= packedA[8][panelStride] · packedB[kc][32]`, accumulators held in 16 vector registers.
 @inline(__always)
 private func microKernel(
     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ packedA: UnsafePointer<Float>, _ packedB: UnsafePointer<Float>,
@@ -288,21 +298,21 @@ private func microKernel(
         let b0 = load(bp), b1 = load(bp + 16)
         var x = Vec(repeating: ap[0])
         c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-        x = Vec(repeating: ap[1])
+        x = Vec(repeating: ap[panelStride])
         c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-        x = Vec(repeating: ap[2])
+        x = Vec(repeating: ap[2 * panelStride])
         c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-        x = Vec(repeating: ap[3])
+        x = Vec(repeating: ap[3 * panelStride])
         c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-        x = Vec(repeating: ap[4])
+        x = Vec(repeating: ap[4 * panelStride])
         c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-        x = Vec(repeating: ap[5])
+        x = Vec(repeating: ap[5 * panelStride])
         c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-        x = Vec(repeating: ap[6])
+        x = Vec(repeating: ap[6 * panelStride])
         c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
-        x = Vec(repeating: ap[7])
+        x = Vec(repeating: ap[7 * panelStride])
         c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
-        ap += microRows
+        ap += 1
         bp += microCols
     }
     storeTile(c, ldc, overwrite, (c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51), (c60, c61), (c70, c71))
