@@ -54,7 +54,7 @@ public enum EdgeAttribution {
             // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`
             let diffs: FloatBuffer
             switch ablation {
-            case .resample: diffs = try model.forward(chunk.corrupt, captureSenders: true).senders!
+            case .resample: diffs = try model.forward(chunk.corrupt, readout: .none, captureSenders: true).senders!
             case .zero: diffs = FloatBuffer(count: senderCount * plane)
             case .mean: diffs = means!.expanded(to: layout)
             }
@@ -116,7 +116,7 @@ public enum EdgeAttribution {
     static func meanSenders(model: TransformerModel, prompts: [[Int]], chunkSize: Int) throws -> PositionMeans {
         let means = PositionMeans(senders: model.senderCount, positions: prompts.map(\.count).max() ?? 0, width: model.config.dModel)
         for start in stride(from: 0, to: prompts.count, by: chunkSize) {
-            let pass = try model.forward(Array(prompts[start..<min(start + chunkSize, prompts.count)]), captureSenders: true)
+            let pass = try model.forward(Array(prompts[start..<min(start + chunkSize, prompts.count)]), readout: .none, captureSenders: true)
             means.add(pass.senders!, layout: pass.layout)
         }
         return means

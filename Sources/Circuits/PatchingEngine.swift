@@ -62,10 +62,10 @@ public final class PatchingEngine {
         let plane = layout.rows * model.config.dModel
         switch ablation {
         case .resample:
-            corruptSenders = try model.forward(corrupt, captureSenders: true).senders!
+            corruptSenders = try model.forward(corrupt, readout: .none, captureSenders: true).senders!
         case .mean:
             let means = PositionMeans(senders: model.senderCount, positions: layout.maxLength, width: model.config.dModel)
-            means.add(try model.forward(corrupt, captureSenders: true).senders!, layout: layout)
+            means.add(try model.forward(corrupt, readout: .none, captureSenders: true).senders!, layout: layout)
             corruptSenders = means.expanded(to: layout)
         case .zero:
             corruptSenders = FloatBuffer(count: model.senderCount * plane)

@@ -71,36 +71,71 @@ public func siluBackward(
     }
 }
 
-/// SwiGLU: `out = silu(gate)·up`.
+/// SwiGLU: `out = silu(gate)·up`, row by row.
+///
+/// The gate and up projections usually come out of one fused GEMM, side by side in each row, so they
+/// are read with a row stride.
 ///
 /// - Parameters:
-///   - out: `[count]`
-///   - gate, up: `[count]`
+///   - out: `[rows, columns]`
+///   - gate, up: `[rows, columns]` with rows `inputStride` floats apart
 public func swigluForward(
-    _ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ count: Int
+    _ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
+    _ rows: Int, _ columns: Int, inputStride: Int
 ) {
-    parallelChunks(count, minimumChunk: 4096) { range in
-        for i in range { out[i] = gate[i] * sigmoid(gate[i]) * up[i] }
+    typealias Vec = SIMD16<Float>
+    parallelChunks(rows, minimumChunk: 8) { range in
+        for r in range {
+            let g = gate + r * inputStride, u = up + r * inputStride, o = out + r * columns
+            var i = 0
+            while i + 16 <= columns {
+                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: Vec.self)
+                let uv = UnsafeRawPointer(u + i).loadUnaligned(as: Vec.self)
+                UnsafeMutableRawPointer(o + i).storeBytes(of: gv / (Vec(repeating: 1) + vectorExp(-gv)) * uv, as: Vec.self)
+                i += 16
+            }
+            while i < columns { o[i] = g[i] * sigmoid(g[i]) * u[i]; i += 1 }
+        }
     }
 }
 
 /// SwiGLU gradients of both inputs, accumulated (overwritten when `accumulate` is false).
 ///
 /// - Parameters:
-///   - dgate, dup: `[count]`, accumulated into
-///   - gate, up: `[count]`, the forward inputs
-///   - dout: `[count]`
+///   - dgate, dup: `[rows, columns]` with rows `inputStride` floats apart, accumulated into
+///   - gate, up: `[rows, columns]` forward inputs, rows `inputStride` apart
+///   - dout: `[rows, columns]`
 public func swigluBackward(
     _ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMutablePointer<Float>,
-    _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, _ count: Int,
-    accumulate: Bool = true
+    _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
+    _ rows: Int, _ columns: Int, inputStride: Int, accumulate: Bool = true
 ) {
-    parallelChunks(count, minimumChunk: 4096) { range in
-        for i in range {
-            let g = gate[i], s = sigmoid(g)
-            let du = dout[i] * g * s, dg = dout[i] * up[i] * s * (1 + g * (1 - s))
-            dup[i] = accumulate ? dup[i] + du : du
-            dgate[i] = accumulate ? dgate[i] + dg : dg
+    typealias Vec = SIMD16<Float>
+    @inline(__always) func ld(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
+    parallelChunks(rows, minimumChunk: 8) { range in
+        for r in range {
+            let g = gate + r * inputStride, u = up + r * inputStride, dy = dout + r * columns
+            let dg = dgate + r * inputStride, du = dup + r * inputStride
+            var i = 0
+            while i + 16 <= columns {
+                let gv = ld(g + i), y = ld(dy + i), uv = ld(u + i)
+                let sv = Vec(repeating: 1) / (Vec(repeating: 1) + vectorExp(-gv))
+                var dUp = y * gv * sv, dGate = y * uv * sv * (Vec(repeating: 1) + gv * (Vec(repeating: 1) - sv))
+                if accumulate {
+                    dUp += ld(du + i)
+                    dGate += ld(dg + i)
+                }
+                UnsafeMutableRawPointer(du + i).storeBytes(of: dUp, as: Vec.self)
+                UnsafeMutableRawPointer(dg + i).storeBytes(of: dGate, as: Vec.self)
+                i += 16
+            }
+            while i < columns {
+                let s = sigmoid(g[i])
+                let dUp = dy[i] * g[i] * s, dGate = dy[i] * u[i] * s * (1 + g[i] * (1 - s))
+                du[i] = accumulate ? du[i] + dUp : dUp
+                dg[i] = accumulate ? dg[i] + dGate : dGate
+                i += 1
+            }
         }
     }
 }

@@ -52,10 +52,18 @@ public func attentionForward(
                 maxScore = max(maxScore, s)
             }
             var total: Float = 0
-            for u in 0...t {
+            var u = 0
+            while u + 16 <= t + 1 {
+                let e = vectorExp(UnsafeRawPointer(p + u).loadUnaligned(as: SIMD16<Float>.self) - SIMD16(repeating: maxScore))
+                UnsafeMutableRawPointer(p + u).storeBytes(of: e, as: SIMD16<Float>.self)
+                total += e.sum()
+                u += 16
+            }
+            while u <= t {
                 let e = expf(p[u] - maxScore)
                 p[u] = e
                 total += e
+                u += 1
             }
             let inverse = 1 / total
             for u in 0...t { p[u] *= inverse }

@@ -37,10 +37,22 @@ public final class FloatBuffer: @unchecked Sendable {
             pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Float.self, capacity: max(count, 1))
             pooledBytes = 0
         }
+        parent = nil
     }
 
     /// Capacity of the pooled allocation behind `pointer`, or 0 for a small buffer.
     private let pooledBytes: Int
+    /// The buffer this one is a window into (it owns the memory), or nil when this one owns it.
+    private let parent: FloatBuffer?
+
+    /// A window of `count` floats into `parent` starting at `offset`; it keeps `parent` alive.
+    public init(viewing parent: FloatBuffer, offset: Int, count: Int) {
+        precondition(offset >= 0 && count >= 0 && offset + count <= parent.count, "view outside its parent buffer")
+        self.count = count
+        pointer = parent.pointer + offset
+        pooledBytes = 0
+        self.parent = parent
+    }
 
     /// Allocates a buffer holding a copy of `values`.
     public convenience init(_ values: [Float]) {
@@ -51,6 +63,7 @@ public final class FloatBuffer: @unchecked Sendable {
     }
 
     deinit {
+        if parent != nil { return }
         if pooledBytes > 0 {
             LargeBufferPool.shared.give(UnsafeMutableRawPointer(pointer), capacity: pooledBytes)
         } else {

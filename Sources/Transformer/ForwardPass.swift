@@ -8,6 +8,8 @@ public enum ReadoutRows: Sendable {
     case all
     /// The given packed rows.
     case rows([Int])
+    /// No logits (a pass run only for its activations or sender outputs).
+    case none
 }
 
 /// The result of running the model on a batch: logits at the read-out rows and, on request, every
@@ -95,9 +97,10 @@ extension TransformerModel {
         case .rows(let chosen):
             guard chosen.allSatisfy({ $0 >= 0 && $0 < t }) else { throw ModelInputError("read-out row outside the batch's \(t) rows") }
             rows = chosen
+        case .none: rows = []
         }
         let head = UnembeddingActivations(config: config, rows: rows.count)
-        logitsForward(head, resid: residFinal.pointer, rows: rows)
+        if !rows.isEmpty { logitsForward(head, resid: residFinal.pointer, rows: rows) }
         return ForwardPass(layout: layout, tokens: tokens, layers: keepActivations ? layers : [], senders: senders,
                            residFinal: residFinal, readoutRows: rows, readout: head)
     }

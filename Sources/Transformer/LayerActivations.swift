@@ -14,12 +14,9 @@ public final class LayerActivations {
     public let norm1Mean: FloatBuffer
     /// `[T]`
     public let norm1Rstd: FloatBuffer
-    /// `[T, heads·headDim]` queries, after RoPE.
-    public let q: FloatBuffer
-    /// `[T, kvHeads·headDim]` keys, after RoPE.
-    public let k: FloatBuffer
-    /// `[T, kvHeads·headDim]`
-    public let v: FloatBuffer
+    /// `[T, qkvWidth]`: each row holds the queries, keys and values of that token side by side
+    /// (`q | k | v`, one fused projection); queries and keys after RoPE.
+    public let qkv: FloatBuffer
     /// `[heads, layout.attentionSize]` attention weights.
     public let probs: FloatBuffer
     /// `[T, heads·headDim]` attention output per head, before the output projection.
@@ -32,10 +29,8 @@ public final class LayerActivations {
     public let norm2Mean: FloatBuffer
     /// `[T]`
     public let norm2Rstd: FloatBuffer
-    /// `[T, dMLP]` up projection (GPT-2: before GELU).
-    public let mlpUp: FloatBuffer
-    /// `[T, dMLP]` gate projection (SwiGLU only; empty otherwise).
-    public let mlpGate: FloatBuffer
+    /// `[T, mlpInWidth]`: the MLP's input projection — `up` before GELU, or `gate | up` for SwiGLU.
+    public let mlpIn: FloatBuffer
     /// `[T, dMLP]` input of the down projection.
     public let mlpAct: FloatBuffer
 
@@ -47,17 +42,14 @@ public final class LayerActivations {
         norm1 = temporaries?.norm1 ?? FloatBuffer(uninitializedCount: t * c.dModel)
         norm1Mean = FloatBuffer(uninitializedCount: t)
         norm1Rstd = FloatBuffer(uninitializedCount: t)
-        q = FloatBuffer(uninitializedCount: t * c.qWidth)
-        k = FloatBuffer(uninitializedCount: t * c.kvWidth)
-        v = FloatBuffer(uninitializedCount: t * c.kvWidth)
+        qkv = FloatBuffer(uninitializedCount: t * c.qkvWidth)
         probs = FloatBuffer(uninitializedCount: c.heads * layout.attentionSize)
         z = temporaries?.z ?? FloatBuffer(uninitializedCount: t * c.qWidth)
         residMid = FloatBuffer(uninitializedCount: t * c.dModel)
         norm2 = temporaries?.norm2 ?? FloatBuffer(uninitializedCount: t * c.dModel)
         norm2Mean = FloatBuffer(uninitializedCount: t)
         norm2Rstd = FloatBuffer(uninitializedCount: t)
-        mlpUp = FloatBuffer(uninitializedCount: t * c.dMLP)
-        mlpGate = FloatBuffer(uninitializedCount: c.mlp == .swiglu ? t * c.dMLP : 0)
+        mlpIn = FloatBuffer(uninitializedCount: t * c.mlpInWidth)
         mlpAct = temporaries?.mlpAct ?? FloatBuffer(uninitializedCount: t * c.dMLP)
     }
 }

@@ -76,6 +76,10 @@ public struct TransformerConfig: Sendable, Equatable {
     public var qWidth: Int { heads * headDim }
     /// Width of all key (or value) heads together.
     public var kvWidth: Int { kvHeads * headDim }
+    /// Width of the fused query, key and value projection's output (`q | k | v`).
+    public var qkvWidth: Int { qWidth + 2 * kvWidth }
+    /// Width of the MLP's fused input projection: `up` (GELU), or `gate | up` (SwiGLU).
+    public var mlpInWidth: Int { mlp == .swiglu ? 2 * dMLP : dMLP }
 
     /// Checks sizes are consistent; `path` names the source in the error.
     public func validate(path: String) throws {

@@ -60,8 +60,8 @@ extension TransformerModel {
         slot(0).update(from: dResid.pointer, count: plane)
         var pending: [Receiver] = [.logits]  // receivers in slots 0..<pending.count, delivered with the next MLP
 
-        let dAct = FloatBuffer(uninitializedCount: t * c.dMLP), dUp = FloatBuffer(uninitializedCount: t * c.dMLP)
-        let dGate = FloatBuffer(uninitializedCount: c.mlp == .swiglu ? t * c.dMLP : 0)
+        let dAct = FloatBuffer(uninitializedCount: t * c.dMLP)
+        let dIn = FloatBuffer(uninitializedCount: t * c.mlpInWidth)  // gradient of the MLP's input projection
         let dZ = FloatBuffer(uninitializedCount: t * c.qWidth)
         // Per-head gradients of queries, keys and values: [heads, T, dh] each.
         let dQ = FloatBuffer(count: c.heads * t * dh), dK = FloatBuffer(count: c.heads * t * dh), dV = FloatBuffer(count: c.heads * t * dh)
@@ -74,14 +74,12 @@ extension TransformerModel {
             matmulBackward(dAct.pointer, dResid.pointer, w.wDown.pointer, t, c.dMLP, d, accumulate: false)
             switch c.mlp {
             case .gelu:
-                geluBackward(dUp.pointer, acts.mlpUp.pointer, dAct.pointer, t * c.dMLP, accumulate: false)
-                matmulBackward(mlpSlot, dUp.pointer, w.wUp.pointer, t, d, c.dMLP, accumulate: false)
+                geluBackward(dIn.pointer, acts.mlpIn.pointer, dAct.pointer, t * c.dMLP, accumulate: false)
             case .swiglu:
-                swigluBackward(dGate.pointer, dUp.pointer, acts.mlpGate.pointer, acts.mlpUp.pointer, dAct.pointer,
-                               t * c.dMLP, accumulate: false)
-                matmulBackward(mlpSlot, dGate.pointer, w.wGate!.pointer, t, d, c.dMLP, accumulate: false)
-                matmulBackward(mlpSlot, dUp.pointer, w.wUp.pointer, t, d, c.dMLP)
+                swigluBackward(dIn.pointer, dIn.pointer + c.dMLP, acts.mlpIn.pointer, acts.mlpIn.pointer + c.dMLP, dAct.pointer,
+                               t, c.dMLP, inputStride: c.mlpInWidth, accumulate: false)
             }
+            matmulBackward(mlpSlot, dIn.pointer, w.wIn.pointer, t, d, c.mlpInWidth, accumulate: false)
             normBackward(mlpSlot, mlpSlot, acts.residMid.pointer, weight: w.norm2Weight, acts.norm2Mean.pointer,
                          acts.norm2Rstd.pointer, t, accumulate: false)
             onReceivers(ReceiverGradients(receivers: pending + [.mlp(layer: l)], gradients: slots.pointer, rows: t, dModel: d))
@@ -96,9 +94,9 @@ extension TransformerModel {
             Kernels.attentionBackward(
                 perHead(dQ), perHead(dK), perHead(dV),
                 (0..<c.heads).map { HeadSlice(dZ.pointer + $0 * dh, stride: c.qWidth) }, acts.probs.pointer,
-                (0..<c.heads).map { HeadSlice(acts.q.pointer + $0 * dh, stride: c.qWidth) },
-                (0..<c.heads).map { HeadSlice(acts.k.pointer + ($0 / c.groupSize) * dh, stride: c.kvWidth) },
-                (0..<c.heads).map { HeadSlice(acts.v.pointer + ($0 / c.groupSize) * dh, stride: c.kvWidth) },
+                (0..<c.heads).map { HeadSlice(acts.qkv.pointer + $0 * dh, stride: c.qkvWidth) },
+                (0..<c.heads).map { HeadSlice(acts.qkv.pointer + c.qWidth + ($0 / c.groupSize) * dh, stride: c.qkvWidth) },
+                (0..<c.heads).map { HeadSlice(acts.qkv.pointer + c.qWidth + c.kvWidth + ($0 / c.groupSize) * dh, stride: c.qkvWidth) },
                 layout, scale: 1 / Float(dh).squareRoot(), dh)
             if let rope {
                 ropeBackward(dQ.pointer, dQ.pointer, rope, (0..<c.heads).flatMap { _ in layout.positions }, ropeStyle,

@@ -104,16 +104,15 @@ extension TransformerModel {
         headOutputs: UnsafeMutablePointer<Float>? = nil
     ) {
         let c = config, w = blocks[layer], t = layout.rows, d = c.dModel, dh = c.headDim
-        let qWidth = c.qWidth, kvWidth = c.kvWidth
+        let qWidth = c.qWidth, stride = c.qkvWidth
         normForward(acts.norm1.pointer, acts.norm1Mean.pointer, acts.norm1Rstd.pointer, acts.residPre.pointer,
                     weight: w.norm1Weight, bias: w.norm1Bias, t)
-        matmulForward(acts.q.pointer, acts.norm1.pointer, w.wq.pointer, w.bq?.pointer, t, d, qWidth)
-        matmulForward(acts.k.pointer, acts.norm1.pointer, w.wk.pointer, w.bk?.pointer, t, d, kvWidth)
-        matmulForward(acts.v.pointer, acts.norm1.pointer, w.wv.pointer, w.bv?.pointer, t, d, kvWidth)
+        matmulForward(acts.qkv.pointer, acts.norm1.pointer, w.wqkv.pointer, w.bqkv?.pointer, t, d, stride)
+        let q = acts.qkv.pointer, k = q + qWidth, v = k + c.kvWidth
 
-        let qSlices = (0..<c.heads).map { HeadSlice(acts.q.pointer + $0 * dh, stride: qWidth) }
-        var kSlices = (0..<c.heads).map { HeadSlice(acts.k.pointer + ($0 / c.groupSize) * dh, stride: kvWidth) }
-        var vSlices = (0..<c.heads).map { HeadSlice(acts.v.pointer + ($0 / c.groupSize) * dh, stride: kvWidth) }
+        let qSlices = (0..<c.heads).map { HeadSlice(q + $0 * dh, stride: stride) }
+        var kSlices = (0..<c.heads).map { HeadSlice(k + ($0 / c.groupSize) * dh, stride: stride) }
+        var vSlices = (0..<c.heads).map { HeadSlice(v + ($0 / c.groupSize) * dh, stride: stride) }
         // Buffers for heads whose key/value input is their own; kept alive until attention has run.
         var ownKV: [FloatBuffer] = []
         if let inputs {
@@ -128,7 +127,7 @@ extension TransformerModel {
             }
             for h in 0..<c.heads {
                 let g = h / c.groupSize
-                if let x = inputs.q[h] { project(x, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: qWidth) }
+                if let x = inputs.q[h] { project(x, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: stride) }
                 if let x = inputs.k[h] {
                     let own = FloatBuffer(uninitializedCount: t * dh)
                     project(x, w.wk, w.bk, row0: g * dh, into: own.pointer, ldc: dh)
@@ -145,8 +144,8 @@ extension TransformerModel {
             }
         }
         if let rope {
-            ropeForward(acts.q.pointer, acts.q.pointer, rope, layout.positions, ropeStyle, t, c.heads, dh, rowStride: qWidth)
-            ropeForward(acts.k.pointer, acts.k.pointer, rope, layout.positions, ropeStyle, t, c.kvHeads, dh, rowStride: kvWidth)
+            ropeForward(q, q, rope, layout.positions, ropeStyle, t, c.heads, dh, rowStride: stride)
+            ropeForward(k, k, rope, layout.positions, ropeStyle, t, c.kvHeads, dh, rowStride: stride)
         }
         let zSlices = (0..<c.heads).map { HeadSlice(acts.z.pointer + $0 * dh, stride: qWidth) }
         Kernels.attentionForward(zSlices, acts.probs.pointer, qSlices, kSlices, vSlices, layout,
@@ -182,14 +181,12 @@ extension TransformerModel {
         let c = config, w = blocks[layer], t = layout.rows, d = c.dModel
         normForward(acts.norm2.pointer, acts.norm2Mean.pointer, acts.norm2Rstd.pointer, input ?? UnsafePointer(acts.residMid.pointer),
                     weight: w.norm2Weight, bias: w.norm2Bias, t)
+        matmulForward(acts.mlpIn.pointer, acts.norm2.pointer, w.wIn.pointer, w.bIn?.pointer, t, d, c.mlpInWidth)
         switch c.mlp {
         case .gelu:
-            matmulForward(acts.mlpUp.pointer, acts.norm2.pointer, w.wUp.pointer, w.bUp?.pointer, t, d, c.dMLP)
-            geluForward(acts.mlpAct.pointer, acts.mlpUp.pointer, t * c.dMLP)
+            geluForward(acts.mlpAct.pointer, acts.mlpIn.pointer, t * c.dMLP)
         case .swiglu:
-            matmulForward(acts.mlpGate.pointer, acts.norm2.pointer, w.wGate!.pointer, nil, t, d, c.dMLP)
-            matmulForward(acts.mlpUp.pointer, acts.norm2.pointer, w.wUp.pointer, w.bUp?.pointer, t, d, c.dMLP)
-            swigluForward(acts.mlpAct.pointer, acts.mlpGate.pointer, acts.mlpUp.pointer, t * c.dMLP)
+            swigluForward(acts.mlpAct.pointer, acts.mlpIn.pointer, acts.mlpIn.pointer + c.dMLP, t, c.dMLP, inputStride: c.mlpInWidth)
         }
         matmulForward(mlpOut, acts.mlpAct.pointer, w.wDown.pointer, w.bDown?.pointer, t, c.dMLP, d)
         if residPost != acts.residMid.pointer { residPost.update(from: acts.residMid.pointer, count: t * d) }

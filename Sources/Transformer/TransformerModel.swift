@@ -37,8 +37,16 @@ public struct BlockWeights: Sendable {
     public var wDown: FloatBuffer
     /// `[d]`
     public var bDown: FloatBuffer?
+    /// `[qkvWidth, d]`: `wq`, `wk` and `wv` stacked, so one GEMM projects all three (they are views into it).
+    public let wqkv: FloatBuffer
+    /// `[qkvWidth]` stacked biases, when the block has them.
+    public let bqkv: FloatBuffer?
+    /// `[mlpInWidth, d]`: `wGate` over `wUp` for SwiGLU (views into it), `wUp` itself for GELU.
+    public let wIn: FloatBuffer
+    /// `[mlpInWidth]` bias of the MLP's input projection (zeros for the gate), when it has one.
+    public let bIn: FloatBuffer?
 
-    /// Creates a block from its tensors.
+    /// Creates a block from its tensors, stacking the query/key/value and gate/up projections.
     public init(
         norm1Weight: FloatBuffer, norm1Bias: FloatBuffer?, wq: FloatBuffer, bq: FloatBuffer?, wk: FloatBuffer,
         bk: FloatBuffer?, wv: FloatBuffer, bv: FloatBuffer?, wo: FloatBuffer, bo: FloatBuffer?,
@@ -62,7 +70,40 @@ public struct BlockWeights: Sendable {
         self.wGate = wGate
         self.wDown = wDown
         self.bDown = bDown
+        let (fusedQKV, qkvViews) = stacked([wq, wk, wv])
+        (wqkv, self.wq, self.wk, self.wv) = (fusedQKV, qkvViews[0], qkvViews[1], qkvViews[2])
+        if let bq, let bk, let bv {
+            let (fused, views) = stacked([bq, bk, bv])
+            (bqkv, self.bq, self.bk, self.bv) = (fused, views[0], views[1], views[2])
+        } else {
+            bqkv = nil
+        }
+        if let wGate {
+            let (fused, views) = stacked([wGate, wUp])
+            (wIn, self.wGate, self.wUp) = (fused, views[0], views[1])
+            if let bUp {
+                let (fusedBias, biasViews) = stacked([FloatBuffer(count: bUp.count), bUp])
+                (bIn, self.bUp) = (fusedBias, biasViews[1])
+            } else {
+                bIn = nil
+            }
+        } else {
+            (wIn, bIn) = (wUp, bUp)
+        }
     }
+}
+
+/// One buffer holding `parts` back to back, and a view into it for each part.
+private func stacked(_ parts: [FloatBuffer]) -> (FloatBuffer, [FloatBuffer]) {
+    let fused = FloatBuffer(uninitializedCount: parts.reduce(0) { $0 + $1.count })
+    var offset = 0
+    var views: [FloatBuffer] = []
+    for part in parts {
+        (fused.pointer + offset).update(from: part.pointer, count: part.count)
+        views.append(FloatBuffer(viewing: fused, offset: offset, count: part.count))
+        offset += part.count
+    }
+    return (fused, views)
 }
 
 /// A loaded decoder-only transformer: config, Float32 weights and (when the files have one) a tokenizer.

@@ -70,14 +70,14 @@ final class ActivationTests: XCTestCase {
             let dout = rng.gaussianFloats(count)
             let previousGate = rng.gaussianFloats(count), previousUp = rng.gaussianFloats(count)
             let g = FloatBuffer(gate), u = FloatBuffer(up), out = FloatBuffer(count: count), upstream = FloatBuffer(dout)
-            swigluForward(out.pointer, g.pointer, u.pointer, count)
+            swigluForward(out.pointer, g.pointer, u.pointer, 1, count, inputStride: count)
             let expected = (0..<count).map { siluReference(Double(gate[$0])) * Double(up[$0]) }
             assertClose(out.array, expected, tolerance: { i in
                 1e-6 * (1 + abs(Double(gate[i]))) * abs(Double(up[i])) + 1e-5 * abs(expected[i])
             }, "swiglu forward, count \(count)")
 
             let dgate = FloatBuffer(previousGate), dup = FloatBuffer(previousUp)
-            swigluBackward(dgate.pointer, dup.pointer, g.pointer, u.pointer, upstream.pointer, count)
+            swigluBackward(dgate.pointer, dup.pointer, g.pointer, u.pointer, upstream.pointer, 1, count, inputStride: count)
             let expectedGate = (0..<count).map { i in
                 Double(previousGate[i]) + Double(dout[i]) * derivative({ siluReference($0) * Double(up[i]) }, at: Double(gate[i]))
             }
@@ -92,5 +92,28 @@ final class ActivationTests: XCTestCase {
                 1e-6 * (abs(Double(previousUp[i])) + scale(i)) + 1e-5 * abs(expectedUp[i])
             }, "swiglu up gradient (accumulated), count \(count)")
         }
+    }
+}
+
+/// The vectorized exponential against `Double` `exp`.
+final class VectorExpTests: XCTestCase {
+    func testVectorExpIsWithinAboutOneUlp() {
+        var rng = SeededRandom(seed: 5)
+        var worst = 0.0
+        for _ in 0..<20_000 {
+            var x = SIMD16<Float>()
+            for lane in 0..<16 { x[lane] = Float(rng.nextDouble() * 176 - 88) }
+            let y = vectorExp(x)
+            for lane in 0..<16 {
+                let exact = Foundation.exp(Double(x[lane]))
+                guard exact > 1e-37, exact < 3e38 else { continue }
+                worst = max(worst, abs(Double(y[lane]) - exact) / exact)
+            }
+        }
+        XCTAssertLessThan(worst, 3e-7, "relative error of vectorExp")
+        let edges = vectorExp(SIMD16<Float>(repeating: -200))
+        XCTAssertEqual(edges[0], 0)
+        XCTAssertEqual(vectorExp(SIMD16<Float>(repeating: 200))[3], .infinity)
+        XCTAssertEqual(vectorExp(SIMD16<Float>(repeating: 0))[7], 1)
     }
 }
