@@ -58,6 +58,12 @@ public func gemm(
         gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k)
         return
     }
+    // Few rows against a wide weight (the unembedding at each example's last token): stream B's rows
+    // once, each against every row of A, instead of packing all of B for a handful of uses.
+    if !transposeA && transposeB && m <= 128 && n >= 32 * m && k <= dotBlockDepth {
+        gemmFewRows(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k)
+        return
+    }
     gemmBlocked(c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
                 accumulate: accumulate, m, n, k, serial: m * n * k < 1 << 16)
 }
@@ -98,6 +104,41 @@ private func gemmDotProducts(
                     }
                 }
                 kb += kc
+            }
+        }
+    }
+}
+
+/// `C (+)= A·Bᵀ` for few rows of A: groups of 4 rows of B, each against all of A's rows (which stay
+/// in cache), parallel over B.
+private func gemmFewRows(
+    _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int,
+    _ b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, _ m: Int, _ n: Int, _ k: Int
+) {
+    let zeros = UnsafeMutablePointer<Float>.allocate(capacity: k)
+    zeros.initialize(repeating: 0, count: k)
+    defer { zeros.deallocate() }
+    parallelChunks((n + 3) / 4, minimumChunk: 64) { groups in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sums in
+            /// Row `i` of A (or of B when `ofB`), or the zero row past the end.
+            func row(_ i: Int, ofB: Bool) -> UnsafePointer<Float> {
+                ofB ? (i < n ? b + i * ldb : UnsafePointer(zeros)) : (i < m ? a + i * lda : UnsafePointer(zeros))
+            }
+            for group in groups {
+                let j0 = group * 4
+                var i0 = 0
+                while i0 < m {
+                    dotTile(sums.baseAddress!, row(i0, ofB: false), row(i0 + 1, ofB: false), row(i0 + 2, ofB: false),
+                            row(i0 + 3, ofB: false), row(j0, ofB: true), row(j0 + 1, ofB: true), row(j0 + 2, ofB: true),
+                            row(j0 + 3, ofB: true), k)
+                    for i in 0..<min(4, m - i0) {
+                        for j in 0..<min(4, n - j0) {
+                            let out = c + (i0 + i) * ldc + j0 + j
+                            out.pointee = accumulate ? out.pointee + sums[i * 4 + j] : sums[i * 4 + j]
+                        }
+                    }
+                    i0 += 4
+                }
             }
         }
     }
