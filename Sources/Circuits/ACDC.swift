@@ -8,6 +8,11 @@ import Transformer
 /// less than τ (for `kl`: KL_new − KL_current < τ; otherwise |M_new − M_current| < τ). Receivers whose
 /// node has no remaining outgoing edge are skipped. The state can be saved after every receiver and
 /// a run resumed from it.
+///
+/// Trials run in speculative batches: since most edges get removed, a batch evaluates "remove the next
+/// edge", "remove the next two", … in one batched forward pass, and decisions are taken in order until
+/// the first edge that stays; the trials after it are discarded. The result is exactly that of trying
+/// the edges one at a time.
 public final class ACDC {
     /// Where a run stands: enough to resume it.
     public struct State: Codable, Sendable {
@@ -42,15 +47,19 @@ public final class ACDC {
     }
 
     public let experiment: Experiment
+    /// Most trials evaluated in one batched pass.
+    public let maxBatch: Int
     /// The run's state; `mask` mirrors `state.removed`.
     public private(set) var state: State
     private var mask: EdgeMask
     /// Remaining outgoing edges per sender.
     private var outgoing: [Int]
 
-    /// A fresh run with threshold `tau`, or one resumed from `resume` (whose τ wins).
-    public init(_ experiment: Experiment, tau: Double, resume: State? = nil) throws {
+    /// A fresh run with threshold `tau`, or one resumed from `resume` (whose τ wins); `maxBatch`
+    /// trades memory (each trial in a batch holds its own activations) for speed.
+    public init(_ experiment: Experiment, tau: Double, resume: State? = nil, maxBatch: Int = 8) throws {
         self.experiment = experiment
+        self.maxBatch = max(1, maxBatch)
         let g = experiment.graph
         if let resume, resume.edgeCount != g.edgeCount {
             throw ModelInputError("ACDC state is for a graph of \(resume.edgeCount) edges, this model has \(g.edgeCount)")
@@ -70,6 +79,7 @@ public final class ACDC {
     public func run(checkpoint: ((State, Progress) -> Void)? = nil) -> [Int] {
         let g = experiment.graph, tau = state.tau, isKL = experiment.metric == .kl
         let count = g.receivers.count
+        var batch = 1
         while state.receiversDone < count {
             let start = Date()
             let r = count - 1 - state.receiversDone
@@ -81,20 +91,35 @@ public final class ACDC {
                     outgoing[s] -= 1
                 }
             } else {
-                for s in stride(from: g.upstreamCount(receiverAt: r) - 1, through: 0, by: -1) {
-                    let e = g.edgeOffsets[r] + s
-                    mask[e] = 1
-                    let value = experiment.evaluate(mask)
-                    state.edgesTried += 1
-                    let change = isKL ? value - state.current : abs(value - state.current)
-                    if change < tau {
-                        state.current = value
-                        state.removed.append(e)
-                        outgoing[s] -= 1
-                    } else {
-                        mask[e] = 0
-                        state.keptEffects[e] = Float(value - state.current)
+                let candidates = Array(stride(from: g.upstreamCount(receiverAt: r) - 1, through: 0, by: -1))
+                var index = 0
+                while index < candidates.count {
+                    let k = min(batch, candidates.count - index)
+                    var masks: [EdgeMask] = []
+                    var trial = mask
+                    for j in 0..<k {
+                        trial[g.edgeOffsets[r] + candidates[index + j]] = 1
+                        masks.append(trial)
                     }
+                    let values = experiment.evaluate(masks)
+                    var accepted = 0
+                    for j in 0..<k {
+                        let s = candidates[index + j], e = g.edgeOffsets[r] + s
+                        state.edgesTried += 1
+                        let change = isKL ? values[j] - state.current : abs(values[j] - state.current)
+                        if change < tau {
+                            mask[e] = 1
+                            state.current = values[j]
+                            state.removed.append(e)
+                            outgoing[s] -= 1
+                            accepted += 1
+                        } else {
+                            state.keptEffects[e] = Float(values[j] - state.current)
+                            break  // the later trials assumed this edge removed
+                        }
+                    }
+                    index += min(accepted + 1, k)
+                    batch = accepted == k ? min(maxBatch, 2 * batch) : max(1, accepted)
                 }
             }
             state.receiversDone += 1

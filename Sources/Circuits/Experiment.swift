@@ -81,9 +81,15 @@ public final class Experiment {
     }
 
     /// The metric with edges patched by `mask`.
-    public func evaluate(_ mask: EdgeMask) -> Double {
-        let logits = engine.run(mask)
-        return metric.evaluate(logits: logits.pointer, vocab: model.config.vocabularySize, targets: targets).mean
+    public func evaluate(_ mask: EdgeMask) -> Double { evaluate([mask])[0] }
+
+    /// The metric under each of `masks`, computed in one batched pass.
+    public func evaluate(_ masks: [EdgeMask]) -> [Double] {
+        let logits = engine.run(masks)
+        let vocab = model.config.vocabularySize, n = pairs.count
+        return (0..<masks.count).map { k in
+            metric.evaluate(logits: logits.pointer + k * n * vocab, vocab: vocab, targets: targets).mean
+        }
     }
 
     /// `(M − M_corrupt) / (M_clean − M_corrupt)` (design §7).

@@ -171,6 +171,20 @@ final class AttributionTests: XCTestCase {
         for (node, score) in scores where node != .head(layer: 0, head: 0) { XCTAssertEqual(score, 0, accuracy: 1e-5, node.name) }
     }
 
+    /// Speculative batches must not change what ACDC decides.
+    func testBatchedACDCEqualsOneEdgeAtATime() throws {
+        let (model, pairs) = try fixturePairs("tiny-llama")
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
+        let single = try ACDC(experiment, tau: 0.01, maxBatch: 1)
+        let keptSingle = single.run()
+        let batched = try ACDC(experiment, tau: 0.01, maxBatch: 8)
+        let keptBatched = batched.run()
+        XCTAssertEqual(keptBatched, keptSingle)
+        XCTAssertEqual(batched.state.removed, single.state.removed)
+        XCTAssertGreaterThan(keptSingle.count, 0, "τ should keep some edges for the comparison to mean something")
+        XCTAssertGreaterThan(single.state.removed.count, 0)
+    }
+
     func testACDCCanResumeFromASavedState() throws {
         let (model, pairs) = try fixturePairs("tiny-gpt2")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)

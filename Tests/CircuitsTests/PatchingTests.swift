@@ -190,6 +190,22 @@ final class PatchingTests: XCTestCase {
         return readout.logits.array
     }
 
+    /// Several masks in one batched run give each mask's own logits.
+    func testBatchedRunEqualsSeparateRuns() throws {
+        let (model, _, pairs) = try fixture("tiny-llama")
+        let engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt)
+        let g = engine.graph
+        var masks = [EdgeMask(graph: g), EdgeMask(graph: g, value: 1), EdgeMask(graph: g), EdgeMask(graph: g)]
+        masks[2][g.edgeCount - 3] = 1
+        for e in stride(from: 5, to: g.edgeCount, by: 7) { masks[3][e] = 0.5 }
+        let separate = masks.map { engine.run($0).array }
+        let batched = engine.run(masks).array
+        let size = separate[0].count
+        for (k, expected) in separate.enumerated() {
+            XCTAssertLessThanOrEqual(maxAbsDifference(batched[(k * size)..<((k + 1) * size)], expected), 1e-5, "mask \(k)")
+        }
+    }
+
     func testMeanAndZeroAblationBaselines() throws {
         let (model, _, pairs) = try fixture("tiny-llama")
         let zero = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt, ablation: .zero)
