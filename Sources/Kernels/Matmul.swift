@@ -55,13 +55,13 @@ public func gemm(
     // Few columns and a long depth with both operands contiguous along it (EAP's contraction of
     // sender differences with receiver gradients over T·d): dot products along the depth.
     if !transposeA && transposeB && n <= 64 && k >= 4 * dotBlockDepth {
-        gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k)
+        gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k, splitB: false)
         return
     }
     // Few rows against a wide weight (the unembedding at each example's last token): stream B's rows
     // once, each against every row of A, instead of packing all of B for a handful of uses.
     if !transposeA && transposeB && m <= 128 && n >= 32 * m && k <= dotBlockDepth {
-        gemmFewRows(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k)
+        gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k, splitB: true)
         return
     }
     gemmBlocked(c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
@@ -71,73 +71,45 @@ public func gemm(
 /// Depth of one block of the dot-product path: runs of 16 KB per row keep the prefetcher streaming.
 private let dotBlockDepth = 4096
 
-/// `C (+)= A·Bᵀ` as dot products along `k`: tiles of 4 rows of A × 4 rows of B, each pair accumulated
-/// in a vector register over a depth block. Missing rows of a tile point at a zero block.
+/// `C (+)= A·Bᵀ` as dot products along `k`, in tiles of 4 rows of A × 4 rows of B, each pair
+/// accumulated in a vector register over a depth block; missing rows of a tile point at a zero block.
+///
+/// Two loop orders: for few columns and a long depth (`splitB` false) threads split A's rows and walk
+/// the depth in blocks; for few rows against many columns (`splitB` true) threads split B's rows and
+/// each tile runs over the whole depth, so every row of B is read once.
 private func gemmDotProducts(
     _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int,
-    _ b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, _ m: Int, _ n: Int, _ k: Int
+    _ b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, _ m: Int, _ n: Int, _ k: Int, splitB: Bool
 ) {
     if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
-    let zeros = UnsafeMutablePointer<Float>.allocate(capacity: dotBlockDepth)
-    zeros.initialize(repeating: 0, count: dotBlockDepth)
+    let depth = splitB ? k : dotBlockDepth
+    let zeros = UnsafeMutablePointer<Float>.allocate(capacity: depth)
+    zeros.initialize(repeating: 0, count: depth)
     defer { zeros.deallocate() }
-    parallelChunks((m + 3) / 4, minimumChunk: 2) { groups in
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sums in
-            var kb = 0
-            while kb < k {
-                let kc = min(dotBlockDepth, k - kb)
-                /// Row `i` of A (or of B when `ofB`) at depth `kb`, or the zero block past the end.
-                func row(_ i: Int, ofB: Bool) -> UnsafePointer<Float> {
-                    ofB ? (i < n ? b + i * ldb + kb : UnsafePointer(zeros)) : (i < m ? a + i * lda + kb : UnsafePointer(zeros))
-                }
-                for group in groups {
-                    let i0 = group * 4
-                    var j0 = 0
-                    while j0 < n {
-                        dotTile(sums.baseAddress!, row(i0, ofB: false), row(i0 + 1, ofB: false), row(i0 + 2, ofB: false),
-                                row(i0 + 3, ofB: false), row(j0, ofB: true), row(j0 + 1, ofB: true), row(j0 + 2, ofB: true),
-                                row(j0 + 3, ofB: true), kc)
-                        for i in 0..<min(4, m - i0) {
-                            for j in 0..<min(4, n - j0) { c[(i0 + i) * ldc + j0 + j] += sums[i * 4 + j] }
-                        }
-                        j0 += 4
-                    }
-                }
-                kb += kc
-            }
+    /// Adds the tile at rows `i0` of A, `j0` of B over depth `kb ..< kb + kc` into C.
+    func tile(_ i0: Int, _ j0: Int, _ kb: Int, _ kc: Int, _ sums: UnsafeMutablePointer<Float>) {
+        func rowA(_ i: Int) -> UnsafePointer<Float> { i < m ? a + i * lda + kb : UnsafePointer(zeros) }
+        func rowB(_ j: Int) -> UnsafePointer<Float> { j < n ? b + j * ldb + kb : UnsafePointer(zeros) }
+        dotTile(sums, rowA(i0), rowA(i0 + 1), rowA(i0 + 2), rowA(i0 + 3), rowB(j0), rowB(j0 + 1), rowB(j0 + 2), rowB(j0 + 3), kc)
+        for i in 0..<min(4, m - i0) {
+            for j in 0..<min(4, n - j0) { c[(i0 + i) * ldc + j0 + j] += sums[i * 4 + j] }
         }
     }
-}
-
-/// `C (+)= A·Bᵀ` for few rows of A: groups of 4 rows of B, each against all of A's rows (which stay
-/// in cache), parallel over B.
-private func gemmFewRows(
-    _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int,
-    _ b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, _ m: Int, _ n: Int, _ k: Int
-) {
-    let zeros = UnsafeMutablePointer<Float>.allocate(capacity: k)
-    zeros.initialize(repeating: 0, count: k)
-    defer { zeros.deallocate() }
-    parallelChunks((n + 3) / 4, minimumChunk: 64) { groups in
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sums in
-            /// Row `i` of A (or of B when `ofB`), or the zero row past the end.
-            func row(_ i: Int, ofB: Bool) -> UnsafePointer<Float> {
-                ofB ? (i < n ? b + i * ldb : UnsafePointer(zeros)) : (i < m ? a + i * lda : UnsafePointer(zeros))
+    if splitB {
+        parallelChunks((n + 3) / 4, minimumChunk: 64) { groups in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sums in
+                for group in groups {
+                    for i0 in stride(from: 0, to: m, by: 4) { tile(i0, group * 4, 0, k, sums.baseAddress!) }
+                }
             }
-            for group in groups {
-                let j0 = group * 4
-                var i0 = 0
-                while i0 < m {
-                    dotTile(sums.baseAddress!, row(i0, ofB: false), row(i0 + 1, ofB: false), row(i0 + 2, ofB: false),
-                            row(i0 + 3, ofB: false), row(j0, ofB: true), row(j0 + 1, ofB: true), row(j0 + 2, ofB: true),
-                            row(j0 + 3, ofB: true), k)
-                    for i in 0..<min(4, m - i0) {
-                        for j in 0..<min(4, n - j0) {
-                            let out = c + (i0 + i) * ldc + j0 + j
-                            out.pointee = accumulate ? out.pointee + sums[i * 4 + j] : sums[i * 4 + j]
-                        }
+        }
+    } else {
+        parallelChunks((m + 3) / 4, minimumChunk: 2) { groups in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { sums in
+                for kb in stride(from: 0, to: k, by: depth) {
+                    for group in groups {
+                        for j0 in stride(from: 0, to: n, by: 4) { tile(group * 4, j0, kb, min(depth, k - kb), sums.baseAddress!) }
                     }
-                    i0 += 4
                 }
             }
         }
