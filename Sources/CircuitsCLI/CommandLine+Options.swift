@@ -79,7 +79,8 @@ struct ParsedOptions {
     func int(_ name: String, default fallback: Int? = nil, in range: ClosedRange<Int> = Int.min...Int.max) throws -> Int? {
         guard let text = values[name] else { return fallback }
         guard let value = Int(text), range.contains(value) else {
-            throw UsageError(description: "option '--\(name)' needs an integer in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            let wanted = range.upperBound == Int.max ? "an integer ≥ \(range.lowerBound)" : "an integer in \(range.lowerBound)...\(range.upperBound)"
+            throw UsageError(description: "option '--\(name)' needs \(wanted), got '\(text)'")
         }
         return value
     }
@@ -88,7 +89,8 @@ struct ParsedOptions {
     func double(_ name: String, default fallback: Double? = nil, in range: ClosedRange<Double> = -Double.infinity...Double.infinity) throws -> Double? {
         guard let text = values[name] else { return fallback }
         guard let value = Double(text), range.contains(value) else {
-            throw UsageError(description: "option '--\(name)' needs a number in \(range.lowerBound)...\(range.upperBound), got '\(text)'")
+            let wanted = range.upperBound == .infinity ? "a number ≥ \(range.lowerBound)" : "a number in \(range.lowerBound)...\(range.upperBound)"
+            throw UsageError(description: "option '--\(name)' needs \(wanted), got '\(text)'")
         }
         return value
     }

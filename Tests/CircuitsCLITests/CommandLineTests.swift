@@ -1,0 +1,158 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// The `circuits` command as a user meets it: help, exit statuses, errors for bad input, and the
+/// discover → evaluate round trip.
+final class CommandLineTests: XCTestCase {
+    /// Output of one invocation.
+    struct Run {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    /// The `circuits` executable built beside this test bundle (its folder on Linux, its parent on macOS).
+    private func executable() throws -> URL {
+        let folders = [Bundle.main.executableURL?.deletingLastPathComponent(), Bundle.main.bundleURL,
+                       Bundle.main.bundleURL.deletingLastPathComponent()].compactMap { $0 }
+        if let found = folders.map({ $0.appendingPathComponent("circuits") }).first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) {
+            return found
+        }
+        let message = "circuits is not built beside the tests (looked in \(folders.map(\.path))); run `swift build -c release` first"
+        if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail(message) }
+        throw XCTSkip(message)
+    }
+
+    /// Runs `circuits` with `arguments`, its output captured in files (no pipe can fill up and block it).
+    private func circuits(_ arguments: [String]) throws -> Run {
+        let directory = try temporaryDirectory()
+        let outURL = directory.appendingPathComponent("stdout"), errURL = directory.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let process = Process()
+        process.executableURL = try executable()
+        process.arguments = arguments
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: try String(contentsOf: outURL, encoding: .utf8),
+                   stderr: try String(contentsOf: errURL, encoding: .utf8))
+    }
+
+    private func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("circuits-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    private let tinyModel = Fixtures.url("tiny-llama-gguf/tiny-llama.gguf").path
+
+    func testEverySubcommandHasHelp() throws {
+        let top = try circuits(["--help"])
+        XCTAssertEqual(top.status, 0)
+        for command in ["discover", "evaluate", "graph", "task", "run", "fetch-model"] {
+            XCTAssertTrue(top.stdout.contains(command), "top-level help lists \(command)")
+            let help = try circuits([command, "--help"])
+            XCTAssertEqual(help.status, 0, command)
+            XCTAssertTrue(help.stdout.hasPrefix("usage: circuits \(command)"), "\(command) --help: \(help.stdout.prefix(80))")
+            XCTAssertTrue(help.stdout.contains("--help"))
+        }
+    }
+
+    func testUsageMistakesExitWithStatusTwo() throws {
+        let unknownCommand = try circuits(["frobnicate"])
+        XCTAssertEqual(unknownCommand.status, 2)
+        XCTAssertTrue(unknownCommand.stderr.contains("unknown command 'frobnicate'"))
+        let unknownOption = try circuits(["graph", "--frob"])
+        XCTAssertEqual(unknownOption.status, 2)
+        XCTAssertTrue(unknownOption.stderr.contains("unknown option '--frob'"), unknownOption.stderr)
+        let badNumber = try circuits(["discover", "--edges", "many"])
+        XCTAssertEqual(badNumber.status, 2)
+        XCTAssertTrue(badNumber.stderr.contains("'--edges' needs an integer ≥ 1, got 'many'"), badNumber.stderr)
+    }
+
+    func testRunOnAGGUFFile() throws {
+        let run = try circuits(["run", "--model", tinyModel, "--top", "3", "--json", "hello world"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual((json["next"] as? [Any])?.count, 3)
+        XCTAssertFalse((json["tokens"] as? [Any] ?? []).isEmpty)
+    }
+
+    func testBadModelFilesAndNamesAreOneLineErrors() throws {
+        let directory = try temporaryDirectory()
+        let truncated = directory.appendingPathComponent("truncated.gguf")
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: tinyModel))
+        try bytes.prefix(bytes.count / 2).write(to: truncated)
+        for (model, expected) in [(truncated.path, "truncated"), ("no-such-model-anywhere", "unknown model"),
+                                  (directory.appendingPathComponent("missing.gguf").path, "no such file")] {
+            let run = try circuits(["run", "--model", model, "hi"])
+            XCTAssertEqual(run.status, 1, "\(model): \(run.stderr)")
+            let lines = run.stderr.split(separator: "\n").filter { !$0.hasPrefix("loaded") }
+            XCTAssertEqual(lines.count, 1, "one line for \(model): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(model), "names the file: \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(expected), "says what is wrong: \(run.stderr)")
+        }
+    }
+
+    func testExportNeverOverwritesWithoutForce() throws {
+        _ = try Fixtures.smolLM2()
+        let directory = try temporaryDirectory()
+        let file = directory.appendingPathComponent("pairs.jsonl")
+        try Data("precious\n".utf8).write(to: file)
+        let refused = try circuits(["task", "export", "ioi", "-n", "3", "-o", file.path])
+        XCTAssertEqual(refused.status, 2)
+        XCTAssertTrue(refused.stderr.contains("--force"), refused.stderr)
+        XCTAssertEqual(try String(contentsOf: file, encoding: .utf8), "precious\n")
+        let forced = try circuits(["task", "export", "ioi", "-n", "3", "-o", file.path, "--force"])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        XCTAssertEqual(try String(contentsOf: file, encoding: .utf8).split(separator: "\n").count, 3)
+    }
+
+    /// Malformed pairs files stop with the file, the line and the reason.
+    func testMalformedPairsLinesNameTheLine() throws {
+        _ = try Fixtures.smolLM2()
+        let directory = try temporaryDirectory()
+        let good = #"{"clean": "When Mary and John went to the store, John gave a drink to", "corrupt": "When Anna and Tom went to the store, Carl gave a drink to", "correct": [" Mary"], "incorrect": [" John"]}"#
+        let cases: [(String, String)] = [
+            (#"{"clean": "When Mary and John went", "corrupt": "When Anna and Tom went" "correct": [" Mary"]}"#, "pairs.jsonl:2:"),
+            (good.replacingOccurrences(of: #"[" Mary"]"#, with: #"[" Zachary"]"#), "2 tokens"),
+            (good.replacingOccurrences(of: "Carl gave", with: "Carl happily gave"), "pairs.jsonl:2:"),
+            (good.replacingOccurrences(of: #""incorrect": [" John"]"#, with: #""incorrect": []"#), "pairs.jsonl:2:"),
+        ]
+        for (bad, expected) in cases {
+            let file = directory.appendingPathComponent("pairs.jsonl")
+            try Data((good + "\n" + bad + "\n" + good + "\n").utf8).write(to: file)
+            let run = try circuits(["discover", "--data", file.path, "--method", "eap", "--out", directory.path])
+            XCTAssertEqual(run.status, 1, "\(bad): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(expected), "\(expected) in: \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("pairs.jsonl:2"), run.stderr)
+        }
+    }
+
+    /// discover writes DOT, JSON (and SVG with Graphviz); evaluate reads the JSON back and agrees.
+    func testDiscoverThenEvaluate() throws {
+        _ = try Fixtures.smolLM2()
+        let directory = try temporaryDirectory()
+        let discover = try circuits(["discover", "--task", "ioi", "-n", "4", "--method", "eap", "--edges", "60",
+                                     "--out", directory.path, "--name", "c", "--json"])
+        XCTAssertEqual(discover.status, 0, discover.stderr)
+        let circuit = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(discover.stdout.utf8)) as? [String: Any])
+        let faithfulness = try XCTUnwrap(circuit["faithfulness"] as? Double)
+        XCTAssertGreaterThan((circuit["edges"] as? [Any])?.count ?? 0, 0)
+        for ext in ["json", "dot"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: directory.appendingPathComponent("c.\(ext)").path), ext)
+        }
+        XCTAssertFalse(discover.stderr.contains("graphviz warnings"), discover.stderr)
+        let evaluate = try circuits(["evaluate", "--circuit", directory.appendingPathComponent("c.json").path, "-n", "4", "--json"])
+        XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
+        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap(result["faithfulness"] as? Double), faithfulness, accuracy: 1e-6)
+        let notACircuit = try circuits(["evaluate", "--circuit", Fixtures.url("tiny-llama/config.json").path])
+        XCTAssertEqual(notACircuit.status, 1)
+        XCTAssertTrue(notACircuit.stderr.contains("config.json"), notACircuit.stderr)
+    }
+}
