@@ -7,7 +7,7 @@ import Transformer
 /// How well EAP and EAP-IG stand in for exact patching, and faithfulness curves of EAP, EAP-IG and
 /// ACDC, on SmolLM2 with 100 pairs of IOI and of greater-than.
 enum AttributionBenchmark {
-    static let curveSizes = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
+    static let curveSizes = [10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000]
 
     static func run(_ context: BenchmarkContext) throws {
         let tasks = context.option("--task").map { [$0] } ?? ["ioi", "greater-than"]
@@ -71,7 +71,9 @@ enum AttributionBenchmark {
         var curves = ResultsTable(
             title: "Faithfulness curves: \(task) on SmolLM2-135M-Instruct", command: context.command,
             notes: ["faithfulness = (M_circuit − M_corrupt) / (M_clean − M_corrupt) on the same \(pairs.count) pairs; circuits are the top n edges by |score|, pruned to input→logits paths (the edges column)",
-                    "ACDC runs on the first \(acdcPairs) pairs with metric kl and is evaluated on all \(pairs.count); its points sit at the sizes it finds"],
+                    acdcPairs > 0 && !taus.isEmpty
+                        ? "ACDC runs on the first \(acdcPairs) pairs with metric kl and is evaluated on all \(pairs.count); its points sit at the sizes it finds"
+                        : "ACDC not run (--acdc-pairs 0 or no --taus)"],
             header: ["method", "n requested", "edges after pruning", "faithfulness"])
         var series: [LineChart.Series] = []
         for (name, scores, color) in [("EAP", eap, "#d62728"), ("EAP-IG", eapIG, "#1f77b4")] {
@@ -79,32 +81,39 @@ enum AttributionBenchmark {
             for p in points { curves.rows.append([name, "\(p.requested)", "\(p.edges)", format(p.faithfulness, 3)]) }
             series.append(.init(name: name, color: color, points: points.map { (Double(max($0.edges, 1)), $0.faithfulness) }))
         }
-        var acdcPoints: [(x: Double, y: Double)] = []
-        if acdcPairs > 0 && !taus.isEmpty {
-            let acdcExperiment = try Experiment(model: model, pairs: pairs.slice(0..<min(acdcPairs, pairs.count)), metric: .kl)
-            for tau in taus {
-                let start = now()
-                let acdc = try ACDC(acdcExperiment, tau: tau)
-                let kept = g.pruned(acdc.run { _, p in
-                    if p.receiversDone % 50 == 0 {
-                        progress(String(format: "acdc τ=%g: %d/%d receivers, %d tried, %d removed, %.0f s", tau, p.receiversDone,
-                                        p.receiverCount, p.edgesTried, p.edgesRemoved, p.seconds))
-                    }
-                })
-                let seconds = now() - start
-                let f = experiment.evaluate(circuit: kept).faithfulness
-                curves.rows.append(["ACDC τ=\(tau)", "—", "\(kept.count)", format(f, 3)])
-                curves.notes.append(String(format: "ACDC τ=%g: %d edges, %d edges tried, wall time %.0f s", tau, kept.count, acdc.state.edgesTried, seconds))
-                acdcPoints.append((Double(max(kept.count, 1)), f))
-            }
-            series.append(.init(name: "ACDC (τ sweep)", color: "#2ca02c", points: acdcPoints, markersOnly: true))
+        // Written before ACDC and again after each threshold, so a long sweep leaves every finished point on disk.
+        func writeCurves(acdc: [(x: Double, y: Double)]) throws {
+            try curves.write("faithfulness-\(task)", to: context.resultsDirectory)
+            let acdcSeries = LineChart.Series(name: "ACDC (τ sweep)", color: "#2ca02c", points: acdc, markersOnly: true)
+            let chart = LineChart(title: "Faithfulness vs circuit size: \(task), SmolLM2-135M", xLabel: "edges in circuit (log scale)",
+                                  yLabel: "faithfulness", series: acdc.isEmpty ? series : series + [acdcSeries])
+            let svg = context.resultsDirectory.appendingPathComponent("faithfulness-\(task).svg")
+            try Data(chart.svg.utf8).write(to: svg, options: .atomic)
+            progress("wrote \(svg.path)")
         }
-        try curves.write("faithfulness-\(task)", to: context.resultsDirectory)
-        let chart = LineChart(title: "Faithfulness vs circuit size: \(task), SmolLM2-135M", xLabel: "edges in circuit (log scale)",
-                              yLabel: "faithfulness", series: series)
-        let svg = context.resultsDirectory.appendingPathComponent("faithfulness-\(task).svg")
-        try Data(chart.svg.utf8).write(to: svg, options: .atomic)
-        progress("wrote \(svg.path)")
+        try writeCurves(acdc: [])
+        guard acdcPairs > 0 && !taus.isEmpty else { return }
+        var acdcPoints: [(x: Double, y: Double)] = []
+        let acdcExperiment = try Experiment(model: model, pairs: pairs.slice(0..<min(acdcPairs, pairs.count)), metric: .kl)
+        let acdcOwnPairs = try Experiment(model: model, pairs: acdcExperiment.pairs, metric: metric)
+        for tau in taus {
+            let start = now()
+            let acdc = try ACDC(acdcExperiment, tau: tau)
+            let kept = g.pruned(acdc.run { _, p in
+                if p.receiversDone % 50 == 0 {
+                    progress(String(format: "acdc τ=%g: %d/%d receivers, %d tried, %d removed, %.0f s", tau, p.receiversDone,
+                                    p.receiverCount, p.edgesTried, p.edgesRemoved, p.seconds))
+                }
+            })
+            let seconds = now() - start
+            let f = experiment.evaluate(circuit: kept).faithfulness
+            let fOwn = acdcOwnPairs.evaluate(circuit: kept).faithfulness
+            curves.rows.append(["ACDC τ=\(tau)", "—", "\(kept.count)", format(f, 3)])
+            curves.notes.append(String(format: "ACDC τ=%g: %d edges, %d edges tried, wall time %.0f s; faithfulness %.3f on its own %d pairs",
+                                       tau, kept.count, acdc.state.edgesTried, seconds, fOwn, acdcExperiment.pairs.count))
+            acdcPoints.append((Double(max(kept.count, 1)), f))
+            try writeCurves(acdc: acdcPoints)
+        }
     }
 }
 
