@@ -185,6 +185,18 @@ final class AttributionTests: XCTestCase {
         XCTAssertGreaterThan(single.state.removed.count, 0)
     }
 
+    /// The pruned circuit ACDC returns reproduces the metric it tracked while removing edges: dropped
+    /// and pruned edges change nothing, so the circuit's KL is the drift ACDC accumulated.
+    func testACDCCircuitReproducesTheTrackedMetric() throws {
+        let (model, pairs) = try fixturePairs("tiny-llama")
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
+        let acdc = try ACDC(experiment, tau: 0.01)
+        let circuit = experiment.graph.pruned(acdc.run())
+        XCTAssertGreaterThan(acdc.state.removed.count, 0)
+        XCTAssertGreaterThan(acdc.state.current, 0, "removals should move the KL away from the clean run's 0")
+        XCTAssertEqual(experiment.evaluate(circuit: circuit).metric, acdc.state.current, accuracy: 1e-4 * max(1, acdc.state.current))
+    }
+
     func testACDCCanResumeFromASavedState() throws {
         let (model, pairs) = try fixturePairs("tiny-gpt2")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
