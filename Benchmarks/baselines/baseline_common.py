@@ -241,3 +241,36 @@ def load_llama(path: str, script: str, dtype=None):
     log(f"loaded {model_path.name} in {time.perf_counter() - t:.1f} s "
         f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, {dtype})")
     return model, time.perf_counter() - t
+
+
+DEFAULT_MODEL = "~/.cache/circuitkit/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def random_batch_args(description: str, *, repeats: int, script: str) -> argparse.Namespace:
+    """Parses and checks the options of the random-token benchmarks: `parser()`'s plus --model, --batch, --tokens, --seed."""
+    p = parser(description, repeats=repeats)
+    p.add_argument("--model", default=DEFAULT_MODEL, help="a .gguf file or an HF Llama directory")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--tokens", type=int, default=16, help="sequence length")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    check_counts(args)
+    if args.batch < 1 or args.tokens < 1:
+        sys.exit(f"{script}: --batch and --tokens must be >= 1 (got {args.batch}, {args.tokens})")
+    return args
+
+
+def model_run_record(args: argparse.Namespace, model, load_s: float, timing: dict[str, Any], meter: "MemoryMeter") -> dict[str, Any]:
+    """The fields every random-token benchmark reports: model, batch size, timing, load time, memory and environment."""
+    return {
+        "model": str(Path(args.model).expanduser()),
+        "batch": args.batch,
+        "tokens": args.tokens,
+        "tokens_per_s": args.batch * args.tokens / timing["best_s"],
+        **timing,
+        "load_s": load_s,
+        "attention": model.config._attn_implementation,
+        "dtype": str(next(model.parameters()).dtype),
+        **meter.report(),
+        **environment(args.threads),
+    }

@@ -50,7 +50,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baseline_common as bc  # noqa: E402
 
 SCRIPT = "torch_eap.py"
-DEFAULT_MODEL = "~/.cache/circuitkit/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 METRICS = ("logit_diff", "prob_diff", "kl", "logprob")
 
 torch = bc.import_torch(SCRIPT)
@@ -533,7 +532,7 @@ def attribute(model: FunctionalLlama, batches: list[MicroBatch], metric: str, st
 
 def main() -> None:
     p = bc.parser(__doc__.split("\n")[0], repeats=3)
-    p.add_argument("--model", default=DEFAULT_MODEL, help="a .gguf file or an HF Llama directory")
+    p.add_argument("--model", default=bc.DEFAULT_MODEL, help="a .gguf file or an HF Llama directory")
     p.add_argument("--pairs", required=True,
                    help='JSON {"clean": [[ids]], "corrupt": [[ids]], "correct": [[ids]], "incorrect": [[ids]]}')
     p.add_argument("--method", choices=("eap", "eap-ig"), default="eap")

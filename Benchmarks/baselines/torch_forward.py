@@ -19,19 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import baseline_common as bc  # noqa: E402
 
 SCRIPT = "torch_forward.py"
-DEFAULT_MODEL = "~/.cache/circuitkit/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def main() -> None:
-    p = bc.parser(__doc__.split("\n")[0], repeats=5)
-    p.add_argument("--model", default=DEFAULT_MODEL, help="a .gguf file or an HF Llama directory")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--tokens", type=int, default=16, help="sequence length")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    bc.check_counts(args)
-    if args.batch < 1 or args.tokens < 1:
-        sys.exit(f"{SCRIPT}: --batch and --tokens must be >= 1 (got {args.batch}, {args.tokens})")
+    args = bc.random_batch_args(__doc__.split("\n")[0], repeats=5, script=SCRIPT)
     torch = bc.setup_torch(args.threads, SCRIPT)
     meter = bc.MemoryMeter()
     model, load_s = bc.load_llama(args.model, SCRIPT)
@@ -49,19 +40,7 @@ def main() -> None:
     tokens_per_s = args.batch * args.tokens / timing["best_s"]
     bc.log(f"forward {args.batch}x{args.tokens}: best {timing['best_s']:.4f} s, {tokens_per_s:.0f} tokens/s")
 
-    bc.emit({
-        "benchmark": "torch_forward",
-        "model": str(Path(args.model).expanduser()),
-        "batch": args.batch,
-        "tokens": args.tokens,
-        "tokens_per_s": tokens_per_s,
-        **timing,
-        "load_s": load_s,
-        "attention": model.config._attn_implementation,
-        "dtype": str(next(model.parameters()).dtype),
-        **meter.report(),
-        **bc.environment(args.threads),
-    }, args.json)
+    bc.emit({"benchmark": "torch_forward", **bc.model_run_record(args, model, load_s, timing, meter)}, args.json)
 
 
 if __name__ == "__main__":
