@@ -83,15 +83,13 @@ public func swigluForward(
     _ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>,
     _ rows: Int, _ columns: Int, inputStride: Int
 ) {
-    typealias Vec = SIMD16<Float>
     parallelChunks(rows, minimumChunk: 8) { range in
         for r in range {
             let g = gate + r * inputStride, u = up + r * inputStride, o = out + r * columns
             var i = 0
             while i + 16 <= columns {
-                let gv = UnsafeRawPointer(g + i).loadUnaligned(as: Vec.self)
-                let uv = UnsafeRawPointer(u + i).loadUnaligned(as: Vec.self)
-                UnsafeMutableRawPointer(o + i).storeBytes(of: gv / (Vec(repeating: 1) + vectorExp(-gv)) * uv, as: Vec.self)
+                let gv = load(g + i), uv = load(u + i)
+                store(o + i, gv / (Vec(repeating: 1) + vectorExp(-gv)) * uv)
                 i += 16
             }
             while i < columns { o[i] = g[i] * sigmoid(g[i]) * u[i]; i += 1 }
@@ -110,23 +108,21 @@ public func swigluBackward(
     _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, _ dout: UnsafePointer<Float>,
     _ rows: Int, _ columns: Int, inputStride: Int, accumulate: Bool = true
 ) {
-    typealias Vec = SIMD16<Float>
-    @inline(__always) func ld(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
     parallelChunks(rows, minimumChunk: 8) { range in
         for r in range {
             let g = gate + r * inputStride, u = up + r * inputStride, dy = dout + r * columns
             let dg = dgate + r * inputStride, du = dup + r * inputStride
             var i = 0
             while i + 16 <= columns {
-                let gv = ld(g + i), y = ld(dy + i), uv = ld(u + i)
+                let gv = load(g + i), y = load(dy + i), uv = load(u + i)
                 let sv = Vec(repeating: 1) / (Vec(repeating: 1) + vectorExp(-gv))
                 var dUp = y * gv * sv, dGate = y * uv * sv * (Vec(repeating: 1) + gv * (Vec(repeating: 1) - sv))
                 if accumulate {
-                    dUp += ld(du + i)
-                    dGate += ld(dg + i)
+                    dUp += load(du + i)
+                    dGate += load(dg + i)
                 }
-                UnsafeMutableRawPointer(du + i).storeBytes(of: dUp, as: Vec.self)
-                UnsafeMutableRawPointer(dg + i).storeBytes(of: dGate, as: Vec.self)
+                store(du + i, dUp)
+                store(dg + i, dGate)
                 i += 16
             }
             while i < columns {

@@ -54,8 +54,8 @@ public func attentionForward(
             var total: Float = 0
             var u = 0
             while u + 16 <= t + 1 {
-                let e = vectorExp(UnsafeRawPointer(p + u).loadUnaligned(as: SIMD16<Float>.self) - SIMD16(repeating: maxScore))
-                UnsafeMutableRawPointer(p + u).storeBytes(of: e, as: SIMD16<Float>.self)
+                let e = vectorExp(load(p + u) - Vec(repeating: maxScore))
+                store(p + u, e)
                 total += e.sum()
                 u += 16
             }

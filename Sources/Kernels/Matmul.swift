@@ -9,8 +9,6 @@
 /// threads, each thread packs an `mc × kc` block of `A` into `MR`-row panels, and an `MR × NR`
 /// micro-kernel keeps its 16 accumulators (8 rows × 2 `SIMD16<Float>`) in registers.
 
-private typealias Vec = SIMD16<Float>
-
 /// Rows of `C` one micro-kernel call produces.
 private let microRows = 8
 /// Columns of `C` one micro-kernel call produces (two `SIMD16` vectors).
@@ -22,16 +20,6 @@ private let blockDepth = 300
 private let blockRows = 96
 /// Columns of `B` packed together (`nc`), a multiple of `microCols`.
 private let blockCols = 2048
-
-@inline(__always)
-private func load(_ p: UnsafePointer<Float>) -> Vec {
-    UnsafeRawPointer(p).loadUnaligned(as: Vec.self)
-}
-
-@inline(__always)
-private func store(_ p: UnsafeMutablePointer<Float>, _ v: Vec) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self)
-}
 
 /// `C = op(A)·op(B)`, or `C += op(A)·op(B)` when `accumulate` is true.
 ///
@@ -262,6 +250,19 @@ private func packPanelB(
         }
         return
     }
+    if cols == microCols && rowStride == 1 {
+        // B stored transposed (a weight `[n, k]`): transpose 16 × 16 blocks in registers.
+        var p = 0
+        while p + 16 <= kc {
+            transposeBlock16(dst + p &* microCols, microCols, src + p, colStride)
+            transposeBlock16(dst + p &* microCols + 16, microCols, src + p + 16 &* colStride, colStride)
+            p += 16
+        }
+        for j in 0..<microCols {
+            for q in p..<kc { dst[q &* microCols + j] = src[j &* colStride + q] }
+        }
+        return
+    }
     if cols < microCols { dst.update(repeating: 0, count: kc * microCols) }
     for j in 0..<cols {
         var s = src + j &* colStride, d = dst + j
@@ -270,6 +271,30 @@ private func packPanelB(
             s += rowStride
             d += microCols
         }
+    }
+}
+
+/// `dst[q][r] = src[r][q]` for a 16 × 16 block (rows `srcStride` and `dstStride` floats apart).
+///
+/// Four rounds of the perfect unshuffle — row `i` of the next round holds the even lanes of rows
+/// `2i` and `2i + 1`, row `8 + i` their odd lanes — rotate each element's 8-bit (row, column)
+/// address by one bit per round; after four its row and column have traded places.
+@inline(__always)
+private func transposeBlock16(
+    _ dst: UnsafeMutablePointer<Float>, _ dstStride: Int, _ src: UnsafePointer<Float>, _ srcStride: Int
+) {
+    withUnsafeTemporaryAllocation(of: Vec.self, capacity: 32) { buffer in
+        var from = buffer.baseAddress!, to = from + 16
+        for r in 0..<16 { from[r] = load(src + r &* srcStride) }
+        for _ in 0..<4 {
+            for i in 0..<8 {
+                let a = from[2 * i], b = from[2 * i + 1]
+                to[i] = Vec(lowHalf: a.evenHalf, highHalf: b.evenHalf)
+                to[8 + i] = Vec(lowHalf: a.oddHalf, highHalf: b.oddHalf)
+            }
+            swap(&from, &to)
+        }
+        for r in 0..<16 { store(dst + r &* dstStride, from[r]) }
     }
 }
 

@@ -6,14 +6,6 @@ import Foundation
 /// gradients) and accumulate it into `dinp`, llm.c style. Statistics saved by the forward pass
 /// (`mean`, `rstd`) are reused by the backward pass.
 
-private typealias Vec = SIMD16<Float>
-
-@inline(__always)
-private func load(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
-
-@inline(__always)
-private func store(_ p: UnsafeMutablePointer<Float>, _ v: Vec) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
-
 /// LayerNorm: `out[t] = (inp[t] − mean) · rstd · weight + bias`, saving `mean[t]` and `rstd[t]`.
 ///
 /// - Parameters:
@@ -30,10 +22,17 @@ public func layerNormForward(
         for t in range {
             let x = inp + t * channels, y = out + t * channels
             let m = vectorSum(x, channels) / Float(channels)
-            var v: Float = 0
-            for i in 0..<channels { let d = x[i] - m; v += d * d }
+            var acc = Vec(), i = 0
+            while i + 16 <= channels { let d = load(x + i) - m; acc = acc.addingProduct(d, d); i += 16 }
+            var v = acc.sum()
+            while i < channels { let d = x[i] - m; v += d * d; i += 1 }
             let s = 1 / (v / Float(channels) + eps).squareRoot()
-            for i in 0..<channels { y[i] = (x[i] - m) * s * weight[i] + bias[i] }
+            i = 0
+            while i + 16 <= channels {
+                store(y + i, (load(x + i) - m) * s * load(weight + i) + load(bias + i))
+                i += 16
+            }
+            while i < channels { y[i] = (x[i] - m) * s * weight[i] + bias[i]; i += 1 }
             mean[t] = m
             rstd[t] = s
         }
@@ -59,18 +58,35 @@ public func layerNormBackward(
         for t in range {
             let x = inp + t * channels, dy = dout + t * channels, dx = dinp + t * channels
             let m = mean[t], s = rstd[t]
-            var gMean: Float = 0, gxMean: Float = 0
-            for i in 0..<channels {
+            var gAcc = Vec(), gxAcc = Vec(), i = 0
+            while i + 16 <= channels {
+                let g = load(weight + i) * load(dy + i)
+                gAcc += g
+                gxAcc = gxAcc.addingProduct(g, (load(x + i) - m) * s)
+                i += 16
+            }
+            var gMean = gAcc.sum(), gxMean = gxAcc.sum()
+            while i < channels {
                 let g = weight[i] * dy[i]
                 gMean += g
                 gxMean += g * (x[i] - m) * s
+                i += 1
             }
             gMean /= Float(channels)
             gxMean /= Float(channels)
-            for i in 0..<channels {
+            i = 0
+            while i + 16 <= channels {
+                let xhat = (load(x + i) - m) * s
+                var g = s * (load(weight + i) * load(dy + i) - gMean - xhat * gxMean)
+                if accumulate { g += load(dx + i) }
+                store(dx + i, g)
+                i += 16
+            }
+            while i < channels {
                 let xhat = (x[i] - m) * s
                 let g = s * (weight[i] * dy[i] - gMean - xhat * gxMean)
                 dx[i] = accumulate ? dx[i] + g : g
+                i += 1
             }
         }
     }
@@ -91,7 +107,9 @@ public func rmsNormForward(
         for t in range {
             let x = inp + t * channels, y = out + t * channels
             let s = 1 / (dot(x, x, channels) / Float(channels) + eps).squareRoot()
-            for i in 0..<channels { y[i] = x[i] * s * weight[i] }
+            var i = 0
+            while i + 16 <= channels { store(y + i, load(x + i) * s * load(weight + i)); i += 16 }
+            while i < channels { y[i] = x[i] * s * weight[i]; i += 1 }
             rstd[t] = s
         }
     }
@@ -115,13 +133,22 @@ public func rmsNormBackward(
         for t in range {
             let x = inp + t * channels, dy = dout + t * channels, dx = dinp + t * channels
             let s = rstd[t]
-            var gx: Float = 0
-            for i in 0..<channels { gx += weight[i] * dy[i] * x[i] }
+            var acc = Vec(), i = 0
+            while i + 16 <= channels { acc = acc.addingProduct(load(weight + i) * load(dy + i), load(x + i)); i += 16 }
+            var gx = acc.sum()
+            while i < channels { gx += weight[i] * dy[i] * x[i]; i += 1 }
             let coefficient = gx * s * s / Float(channels)
-            if accumulate {
-                for i in 0..<channels { dx[i] += s * (weight[i] * dy[i] - x[i] * coefficient) }
-            } else {
-                for i in 0..<channels { dx[i] = s * (weight[i] * dy[i] - x[i] * coefficient) }
+            i = 0
+            while i + 16 <= channels {
+                var g = s * (load(weight + i) * load(dy + i) - load(x + i) * coefficient)
+                if accumulate { g += load(dx + i) }
+                store(dx + i, g)
+                i += 16
+            }
+            while i < channels {
+                let g = s * (weight[i] * dy[i] - x[i] * coefficient)
+                dx[i] = accumulate ? dx[i] + g : g
+                i += 1
             }
         }
     }

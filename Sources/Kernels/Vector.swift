@@ -1,12 +1,15 @@
 /// Vector primitives the other kernels share: dot products, sums, `axpy`, and multi-input sums.
 
-private typealias Vec = SIMD16<Float>
+/// The vector every kernel computes with: 16 floats, one AVX-512 register.
+typealias Vec = SIMD16<Float>
 
+/// Loads 16 floats from `p` (no alignment needed).
 @inline(__always)
-private func load(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
+func load(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
 
+/// Stores 16 floats at `p` (no alignment needed).
 @inline(__always)
-private func store(_ p: UnsafeMutablePointer<Float>, _ v: Vec) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
+func store(_ p: UnsafeMutablePointer<Float>, _ v: Vec) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
 
 /// `Σ x[i]` with a vector accumulator.
 @inline(__always)
@@ -71,7 +74,6 @@ public func addSum(_ out: UnsafeMutablePointer<Float>, _ inputs: [UnsafePointer<
 /// built from the integer bits that the addition leaves in the mantissa.
 @inline(__always)
 public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-    typealias Vec = SIMD16<Float>
     let magic = Vec(repeating: 12_582_912)  // 1.5 · 2²³
     let clamped = pointwiseMax(pointwiseMin(x, Vec(repeating: 88.7)), Vec(repeating: -87.3))
     let shifted = clamped * Vec(repeating: 1.442_695_04) + magic

@@ -28,8 +28,8 @@ final class CommandLineTests: XCTestCase {
     private func circuits(_ arguments: [String]) throws -> Run {
         let directory = try temporaryDirectory()
         let outURL = directory.appendingPathComponent("stdout"), errURL = directory.appendingPathComponent("stderr")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let process = Process()
         process.executableURL = try executable()
         process.arguments = arguments
