@@ -53,8 +53,14 @@ public enum EdgeAttribution {
             let layout = cleanPass.layout, plane = layout.rows * c.dModel
             // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`
             let diffs: FloatBuffer
+            // EAP-IG's first point is the corrupted input itself: its pass, kept for the backward, is step 0.
+            var corruptPass: ForwardPass?
             switch ablation {
-            case .resample: diffs = try model.forward(chunk.corrupt, readout: .none, captureSenders: true).senders!
+            case .resample:
+                let pass = try model.forward(chunk.corrupt, readout: steps == 0 ? .none : .last, keepActivations: steps > 0,
+                                             captureSenders: true)
+                diffs = pass.senders!
+                if steps > 0 { corruptPass = pass }
             case .zero: diffs = FloatBuffer(count: senderCount * plane)
             case .mean: diffs = means!.expanded(to: layout)
             }
@@ -99,6 +105,11 @@ public enum EdgeAttribution {
                 let cleanInput = clean.pointer, diffInput = diffs.pointer
                 let embedding = FloatBuffer(count: plane)
                 for k in 0..<steps {
+                    if k == 0, let pass = corruptPass {
+                        attribute(pass, scale: weight / Float(steps))
+                        corruptPass = nil  // frees its activations before the next step allocates its own
+                        continue
+                    }
                     let t = Float(k) / Float(steps)
                     for i in 0..<plane { embedding[i] = cleanInput[i] + (1 - t) * diffInput[i] }
                     start = Date()

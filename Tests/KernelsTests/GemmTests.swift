@@ -122,15 +122,14 @@ final class GemmTests: XCTestCase {
         check(Case(m: 100, n: 2080, k: 7, transposeA: false, transposeB: true, accumulate: false), seed: 3001)
     }
 
-    func testSplitDepthPath() {
-        // Short, wide-depth products (m·n ≤ 65536, k ≥ 8·256·workers) split k across threads; both
-        // storage orders of A and of B are sliced along the depth.
-        let workers = Threading.workerCount
-        let k = 8 * 256 * workers + 37
-        check(Case(m: 27, n: 301, k: k, transposeA: false, transposeB: true, accumulate: false, padding: 3), seed: 4000)
-        check(Case(m: 19, n: 150, k: k, transposeA: true, transposeB: false, accumulate: true, padding: 1), seed: 4001)
-        check(Case(m: 1, n: 7, k: k, transposeA: false, transposeB: false, accumulate: true), seed: 4002)
-        check(Case(m: 40, n: 33, k: k, transposeA: false, transposeB: true, accumulate: false, padding: 2), seed: 4003)
+    func testLongDepthProducts() {
+        // EAP's contraction shape (A·Bᵀ, n ≤ 64, k ≥ 16384) runs as dot products along the depth in
+        // 4096-deep blocks; the other forms meet the same depth in the blocked path (56 depth blocks).
+        let k = 16_384 + 37
+        check(Case(m: 27, n: 28, k: k, transposeA: false, transposeB: true, accumulate: false, padding: 3), seed: 4000)
+        check(Case(m: 301, n: 61, k: k, transposeA: false, transposeB: true, accumulate: true, padding: 1), seed: 4001)
+        check(Case(m: 19, n: 150, k: k, transposeA: true, transposeB: false, accumulate: true, padding: 1), seed: 4002)
+        check(Case(m: 1, n: 7, k: k, transposeA: false, transposeB: false, accumulate: true), seed: 4003)
     }
 
     func testEmptyProducts() {
