@@ -55,12 +55,18 @@ enum ModelBenchmarks {
                 + "PyTorch computes the gradient of the input embeddings with weights frozen",
         ]
         let theirs = context.runBaselines ? try baseline(context, "torch_backward.py", &notes) : nil
+        let work = AttributionWork(config: model.config, lengths: input.map(\.count))
+        notes.append("work: products of matrices each side's computation takes (linear layers, attention, and for CircuitKit each "
+                     + "attention receiver's own input projection), counted from the model's shapes; GFLOPS = work / seconds")
         var table = ResultsTable(title: "Forward + backward, SmolLM2-135M-Instruct", command: context.command, notes: notes,
-                                 header: ["", "seconds", "peak RSS during runs"])
-        table.rows.append(["CircuitKit", format(timing.best, 4), mebibytes(peak.map(Double.init))])
+                                 header: ["", "seconds", "peak RSS during runs", "work GFLOP", "GFLOPS"])
+        let ours = work.forward + work.backward, autograd = work.forward + work.inputGradientBackward
+        table.rows.append(["CircuitKit", format(timing.best, 4), mebibytes(peak.map(Double.init)), format(ours / 1e9, 0),
+                           format(ours / timing.best / 1e9, 0)])
         if let theirs {
-            table.rows.append(["PyTorch autograd (HF transformers)", format(number(theirs, "best_s"), 4),
-                               mebibytes(number(theirs, "compute_peak_rss_bytes"))])
+            let best = number(theirs, "best_s")
+            table.rows.append(["PyTorch autograd (HF transformers)", format(best, 4), mebibytes(number(theirs, "compute_peak_rss_bytes")),
+                               format(autograd / 1e9, 0), format(best.map { autograd / $0 / 1e9 }, 0)])
             if let best = number(theirs, "best_s") { table.notes.append("speed-up over PyTorch: \(format(best / timing.best, 2))×") }
         }
         try table.write("backward", to: context.resultsDirectory)
