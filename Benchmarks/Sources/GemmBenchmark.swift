@@ -3,7 +3,10 @@ import Kernels
 
 /// GEMM throughput at SmolLM2's shapes next to numpy's matmul in the same run.
 enum GemmBenchmark {
-    static let shapes = [(1024, 576, 576), (1024, 576, 1536), (1024, 1536, 576)]
+    /// `(M, K, N)` of `C[M, N] = A[M, K]·B[N, K]ᵀ`.
+    typealias Shape = (m: Int, k: Int, n: Int)
+
+    static let shapes: [Shape] = [(1024, 576, 576), (1024, 576, 1536), (1024, 1536, 576)]
 
     /// Rounds of (CircuitKit, numpy); each side's best over all rounds is reported, so a drift of the
     /// machine's speed between the two processes does not decide the comparison.
@@ -14,27 +17,13 @@ enum GemmBenchmark {
         var theirs: [Double?] = Array(repeating: nil, count: shapes.count)
         var notes = ["C = A·Bᵀ in float32 (A [M,K] activations, B [N,K] weights), best of \(context.repeats * 4) runs, "
                      + "alternating \(rounds) rounds of CircuitKit and numpy"]
-        let inputs = shapes.map { (m, k, n) -> (FloatBuffer, FloatBuffer, FloatBuffer) in
-            var rng = SeededRandom(seed: 1)
-            return (FloatBuffer((0..<(m * k)).map { _ in rng.nextFloat() - 0.5 }),
-                    FloatBuffer((0..<(n * k)).map { _ in rng.nextFloat() - 0.5 }), FloatBuffer(count: m * n))
-        }
         for round in 0..<rounds {
-            for (i, (m, k, n)) in shapes.enumerated() {
-                let (a, b, c) = inputs[i]
-                let timing = time(repeats: context.repeats * 4, warmup: 3) {
-                    gemm(c.pointer, ldc: n, a.pointer, lda: k, transposeA: false, b.pointer, ldb: k, transposeB: true,
-                         accumulate: false, m, n, k)
-                }
-                ours[i] = max(ours[i], 2 * Double(m * n * k) / timing.best / 1e9)
-            }
+            for (i, shape) in shapes.enumerated() { ours[i] = max(ours[i], gflops(shape, repeats: context.repeats * 4)) }
             guard context.runBaselines else { break }
-            let spec = shapes.map { "\($0.0)x\($0.1)x\($0.2)" }.joined(separator: ",")
-            switch context.baseline.run("numpy_gemm.py", ["--shapes", spec, "--repeats", "\(context.repeats * 4)"]) {
+            switch numpyGflops(context, shapes, repeats: context.repeats * 4) {
             case .result(let json):
-                let list = json["shapes"] as? [[String: Any]] ?? []
-                for (i, entry) in list.enumerated() where i < shapes.count {
-                    if let g = number(entry, "gflops") { theirs[i] = max(theirs[i] ?? 0, g) }
+                for (i, g) in numpyRates(json).enumerated() where i < shapes.count {
+                    if let g { theirs[i] = max(theirs[i] ?? 0, g) }
                 }
                 if round == 0, let blas = json["blas"] as? String { notes.append("numpy BLAS: \(blas)") }
             case .unavailable(let why):
@@ -51,5 +40,30 @@ enum GemmBenchmark {
                                theirs[i].map { format(ours[i] / $0, 2) } ?? "—"])
         }
         try table.write("gemm", to: context.resultsDirectory)
+    }
+
+    /// CircuitKit's best rate at `shape` over `repeats` runs on seeded random inputs, in GFLOPS.
+    static func gflops(_ shape: Shape, repeats: Int) -> Double {
+        let (m, k, n) = shape
+        var rng = SeededRandom(seed: 1)
+        let a = FloatBuffer((0..<(m * k)).map { _ in rng.nextFloat() - 0.5 })
+        let b = FloatBuffer((0..<(n * k)).map { _ in rng.nextFloat() - 0.5 })
+        let c = FloatBuffer(count: m * n)
+        let timing = time(repeats: repeats, warmup: 3) {
+            gemm(c.pointer, ldc: n, a.pointer, lda: k, transposeA: false, b.pointer, ldb: k, transposeB: true,
+                 accumulate: false, m, n, k)
+        }
+        return 2 * Double(m * n * k) / timing.best / 1e9
+    }
+
+    /// Runs the numpy baseline at `shapes`, best of `repeats` each.
+    static func numpyGflops(_ context: BenchmarkContext, _ shapes: [Shape], repeats: Int) -> Baseline.Outcome {
+        context.baseline.run("numpy_gemm.py", ["--shapes", shapes.map { "\($0.m)x\($0.k)x\($0.n)" }.joined(separator: ","),
+                                               "--repeats", "\(repeats)"])
+    }
+
+    /// The per-shape GFLOPS of a numpy baseline result, in the order of its shapes.
+    static func numpyRates(_ json: [String: Any]) -> [Double?] {
+        (json["shapes"] as? [[String: Any]] ?? []).map { number($0, "gflops") }
     }
 }

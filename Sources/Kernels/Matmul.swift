@@ -250,18 +250,17 @@ private func packPanelB(
         }
         return
     }
+    var dst = dst, src = src, kc = kc
     if cols == microCols && rowStride == 1 {
-        // B stored transposed (a weight `[n, k]`): transpose 16 × 16 blocks in registers.
-        var p = 0
-        while p + 16 <= kc {
-            transposeBlock16(dst + p &* microCols, microCols, src + p, colStride)
-            transposeBlock16(dst + p &* microCols + 16, microCols, src + p + 16 &* colStride, colStride)
-            p += 16
+        // B stored transposed (a weight `[n, k]`): 16 × 16 blocks transposed in registers; the last
+        // kc mod 16 rows go through the element loop below.
+        while kc >= 16 {
+            transposeBlock16(dst, microCols, src, colStride)
+            transposeBlock16(dst + 16, microCols, src + 16 &* colStride, colStride)
+            dst += 16 &* microCols
+            src += 16
+            kc -= 16
         }
-        for j in 0..<microCols {
-            for q in p..<kc { dst[q &* microCols + j] = src[j &* colStride + q] }
-        }
-        return
     }
     if cols < microCols { dst.update(repeating: 0, count: kc * microCols) }
     for j in 0..<cols {
