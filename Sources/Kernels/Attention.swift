@@ -75,7 +75,8 @@ public func attentionForward(
     }
 }
 
-/// Gradients of `attentionForward`'s query, key and value inputs, accumulated.
+/// Gradients of `attentionForward`'s query, key and value inputs, accumulated (overwritten when
+/// `accumulate` is false).
 ///
 /// Every head must have its own `dq`, `dk` and `dv` views (heads run in parallel); with grouped-query
 /// attention sum the per-head key/value gradients of a group afterwards.
@@ -89,13 +90,20 @@ public func attentionBackward(
     _ dq: [HeadSlice], _ dk: [HeadSlice], _ dv: [HeadSlice],
     _ dout: [HeadSlice], _ probs: UnsafePointer<Float>,
     _ q: [HeadSlice], _ k: [HeadSlice], _ v: [HeadSlice],
-    _ layout: SequenceLayout, scale: Float, _ headDim: Int
+    _ layout: SequenceLayout, scale: Float, _ headDim: Int, accumulate: Bool = true
 ) {
     let heads = q.count
     parallelFor(layout.count * heads) { item in
         let b = item / heads, h = item % heads
         let n = layout.lengths[b], r0 = layout.offsets[b]
         let block = probs + h * layout.attentionSize + layout.attentionOffsets[b]
+        if !accumulate {
+            for t in r0..<(r0 + n) {
+                dq[h].row(t).update(repeating: 0, count: headDim)
+                dk[h].row(t).update(repeating: 0, count: headDim)
+                dv[h].row(t).update(repeating: 0, count: headDim)
+            }
+        }
         withUnsafeTemporaryAllocation(of: Float.self, capacity: n) { scratch in
             let ds = scratch.baseAddress!
             for t in 0..<n {

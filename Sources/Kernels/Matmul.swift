@@ -18,8 +18,8 @@ private let microCols = 32
 private let blockDepth = 300
 /// Rows of `A` packed together per work item (`mc`), a multiple of `microRows`.
 private let blockRows = 96
-/// Columns of `B` packed together (`nc`), a multiple of `microCols`.
-private let blockCols = 2048
+/// Most columns of `B` packed together (`nc`): 288 × 768 floats (864 KB) fill less than half of a 2 MB L2.
+private let blockCols = 768
 
 /// `C = op(A)·op(B)`, or `C += op(A)·op(B)` when `accumulate` is true.
 ///
@@ -52,8 +52,10 @@ public func gemm(
         gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k, splitB: true)
         return
     }
+    // Small products, and calls from inside a parallel iteration (which runs on its thread alone),
+    // are blocked for one thread.
     gemmBlocked(c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
-                accumulate: accumulate, m, n, k, serial: m * n * k < 1 << 16)
+                accumulate: accumulate, m, n, k, serial: m * n * k < 1 << 16 || WorkerPool.insideJob)
 }
 
 /// Depth of one block of the dot-product path: runs of 16 KB per row keep the prefetcher streaming.
@@ -153,12 +155,26 @@ private func gemmBlocked(
     let rowBlocks = roundUp((m + blockRows - 1) / blockRows, workers)
     // Row block i starts at rowStarts[i], a multiple of the micro-kernel's rows.
     let rowStarts = (0...rowBlocks).map { $0 == rowBlocks ? m : ($0 * m / rowBlocks) / microRows * microRows }
-    let packedB = UnsafeMutablePointer<Float>.allocate(capacity: (k + depthBlocks - 1) / depthBlocks * min(blockCols, roundUp(n, microCols)))
+
+    // Columns are cut into equal blocks, multiples of the micro-kernel's columns, so that a packed
+    // block of B (kc × nc floats) stays in L2 while every row block runs over it.
+    let columnBlocks = (n + blockCols - 1) / blockCols
+    let columnBlock = roundUp((n + columnBlocks - 1) / columnBlocks, microCols)
+    let packedB = UnsafeMutablePointer<Float>.allocate(capacity: (k + depthBlocks - 1) / depthBlocks * columnBlock)
     defer { packedB.deallocate() }
+
+    // Work items: (row block, range of column panels). Columns are split too when there are few row
+    // blocks, so both threads have work for skinny products. Each item packs its rows of A into its
+    // own slot of `packedA`.
+    let maxColumnSplits = serial ? 1 : max(1, (2 * workers + rowBlocks - 1) / rowBlocks)
+    let panelSize = microRows * panelStride
+    let itemSize = (0..<rowBlocks).map { (rowStarts[$0 + 1] - rowStarts[$0] + microRows - 1) / microRows }.max()! * panelSize
+    let packedA = UnsafeMutablePointer<Float>.allocate(capacity: rowBlocks * maxColumnSplits * itemSize)
+    defer { packedA.deallocate() }
 
     var jc = 0
     while jc < n {
-        let nc = min(blockCols, n - jc)
+        let nc = min(columnBlock, n - jc)
         let panels = (nc + microCols - 1) / microCols
         for depthBlock in 0..<depthBlocks {
             let pc = depthBlock * k / depthBlocks
@@ -170,18 +186,14 @@ private func gemmBlocked(
             }
             if serial { for p in 0..<panels { packPanel(p) } } else { parallelFor(panels, packPanel) }
 
-            // Work items: (row block, range of column panels). Split columns too when there are
-            // few row blocks, so both threads have work for skinny products.
-            let columnSplits = serial ? 1 : max(1, min(panels, (2 * workers + rowBlocks - 1) / rowBlocks))
+            let columnSplits = min(panels, maxColumnSplits)
             let runItem = { (item: Int) in
                 let rb = item / columnSplits, cs = item % columnSplits
                 let i0 = rowStarts[rb], mc = rowStarts[rb + 1] - i0
                 guard mc > 0 else { return }
                 let p0 = cs * panels / columnSplits, p1 = (cs + 1) * panels / columnSplits
                 let microPanels = (mc + microRows - 1) / microRows
-                let panelSize = microRows * panelStride
-                let packedA = UnsafeMutablePointer<Float>.allocate(capacity: microPanels * panelSize)
-                defer { packedA.deallocate() }
+                let packedA = packedA + item * itemSize
                 for mp in 0..<microPanels {
                     packPanelA(packedA + mp * panelSize, a + (i0 + mp * microRows) * aRow + pc * aCol,
                                aRow, aCol, kc, min(microRows, mc - mp * microRows))

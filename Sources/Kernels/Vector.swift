@@ -45,6 +45,21 @@ public func axpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointe
     while i < n { y[i] += a * x[i]; i += 1 }
 }
 
+/// `out[i] = a[i] + b[i]` over `count` floats, multithreaded; `out` may be `a` or `b`.
+///
+/// - Parameters:
+///   - out: `[count]`
+///   - a, b: `[count]`
+public func vectorAdd(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) {
+    parallelChunks(count / 16, minimumChunk: 1024) { range in
+        for block in range {
+            let i = block * 16
+            store(out + i, load(a + i) + load(b + i))
+        }
+    }
+    for i in (count / 16 * 16)..<count { out[i] = a[i] + b[i] }
+}
+
 /// `out += Σₖ inputs[k]` over `count` floats in one pass over memory, multithreaded.
 ///
 /// - Parameters:

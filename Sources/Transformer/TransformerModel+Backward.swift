@@ -64,7 +64,8 @@ extension TransformerModel {
         let dIn = FloatBuffer(uninitializedCount: t * c.mlpInWidth)  // gradient of the MLP's input projection
         let dZ = FloatBuffer(uninitializedCount: t * c.qWidth)
         // Per-head gradients of queries, keys and values: [heads, T, dh] each.
-        let dQ = FloatBuffer(count: c.heads * t * dh), dK = FloatBuffer(count: c.heads * t * dh), dV = FloatBuffer(count: c.heads * t * dh)
+        let dQ = FloatBuffer(uninitializedCount: c.heads * t * dh), dK = FloatBuffer(uninitializedCount: c.heads * t * dh)
+        let dV = FloatBuffer(uninitializedCount: c.heads * t * dh)
 
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let acts = pass.layers[l], w = blocks[l]
@@ -83,13 +84,10 @@ extension TransformerModel {
             normBackward(mlpSlot, mlpSlot, acts.residMid.pointer, weight: w.norm2Weight, acts.norm2Mean.pointer,
                          acts.norm2Rstd.pointer, t, accumulate: false)
             onReceivers(ReceiverGradients(receivers: pending + [.mlp(layer: l)], gradients: slots.pointer, rows: t, dModel: d))
-            axpy(dResid.pointer, 1, mlpSlot, plane)
+            vectorAdd(dResid.pointer, dResid.pointer, mlpSlot, plane)
 
             // Attention receivers a{l}.h{h}<q|k|v>, each written into its slot.
             matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d, accumulate: false)
-            dQ.zero()
-            dK.zero()
-            dV.zero()
             func perHead(_ buffer: FloatBuffer) -> [HeadSlice] { (0..<c.heads).map { HeadSlice(buffer.pointer + $0 * t * dh, stride: dh) } }
             Kernels.attentionBackward(
                 perHead(dQ), perHead(dK), perHead(dV),
@@ -97,25 +95,32 @@ extension TransformerModel {
                 (0..<c.heads).map { HeadSlice(acts.qkv.pointer + $0 * dh, stride: c.qkvWidth) },
                 (0..<c.heads).map { HeadSlice(acts.qkv.pointer + c.qWidth + ($0 / c.groupSize) * dh, stride: c.qkvWidth) },
                 (0..<c.heads).map { HeadSlice(acts.qkv.pointer + c.qWidth + c.kvWidth + ($0 / c.groupSize) * dh, stride: c.qkvWidth) },
-                layout, scale: 1 / Float(dh).squareRoot(), dh)
+                layout, scale: 1 / Float(dh).squareRoot(), dh, accumulate: false)
             if let rope {
                 ropeBackward(dQ.pointer, dQ.pointer, rope, (0..<c.heads).flatMap { _ in layout.positions }, ropeStyle,
                              c.heads * t, 1, dh, rowStride: dh)
                 ropeBackward(dK.pointer, dK.pointer, rope, (0..<c.heads).flatMap { _ in layout.positions }, ropeStyle,
                              c.heads * t, 1, dh, rowStride: dh)
             }
-            for (i, (h, port)) in attentionReceivers.enumerated() {
-                let g = h / c.groupSize
-                let (dX, weight, row0): (FloatBuffer, FloatBuffer, Int) = switch port {
-                case .q: (dQ, w.wq, h * dh)
-                case .k: (dK, w.wk, g * dh)
-                case .v: (dV, w.wv, g * dh)
+            // Row block by row block, so that a block's projections, norm backward and sum into dResid
+            // stay in cache: `[rows, d]` per receiver.
+            let blockRows = 64
+            parallelFor((t + blockRows - 1) / blockRows) { block in
+                let r0 = block * blockRows, rows = min(blockRows, t - r0)
+                for (i, (h, port)) in attentionReceivers.enumerated() {
+                    let g = h / c.groupSize
+                    let (dX, weight, row0): (FloatBuffer, FloatBuffer, Int) = switch port {
+                    case .q: (dQ, w.wq, h * dh)
+                    case .k: (dK, w.wk, g * dh)
+                    case .v: (dV, w.wv, g * dh)
+                    }
+                    let out = slot(i) + r0 * d
+                    matmulBackward(out, dX.pointer + (h * t + r0) * dh, weight.pointer + row0 * d, rows, d, dh, accumulate: false)
+                    normBackward(out, out, acts.residPre.pointer + r0 * d, weight: w.norm1Weight, acts.norm1Mean.pointer + r0,
+                                 acts.norm1Rstd.pointer + r0, rows, accumulate: false)
+                    axpy(dResid.pointer + r0 * d, 1, out, rows * d)
                 }
-                matmulBackward(slot(i), dX.pointer + h * t * dh, weight.pointer + row0 * d, t, d, dh, accumulate: false)
-                normBackward(slot(i), slot(i), acts.residPre.pointer, weight: w.norm1Weight, acts.norm1Mean.pointer,
-                             acts.norm1Rstd.pointer, t, accumulate: false)
             }
-            addSum(dResid.pointer, (0..<attentionReceivers.count).map { UnsafePointer(slot($0)) }, plane)
             pending = attentionReceivers.map { .head(layer: l, head: $0.0, port: $0.1) }
         }
         onReceivers(ReceiverGradients(receivers: pending, gradients: slots.pointer, rows: t, dModel: d))

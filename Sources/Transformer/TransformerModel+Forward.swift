@@ -163,7 +163,7 @@ extension TransformerModel {
             if let bo = w.bo { addBias(mid, bo.pointer, t, d) }
         } else {
             matmulForward(mid, acts.z.pointer, w.wo.pointer, w.bo?.pointer, t, qWidth, d)
-            axpy(mid, 1, acts.residPre.pointer, t * d)
+            vectorAdd(mid, mid, acts.residPre.pointer, t * d)
         }
     }
 
@@ -189,8 +189,7 @@ extension TransformerModel {
             swigluForward(acts.mlpAct.pointer, acts.mlpIn.pointer, acts.mlpIn.pointer + c.dMLP, t, c.dMLP, inputStride: c.mlpInWidth)
         }
         matmulForward(mlpOut, acts.mlpAct.pointer, w.wDown.pointer, w.bDown?.pointer, t, c.dMLP, d)
-        if residPost != acts.residMid.pointer { residPost.update(from: acts.residMid.pointer, count: t * d) }
-        axpy(residPost, 1, mlpOut, t * d)
+        vectorAdd(residPost, acts.residMid.pointer, mlpOut, t * d)
     }
 
     /// The `logits` receiver: final norm and unembedding of `rows` of the final residual stream.

@@ -153,7 +153,8 @@ final class AttentionTests: XCTestCase {
 
     /// Runs the backward pass into pre-filled gradients and checks each input's gradient (the
     /// accumulated value minus the pre-filled one) against central differences of the reference loss.
-    private func checkBackward(_ a: GroupedQueryAttention, directions: Int?, seed: UInt64) {
+    /// With `accumulate` false the gradients are pre-filled with NaN, which must all be overwritten.
+    private func checkBackward(_ a: GroupedQueryAttention, directions: Int?, seed: UInt64, accumulate: Bool = true) {
         var rng = SeededRandom(seed: seed)
         let d = a.headDim, rows = a.rows, heads = a.heads
         let dout = rng.gaussianFloats(rows * a.outStride)
@@ -162,14 +163,20 @@ final class AttentionTests: XCTestCase {
         attentionForward(a.outputSlices(out), probs.pointer, a.querySlices(q), a.keySlices(kv, ownKey),
                          a.valueSlices(kv), a.layout, scale: a.scale, d)
 
-        let previousQ = rng.gaussianFloats(q.count)
-        let previousK = (0..<heads).map { _ in rng.gaussianFloats(rows * d) }
-        let previousV = (0..<heads).map { _ in rng.gaussianFloats(rows * d) }
-        let dq = FloatBuffer(previousQ), dk = previousK.map(FloatBuffer.init), dv = previousV.map(FloatBuffer.init)
+        func prefill(_ count: Int) -> [Float] { accumulate ? rng.gaussianFloats(count) : [Float](repeating: 0, count: count) }
+        let previousQ = prefill(q.count)
+        let previousK = (0..<heads).map { _ in prefill(rows * d) }
+        let previousV = (0..<heads).map { _ in prefill(rows * d) }
+        // NaN where a head's gradient goes (not in the query rows' padding, which nothing writes).
+        func buffer(_ previous: [Float], stride: Int, used: Int) -> FloatBuffer {
+            FloatBuffer(accumulate ? previous : previous.indices.map { $0 % stride < used ? .nan : 0 })
+        }
+        let dq = buffer(previousQ, stride: a.qStride, used: heads * d)
+        let dk = previousK.map { buffer($0, stride: d, used: d) }, dv = previousV.map { buffer($0, stride: d, used: d) }
         let doutBuffer = FloatBuffer(dout)
         attentionBackward(a.querySlices(dq), dk.map { HeadSlice($0.pointer, stride: d) }, dv.map { HeadSlice($0.pointer, stride: d) },
                           a.outputSlices(doutBuffer), probs.pointer, a.querySlices(q), a.keySlices(kv, ownKey),
-                          a.valueSlices(kv), a.layout, scale: a.scale, d)
+                          a.valueSlices(kv), a.layout, scale: a.scale, d, accumulate: accumulate)
 
         // Each head has its own key/value gradient; a shared slice's gradient is their sum.
         let gq = (0..<q.count).map { Double(dq[$0]) - Double(previousQ[$0]) }
@@ -199,6 +206,10 @@ final class AttentionTests: XCTestCase {
 
     func testBackwardMatchesFiniteDifferencesPerCoordinate() {
         checkBackward(GroupedQueryAttention(lengths: [1, 3, 6], headDim: 4, seed: 700), directions: nil, seed: 701)
+    }
+
+    func testBackwardOverwritesWhenNotAccumulating() {
+        checkBackward(GroupedQueryAttention(lengths: [1, 3, 6], headDim: 4, seed: 730), directions: nil, seed: 731, accumulate: false)
     }
 
     func testBackwardMatchesFiniteDifferencesAlongDirections() {

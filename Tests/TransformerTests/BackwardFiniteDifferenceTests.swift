@@ -90,6 +90,41 @@ final class BackwardFiniteDifferenceTests: XCTestCase {
         }
     }
 
+    /// A batch of 69 rows (the attention receivers are handled in blocks of 64 rows, the last one
+    /// partial) gets, for every example, 1/batch of the gradients that example gets alone.
+    func testReceiverGradientsOfALongBatchMatchEachExampleAlone() throws {
+        let model = RandomModel.model(RandomModel.llamaConfig())
+        let c = model.config
+        let batch = RandomModel.batch(lengths: [30, 8, 31], vocab: c.vocabularySize, seed: 5)
+        let correct = [[1], [2], [3]], incorrect = [[4], [5], [6]]
+        func gradients(_ examples: [[Int]], _ targets: MetricTargets) throws -> [Receiver: [Float]] {
+            let pass = try model.forward(examples, keepActivations: true)
+            let dLogits = FloatBuffer(count: pass.logits.count)
+            _ = Metric.logitDiff.evaluate(logits: pass.logits.pointer, vocab: c.vocabularySize, targets: targets, gradient: dLogits.pointer)
+            var out: [Receiver: [Float]] = [:]
+            model.backward(pass, dLogits: dLogits.pointer) { group in
+                for (i, r) in group.receivers.enumerated() {
+                    out[r] = Array(UnsafeBufferPointer(start: group.gradient(i), count: group.rows * group.dModel))
+                }
+            }
+            return out
+        }
+        let together = try gradients(batch, MetricTargets(correct: correct, incorrect: incorrect))
+        XCTAssertEqual(together.count, 1 + c.layers * (3 * c.heads + 1))
+        var row0 = 0
+        for (b, example) in batch.enumerated() {
+            let alone = try gradients([example], MetricTargets(correct: [correct[b]], incorrect: [incorrect[b]]))
+            let span = row0 * c.dModel..<(row0 + example.count) * c.dModel
+            for (r, g) in alone {
+                let scaled = together[r]![span].map { $0 * Float(batch.count) }
+                let scale = g.map { abs($0) }.max()!
+                XCTAssertGreaterThan(scale, 0, "\(r.name) has a gradient")
+                for (x, y) in zip(scaled, g) { XCTAssertEqual(x, y, accuracy: 1e-5 * scale, "example \(b), \(r.name)") }
+            }
+            row0 += example.count
+        }
+    }
+
     /// The sum of every receiver's gradient in a block equals the gradient of that block's input.
     func testReceiverGradientsSumToResidualGradient() throws {
         let model = RandomModel.model(RandomModel.llamaConfig(layers: 1))
