@@ -70,15 +70,18 @@ enum EAPBenchmark {
     }
 }
 
-/// The best GEMM rate this run measures at SmolLM2's MLP shape: CircuitKit's, or numpy's when the baseline runs and is faster.
+/// The best GEMM rate this run measures at SmolLM2's MLP shape: CircuitKit's, numpy's or PyTorch's
+/// (the baselines when they run).
 private func bestGemmRate(_ context: BenchmarkContext) throws -> (gflops: Double, source: String) {
     let shape = GemmBenchmark.shapes[1]
     let name = "GEMM at \(shape.m) × \(shape.k) × \(shape.n)"
-    let ours = GemmBenchmark.gflops(shape, repeats: 20)
-    guard context.runBaselines, case .result(let json) = GemmBenchmark.numpyGflops(context, [shape], repeats: 20),
-          let numpy = GemmBenchmark.numpyRates(json).first ?? nil, numpy > ours
-    else { return (ours, "CircuitKit's \(name)") }
-    return (numpy, "numpy's \(name)")
+    var best = (gflops: GemmBenchmark.gflops(shape, repeats: 20), source: "CircuitKit's \(name)")
+    if context.runBaselines, case .result(let json) = GemmBenchmark.numpyGflops(context, [shape], repeats: 20) {
+        for (rate, who) in [(GemmBenchmark.numpyRates(json).first ?? nil, "numpy"), (GemmBenchmark.torchRates(json).first ?? nil, "PyTorch")] {
+            if let rate, rate > best.gflops { best = (rate, "\(who)'s \(name)") }
+        }
+    }
+    return best
 }
 
 /// Pearson correlation of two equal-length samples.

@@ -1,8 +1,10 @@
-"""numpy float32 GEMM baseline: GFLOPS of C = A·Bᵀ with A [M, K] and B [N, K].
+"""numpy and PyTorch float32 GEMM baselines: GFLOPS of C = A·Bᵀ with A [M, K] and B [N, K].
 
 The same product as CircuitKit's `gemm(..., transposeB: true)`: `np.matmul(A, B.T, out=C)` hands
-the transposed view straight to BLAS (no copy) and writes into a preallocated C. Each shape is
-timed best of --repeats after --warmup untimed runs; GFLOPS = 2·M·N·K / best time.
+the transposed view straight to BLAS (no copy) and writes into a preallocated C; so does
+`torch.matmul(A, B.T, out=C)` when PyTorch is installed (its BLAS, usually MKL, is the one the model
+baselines use). Each shape is timed best of --repeats after --warmup untimed runs;
+GFLOPS = 2·M·N·K / best time.
 
 --threads sets OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS before numpy is
 imported (BLAS libraries read them once, at load), and the thread count BLAS reports is recorded.
@@ -90,6 +92,22 @@ def blas_runtime() -> dict:
     return {}
 
 
+def time_torch(shapes, operands, results, args) -> str | None:
+    """Adds `torch_gflops` to each result when PyTorch imports; returns the BLAS it was built with."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(args.threads)
+    for (m, k, n), (a, b, c), result in zip(shapes, operands, results):
+        at, bt, ct = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+        timing, _ = bc.best_of(lambda: torch.matmul(at, bt.T, out=ct), args.repeats, args.warmup, f"torch gemm {m}x{k}x{n}")
+        result["torch_gflops"] = 2.0 * m * n * k / timing["best_s"] / 1e9
+        bc.log(f"torch gemm M={m} K={k} N={n}: {result['torch_gflops']:.1f} GFLOPS")
+    built = [line.strip(" -") for line in torch.__config__.show().splitlines() if "Math Kernel Library" in line or "BLAS_INFO" in line]
+    return built[0] if built else "unknown"
+
+
 def main() -> None:
     p = bc.parser(__doc__.split("\n")[0], repeats=20, warmup=3)
     p.add_argument("--shapes", default="1024x576x576,1024x576x1536,1024x1536x576",
@@ -114,6 +132,7 @@ def main() -> None:
         bc.log(f"gemm M={m} K={k} N={n}: {gflops:.1f} GFLOPS")
         results.append({"m": m, "k": k, "n": n, "gflops": gflops, **timing})
     meter.end_phase()
+    torch_info = time_torch(shapes, operands, results, args)
 
     bc.emit({
         "benchmark": "numpy_gemm",
@@ -122,6 +141,7 @@ def main() -> None:
         "repeats": args.repeats,
         "blas_runtime": blas_runtime(),
         "blas_config": blas_config(np),
+        "torch_blas": torch_info,
         **meter.report(),
         **bc.environment(args.threads),
     }, args.json)

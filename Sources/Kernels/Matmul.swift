@@ -180,9 +180,13 @@ private func gemmBlocked(
             let pc = depthBlock * k / depthBlocks
             let kc = (depthBlock + 1) * k / depthBlocks - pc
             let firstDepthBlock = pc == 0 && !accumulate
+            // A shallow block of B stored by rows is read in place: its 32-column panels are at most
+            // 8 KB whatever their row stride. Other blocks, and partial panels, are packed.
+            let direct = !transposeB && kc <= directDepth
             let packPanel = { (panel: Int) in
-                packPanelB(packedB + panel * kc * microCols, b + pc * bRow + (jc + panel * microCols) * bCol,
-                           bRow, bCol, kc, min(microCols, nc - panel * microCols))
+                let cols = min(microCols, nc - panel * microCols)
+                if direct && cols == microCols { return }
+                packPanelB(packedB + panel * kc * microCols, b + pc * bRow + (jc + panel * microCols) * bCol, bRow, bCol, kc, cols)
             }
             if serial { for p in 0..<panels { packPanel(p) } } else { parallelFor(panels, packPanel) }
 
@@ -203,9 +207,12 @@ private func gemmBlocked(
                     let cols = min(microCols, nc - j0)
                     for mp in 0..<microPanels {
                         let rows = min(microRows, mc - mp * microRows)
-                        let aPanel = packedA + mp * panelSize, bPanel = packedB + panel * kc * microCols
+                        let aPanel = packedA + mp * panelSize
+                        let inPlace = direct && cols == microCols
+                        let bPanel = inPlace ? b + pc * ldb + jc + j0 : UnsafePointer(packedB + panel * kc * microCols)
+                        let bStride = inPlace ? ldb : microCols
                         microKernelTile(c + (i0 + mp * microRows) * ldc + jc + j0, ldc, rows, cols, overwrite: firstDepthBlock) {
-                            out, ldo, overwrite in microKernel(out, ldo, aPanel, bPanel, kc, overwrite: overwrite)
+                            out, ldo, overwrite in microKernel(out, ldo, aPanel, bPanel, bStride, kc, overwrite: overwrite)
                         }
                     }
                 }
@@ -219,6 +226,9 @@ private func gemmBlocked(
 
 @inline(__always)
 private func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / multiple * multiple }
+
+/// Deepest block of a row-major B that the micro-kernel reads in place instead of packing.
+private let directDepth = 64
 
 /// Row stride of a packed A panel: a compile-time constant, so the micro-kernel reaches each of its
 /// eight rows through an immediate offset instead of a register.
@@ -234,7 +244,10 @@ private func packPanelA(
     for i in 0..<rows {
         let d = dst + i &* panelStride
         if colStride == 1 {
-            d.update(from: src + i &* rowStride, count: kc)
+            let s = src + i &* rowStride
+            var p = 0
+            while p + 16 <= kc { store(d + p, load(s + p)); p += 16 }
+            while p < kc { d[p] = s[p]; p += 1 }
         } else {
             var s = src + i &* rowStride
             for p in 0..<kc {
@@ -334,11 +347,12 @@ private func microKernelTile(
     }
 }
 
-/// `C[8, 32] (+)= packedA[8][panelStride] · packedB[kc][32]`, accumulators held in 16 vector registers.
+/// `C[8, 32] (+)= packedA[8][panelStride] · B[kc][32]` (B's rows `bStride` floats apart), accumulators
+/// held in 16 vector registers.
 @inline(__always)
 private func microKernel(
     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ packedA: UnsafePointer<Float>, _ packedB: UnsafePointer<Float>,
-    _ kc: Int, overwrite: Bool
+    _ bStride: Int, _ kc: Int, overwrite: Bool
 ) {
     var c00 = Vec(), c01 = Vec(), c10 = Vec(), c11 = Vec(), c20 = Vec(), c21 = Vec(), c30 = Vec(), c31 = Vec()
     var c40 = Vec(), c41 = Vec(), c50 = Vec(), c51 = Vec(), c60 = Vec(), c61 = Vec(), c70 = Vec(), c71 = Vec()
@@ -362,7 +376,7 @@ private func microKernel(
         x = Vec(repeating: ap[7 * panelStride])
         c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
         ap += 1
-        bp += microCols
+        bp += bStride
     }
     storeTile(c, ldc, overwrite, (c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51), (c60, c61), (c70, c71))
 }

@@ -67,8 +67,8 @@ final class WorkerPool: @unchecked Sendable {
 
         /// Claims and runs iterations until none are left.
         func drain() {
-            Thread.current.threadDictionary[WorkerPool.insideKey] = true
-            defer { Thread.current.threadDictionary[WorkerPool.insideKey] = nil }
+            pthread_setspecific(WorkerPool.insideKey, UnsafeRawPointer(bitPattern: 1))
+            defer { pthread_setspecific(WorkerPool.insideKey, nil) }
             while true {
                 let i = next.add(1, ordering: .relaxed).oldValue
                 if i >= count { return }
@@ -78,9 +78,15 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    private static let insideKey = "circuitkit.parallelFor"
+    /// Thread-specific flag, set while the thread runs iterations (a pthread key: kernels check it on
+    /// every call, and a lookup in `Thread.threadDictionary` costs about a microsecond).
+    private static let insideKey: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+        return key
+    }()
     /// Whether the current thread is running an iteration.
-    static var insideJob: Bool { Thread.current.threadDictionary[insideKey] != nil }
+    static var insideJob: Bool { pthread_getspecific(insideKey) != nil }
 
     /// How long a worker spins for the next job before sleeping, in seconds.
     private let spinSeconds = 0.0005

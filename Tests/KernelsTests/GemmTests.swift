@@ -86,8 +86,8 @@ final class GemmTests: XCTestCase {
     }
 
     func testAwkwardLargeSizes() {
-        // Several row blocks (96), depth blocks (256) and column panels (32), each with a ragged edge;
-        // every form meets a product with a large dimension in each position.
+        // Several row blocks (≤ 96), depth blocks (≤ 300) and column panels (32), each with a ragged
+        // edge; every form meets a product with a large dimension in each position.
         let cases = [
             Case(m: 1537, n: 33, k: 577, transposeA: false, transposeB: true, accumulate: false),
             Case(m: 33, n: 1537, k: 577, transposeA: false, transposeB: false, accumulate: true, padding: 5),
@@ -99,7 +99,6 @@ final class GemmTests: XCTestCase {
             Case(m: 1537, n: 1, k: 577, transposeA: true, transposeB: true, accumulate: true),
             Case(m: 577, n: 577, k: 7, transposeA: false, transposeB: true, accumulate: true, padding: 4),
             Case(m: 97, n: 33, k: 257, transposeA: true, transposeB: false, accumulate: true, padding: 1),
-            // At most two column panels with A untransposed: A's rows are read in place, not packed.
             Case(m: 577, n: 64, k: 577, transposeA: false, transposeB: false, accumulate: true, padding: 5),
         ]
         for (index, test) in cases.enumerated() { check(test, seed: 1000 + UInt64(index)) }
@@ -116,8 +115,17 @@ final class GemmTests: XCTestCase {
         for (index, test) in cases.enumerated() { check(test, seed: 2000 + UInt64(index)) }
     }
 
+    func testShallowRowMajorBIsReadInPlace() {
+        // Depth ≤ 64 with B untransposed: full 32-column panels are read from B, the ragged last one packed.
+        check(Case(m: 1024, n: 576, k: 64, transposeA: false, transposeB: false, accumulate: false), seed: 3100)
+        check(Case(m: 97, n: 577, k: 64, transposeA: false, transposeB: false, accumulate: true, padding: 3), seed: 3101)
+        check(Case(m: 64, n: 100, k: 37, transposeA: true, transposeB: false, accumulate: true, padding: 1), seed: 3102)
+        // Depth 65: one block, packed.
+        check(Case(m: 200, n: 96, k: 65, transposeA: false, transposeB: false, accumulate: false, padding: 2), seed: 3103)
+    }
+
     func testOutputsWiderThanOnePackedColumnBlock() {
-        // B is packed 2048 columns at a time.
+        // B is packed in equal column blocks of at most 768 columns (here 3 × 704, the last ragged).
         check(Case(m: 33, n: 2085, k: 65, transposeA: true, transposeB: true, accumulate: true, padding: 3), seed: 3000)
         check(Case(m: 100, n: 2080, k: 7, transposeA: false, transposeB: true, accumulate: false), seed: 3001)
     }
