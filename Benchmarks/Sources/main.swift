@@ -76,7 +76,7 @@ struct BenchmarkError: Error, CustomStringConvertible {
 }
 
 let benchmarks: [(String, String, (BenchmarkContext) throws -> Void)] = [
-    ("gemm", "GEMM GFLOPS at SmolLM2's shapes next to numpy", GemmBenchmark.run),
+    ("gemm", "GEMM GFLOPS at SmolLM2's shapes next to numpy and PyTorch", GemmBenchmark.run),
     ("forward", "forward tokens/s (batch 64 × 16) next to PyTorch", ModelBenchmarks.forward),
     ("backward", "forward+backward time and peak memory next to PyTorch autograd", ModelBenchmarks.backward),
     ("eap", "EAP and EAP-IG on 100 IOI pairs: time, memory, agreement with PyTorch", EAPBenchmark.run),
@@ -97,6 +97,10 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 guard let name = arguments.first, name != "--help", name != "-h" else {
     print(usage)
     exit(arguments.isEmpty ? 2 : 0)
+}
+if arguments.contains("--help") || arguments.contains("-h") {
+    print(usage)
+    exit(0)
 }
 let selected = name == "all" ? benchmarks : benchmarks.filter { $0.0 == name }
 guard !selected.isEmpty else {

@@ -7,18 +7,22 @@
 ///
 /// The blocking follows Goto's scheme: `B` is packed into `kc × NR` column panels shared by all
 /// threads, each thread packs an `mc × kc` block of `A` into `MR`-row panels, and an `MR × NR`
-/// micro-kernel keeps its 16 accumulators (8 rows × 2 `SIMD16<Float>`) in registers.
+/// micro-kernel keeps its 24 accumulators (8 rows × 3 `SIMD16<Float>`) in registers: per step of
+/// the depth it loads 3 vectors of B and broadcasts 8 elements of A for 24 fused multiply-adds
+/// (an 8 × 32 kernel, 16 accumulators, ran 3–14 % slower at every model shape).
 
 /// Rows of `C` one micro-kernel call produces.
 private let microRows = 8
-/// Columns of `C` one micro-kernel call produces (two `SIMD16` vectors).
-private let microCols = 32
+/// Columns of `C` one micro-kernel call produces (three `SIMD16` vectors); every width of the
+/// model's layers (576, 960, 1536, 3072) is a multiple.
+private let microCols = 48
 /// Largest depth of one packed block; the depth is cut into equal blocks no deeper than this
-/// (576 → 2 × 288, 1536 → 6 × 256), so a 32-column panel of B stays in a 48 KB L1 cache.
-private let blockDepth = 300
+/// (576 → 3 × 192, 1536 → 8 × 192), so a 48-column panel of B (36 KB) stays in a 48 KB L1 cache.
+private let blockDepth = 200
 /// Rows of `A` packed together per work item (`mc`), a multiple of `microRows`.
 private let blockRows = 96
-/// Most columns of `B` packed together (`nc`): 288 × 768 floats (864 KB) fill less than half of a 2 MB L2.
+/// Most columns of `B` packed together (`nc`, a multiple of `microCols`): 200 × 768 floats (600 KB)
+/// fill less than a third of a 2 MB L2.
 private let blockCols = 768
 
 /// `C = op(A)·op(B)`, or `C += op(A)·op(B)` when `accumulate` is true.
@@ -180,8 +184,8 @@ private func gemmBlocked(
             let pc = depthBlock * k / depthBlocks
             let kc = (depthBlock + 1) * k / depthBlocks - pc
             let firstDepthBlock = pc == 0 && !accumulate
-            // A shallow block of B stored by rows is read in place: its 32-column panels are at most
-            // 8 KB whatever their row stride. Other blocks, and partial panels, are packed.
+            // A shallow block of B stored by rows is read in place: its 48-column panels are at most
+            // 12 KB whatever their row stride. Other blocks, and partial panels, are packed.
             let direct = !transposeB && kc <= directDepth
             let packPanel = { (panel: Int) in
                 let cols = min(microCols, nc - panel * microCols)
@@ -230,9 +234,9 @@ private func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / mu
 /// Deepest block of a row-major B that the micro-kernel reads in place instead of packing.
 private let directDepth = 64
 
-/// Row stride of a packed A panel: a compile-time constant, so the micro-kernel reaches each of its
-/// eight rows through an immediate offset instead of a register.
-private let panelStride = 304
+/// Row stride of a packed A panel (at least `blockDepth`): a compile-time constant, so the
+/// micro-kernel reaches each of its eight rows through an immediate offset instead of a register.
+private let panelStride = 208
 
 /// Packs `rows` (≤ `microRows`) rows × `kc` (≤ `panelStride`) columns of op(A) as `[microRows][panelStride]`,
 /// zero-padding rows.
@@ -270,6 +274,7 @@ private func packPanelB(
         for _ in 0..<kc {
             store(d, load(s))
             store(d + 16, load(s + 16))
+            store(d + 32, load(s + 32))
             s += rowStride
             d += microCols
         }
@@ -282,6 +287,7 @@ private func packPanelB(
         while kc >= 16 {
             transposeBlock16(dst, microCols, src, colStride)
             transposeBlock16(dst + 16, microCols, src + 16 &* colStride, colStride)
+            transposeBlock16(dst + 32, microCols, src + 32 &* colStride, colStride)
             dst += 16 &* microCols
             src += 16
             kc -= 16
@@ -322,7 +328,7 @@ private func transposeBlock16(
     }
 }
 
-/// Runs `kernel` (which writes a full 8 × 32 tile) on C in place, or through a scratch tile at the
+/// Runs `kernel` (which writes a full 8 × 48 tile) on C in place, or through a scratch tile at the
 /// matrix edges.
 @inline(__always)
 private func microKernelTile(
@@ -347,53 +353,56 @@ private func microKernelTile(
     }
 }
 
-/// `C[8, 32] (+)= packedA[8][panelStride] · B[kc][32]` (B's rows `bStride` floats apart), accumulators
-/// held in 16 vector registers.
+/// `C[8, 48] (+)= packedA[8][panelStride] · B[kc][48]` (B's rows `bStride` floats apart), accumulators
+/// held in 24 vector registers.
 @inline(__always)
 private func microKernel(
     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ packedA: UnsafePointer<Float>, _ packedB: UnsafePointer<Float>,
     _ bStride: Int, _ kc: Int, overwrite: Bool
 ) {
-    var c00 = Vec(), c01 = Vec(), c10 = Vec(), c11 = Vec(), c20 = Vec(), c21 = Vec(), c30 = Vec(), c31 = Vec()
-    var c40 = Vec(), c41 = Vec(), c50 = Vec(), c51 = Vec(), c60 = Vec(), c61 = Vec(), c70 = Vec(), c71 = Vec()
+    var c00 = Vec(), c01 = Vec(), c02 = Vec(), c10 = Vec(), c11 = Vec(), c12 = Vec()
+    var c20 = Vec(), c21 = Vec(), c22 = Vec(), c30 = Vec(), c31 = Vec(), c32 = Vec()
+    var c40 = Vec(), c41 = Vec(), c42 = Vec(), c50 = Vec(), c51 = Vec(), c52 = Vec()
+    var c60 = Vec(), c61 = Vec(), c62 = Vec(), c70 = Vec(), c71 = Vec(), c72 = Vec()
     var ap = packedA, bp = packedB
     for _ in 0..<kc {
-        let b0 = load(bp), b1 = load(bp + 16)
+        let b0 = load(bp), b1 = load(bp + 16), b2 = load(bp + 32)
         var x = Vec(repeating: ap[0])
-        c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+        c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1); c02 = c02.addingProduct(x, b2)
         x = Vec(repeating: ap[panelStride])
-        c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+        c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1); c12 = c12.addingProduct(x, b2)
         x = Vec(repeating: ap[2 * panelStride])
-        c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+        c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1); c22 = c22.addingProduct(x, b2)
         x = Vec(repeating: ap[3 * panelStride])
-        c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+        c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1); c32 = c32.addingProduct(x, b2)
         x = Vec(repeating: ap[4 * panelStride])
-        c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+        c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1); c42 = c42.addingProduct(x, b2)
         x = Vec(repeating: ap[5 * panelStride])
-        c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+        c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1); c52 = c52.addingProduct(x, b2)
         x = Vec(repeating: ap[6 * panelStride])
-        c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1)
+        c60 = c60.addingProduct(x, b0); c61 = c61.addingProduct(x, b1); c62 = c62.addingProduct(x, b2)
         x = Vec(repeating: ap[7 * panelStride])
-        c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1)
+        c70 = c70.addingProduct(x, b0); c71 = c71.addingProduct(x, b1); c72 = c72.addingProduct(x, b2)
         ap += 1
         bp += bStride
     }
-    storeTile(c, ldc, overwrite, (c00, c01), (c10, c11), (c20, c21), (c30, c31), (c40, c41), (c50, c51), (c60, c61), (c70, c71))
+    storeTile(c, ldc, overwrite, (c00, c01, c02), (c10, c11, c12), (c20, c21, c22), (c30, c31, c32),
+              (c40, c41, c42), (c50, c51, c52), (c60, c61, c62), (c70, c71, c72))
 }
 
-/// Writes (or adds) eight rows of two vectors into C.
+/// Writes (or adds) eight rows of three vectors into C.
 @inline(__always)
 private func storeTile(
     _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ overwrite: Bool,
-    _ r0: (Vec, Vec), _ r1: (Vec, Vec), _ r2: (Vec, Vec), _ r3: (Vec, Vec),
-    _ r4: (Vec, Vec), _ r5: (Vec, Vec), _ r6: (Vec, Vec), _ r7: (Vec, Vec)
+    _ r0: (Vec, Vec, Vec), _ r1: (Vec, Vec, Vec), _ r2: (Vec, Vec, Vec), _ r3: (Vec, Vec, Vec),
+    _ r4: (Vec, Vec, Vec), _ r5: (Vec, Vec, Vec), _ r6: (Vec, Vec, Vec), _ r7: (Vec, Vec, Vec)
 ) {
-    @inline(__always) func put(_ row: Int, _ v: (Vec, Vec)) {
+    @inline(__always) func put(_ row: Int, _ v: (Vec, Vec, Vec)) {
         let p = c + row * ldc
         if overwrite {
-            store(p, v.0); store(p + 16, v.1)
+            store(p, v.0); store(p + 16, v.1); store(p + 32, v.2)
         } else {
-            store(p, load(p) + v.0); store(p + 16, load(p + 16) + v.1)
+            store(p, load(p) + v.0); store(p + 16, load(p + 16) + v.1); store(p + 32, load(p + 32) + v.2)
         }
     }
     put(0, r0); put(1, r1); put(2, r2); put(3, r3); put(4, r4); put(5, r5); put(6, r6); put(7, r7)

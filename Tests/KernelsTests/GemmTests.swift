@@ -86,7 +86,7 @@ final class GemmTests: XCTestCase {
     }
 
     func testAwkwardLargeSizes() {
-        // Several row blocks (≤ 96), depth blocks (≤ 300) and column panels (32), each with a ragged
+        // Several row blocks (≤ 96), depth blocks (≤ 200) and column panels (48), each with a ragged
         // edge; every form meets a product with a large dimension in each position.
         let cases = [
             Case(m: 1537, n: 33, k: 577, transposeA: false, transposeB: true, accumulate: false),
@@ -116,7 +116,7 @@ final class GemmTests: XCTestCase {
     }
 
     func testShallowRowMajorBIsReadInPlace() {
-        // Depth ≤ 64 with B untransposed: full 32-column panels are read from B, the ragged last one packed.
+        // Depth ≤ 64 with B untransposed: full 48-column panels are read from B, the ragged last one packed.
         check(Case(m: 1024, n: 576, k: 64, transposeA: false, transposeB: false, accumulate: false), seed: 3100)
         check(Case(m: 97, n: 577, k: 64, transposeA: false, transposeB: false, accumulate: true, padding: 3), seed: 3101)
         check(Case(m: 64, n: 100, k: 37, transposeA: true, transposeB: false, accumulate: true, padding: 1), seed: 3102)
@@ -125,14 +125,14 @@ final class GemmTests: XCTestCase {
     }
 
     func testOutputsWiderThanOnePackedColumnBlock() {
-        // B is packed in equal column blocks of at most 768 columns (here 3 × 704, the last ragged).
+        // B is packed in equal column blocks of at most 768 columns (here 720, 720 and 645).
         check(Case(m: 33, n: 2085, k: 65, transposeA: true, transposeB: true, accumulate: true, padding: 3), seed: 3000)
         check(Case(m: 100, n: 2080, k: 7, transposeA: false, transposeB: true, accumulate: false), seed: 3001)
     }
 
     func testLongDepthProducts() {
         // EAP's contraction shape (A·Bᵀ, n ≤ 64, k ≥ 16384) runs as dot products along the depth in
-        // 4096-deep blocks; the other forms meet the same depth in the blocked path (56 depth blocks).
+        // 4096-deep blocks; the other forms meet the same depth in the blocked path (83 depth blocks).
         let k = 16_384 + 37
         check(Case(m: 27, n: 28, k: k, transposeA: false, transposeB: true, accumulate: false, padding: 3), seed: 4000)
         check(Case(m: 301, n: 61, k: k, transposeA: false, transposeB: true, accumulate: true, padding: 1), seed: 4001)
