@@ -164,7 +164,11 @@ private func gemmBlocked(
     // block of B (kc × nc floats) stays in L2 while every row block runs over it.
     let columnBlocks = (n + blockCols - 1) / blockCols
     let columnBlock = roundUp((n + columnBlocks - 1) / columnBlocks, microCols)
-    let packedB = UnsafeMutablePointer<Float>.allocate(capacity: (k + depthBlocks - 1) / depthBlocks * columnBlock)
+    let maxDepth = (k + depthBlocks - 1) / depthBlocks
+    // A shallow B stored by rows is read in place: its 48-column panels are at most 12 KB whatever
+    // their row stride. Other blocks, and partial panels, are packed.
+    let direct = !transposeB && maxDepth <= directDepth
+    let packedB = UnsafeMutablePointer<Float>.allocate(capacity: direct && n % microCols == 0 ? 0 : maxDepth * columnBlock)
     defer { packedB.deallocate() }
 
     // Work items: (row block, range of column panels). Columns are split too when there are few row
@@ -184,9 +188,6 @@ private func gemmBlocked(
             let pc = depthBlock * k / depthBlocks
             let kc = (depthBlock + 1) * k / depthBlocks - pc
             let firstDepthBlock = pc == 0 && !accumulate
-            // A shallow block of B stored by rows is read in place: its 48-column panels are at most
-            // 12 KB whatever their row stride. Other blocks, and partial panels, are packed.
-            let direct = !transposeB && kc <= directDepth
             let packPanel = { (panel: Int) in
                 let cols = min(microCols, nc - panel * microCols)
                 if direct && cols == microCols { return }
