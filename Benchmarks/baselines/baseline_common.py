@@ -246,13 +246,17 @@ def load_llama(path: str, script: str, dtype=None):
 DEFAULT_MODEL = "~/.cache/circuitkit/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def random_batch_args(description: str, *, repeats: int, script: str) -> argparse.Namespace:
-    """Parses and checks the options of the random-token benchmarks: `parser()`'s plus --model, --batch, --tokens, --seed."""
+def random_batch_args(description: str, *, repeats: int, script: str,
+                      configure: Callable[[argparse.ArgumentParser], Any] | None = None) -> argparse.Namespace:
+    """Parses and checks the options of the random-token benchmarks: `parser()`'s plus --model, --batch, --tokens, --seed
+    and whatever `configure` adds."""
     p = parser(description, repeats=repeats)
     p.add_argument("--model", default=DEFAULT_MODEL, help="a .gguf file or an HF Llama directory")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--tokens", type=int, default=16, help="sequence length")
     p.add_argument("--seed", type=int, default=0)
+    if configure is not None:
+        configure(p)
     args = p.parse_args()
     check_counts(args)
     if args.batch < 1 or args.tokens < 1:
