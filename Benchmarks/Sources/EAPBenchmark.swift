@@ -76,7 +76,7 @@ private func bestGemmRate(_ context: BenchmarkContext) throws -> (gflops: Double
     let shape = GemmBenchmark.shapes[1]
     let name = "GEMM at \(shape.m) × \(shape.k) × \(shape.n)"
     var best = (gflops: GemmBenchmark.gflops(shape, repeats: 20), source: "CircuitKit's \(name)")
-    if context.runBaselines, case .result(let json) = GemmBenchmark.numpyGflops(context, [shape], repeats: 20) {
+    if context.runBaselines, case .result(let json) = GemmBenchmark.baselineGflops(context, [shape], repeats: 20) {
         for (rate, who) in [(GemmBenchmark.numpyRates(json).first ?? nil, "numpy"), (GemmBenchmark.torchRates(json).first ?? nil, "PyTorch")] {
             if let rate, rate > best.gflops { best = (rate, "\(who)'s \(name)") }
         }

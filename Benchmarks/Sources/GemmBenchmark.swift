@@ -21,7 +21,7 @@ enum GemmBenchmark {
         for round in 0..<rounds {
             for (i, shape) in shapes.enumerated() { ours[i] = max(ours[i], gflops(shape, repeats: context.repeats * 4)) }
             guard context.runBaselines else { break }
-            switch numpyGflops(context, shapes, repeats: context.repeats * 4) {
+            switch baselineGflops(context, shapes, repeats: context.repeats * 4) {
             case .result(let json):
                 for (i, g) in numpyRates(json).enumerated() where i < shapes.count {
                     if let g { theirs[i] = max(theirs[i] ?? 0, g) }
@@ -68,7 +68,7 @@ enum GemmBenchmark {
     }
 
     /// Runs the numpy (and PyTorch, when installed) baseline at `shapes`, best of `repeats` each.
-    static func numpyGflops(_ context: BenchmarkContext, _ shapes: [Shape], repeats: Int) -> Baseline.Outcome {
+    static func baselineGflops(_ context: BenchmarkContext, _ shapes: [Shape], repeats: Int) -> Baseline.Outcome {
         context.baseline.run("numpy_gemm.py", ["--shapes", shapes.map { "\($0.m)x\($0.k)x\($0.n)" }.joined(separator: ","),
                                                "--repeats", "\(repeats)"])
     }

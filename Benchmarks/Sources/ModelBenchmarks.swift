@@ -61,7 +61,8 @@ enum ModelBenchmarks {
                                  notes: notes, header: ["", "seconds", "tokens/s", "peak RSS during runs"])
         table.rows.append(["CircuitKit", format(best, 4), format(ours, 0), mebibytes(peak.map(Double.init))])
         if let theirs {
-            table.rows.append(["PyTorch (HF transformers)", format(number(theirs, "best_s"), 4), format(number(theirs, "tokens_per_s"), 0),
+            table.rows.append(["PyTorch (HF transformers)", format(number(theirs, "best_s"), 4),
+                               format(number(theirs, "best_s").map { Double(batch * tokens) / $0 }, 0),
                                mebibytes(number(theirs, "compute_peak_rss_bytes"))])
             if let theirBest = number(theirs, "best_s") { table.notes.append("speed-up over PyTorch: \(format(theirBest / best, 2))×") }
         }

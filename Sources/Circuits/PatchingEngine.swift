@@ -102,14 +102,13 @@ public final class PatchingEngine {
         resid.pointer.update(from: senders.pointer, count: plane)
         for l in 0..<c.layers {
             out.append(resid)
-            let mid = FloatBuffer(count: plane)
-            mid.pointer.update(from: resid.pointer, count: plane)
-            addSum(mid.pointer, (0..<c.heads).map { UnsafePointer(senders.pointer + Sender.head(layer: l, head: $0).index(heads: c.heads) * plane) }, plane)
+            let mid = FloatBuffer(uninitializedCount: plane)
+            addSum(mid.pointer, (0..<c.heads).map { UnsafePointer(senders.pointer + Sender.head(layer: l, head: $0).index(heads: c.heads) * plane) },
+                   plane, onto: resid.pointer)
             if let bo = model.blocks[l].bo { addBias(mid.pointer, bo.pointer, rows, c.dModel) }
             out.append(mid)
-            resid = FloatBuffer(count: plane)
-            resid.pointer.update(from: mid.pointer, count: plane)
-            axpy(resid.pointer, 1, senders.pointer + Sender.mlp(layer: l).index(heads: c.heads) * plane, plane)
+            resid = FloatBuffer(uninitializedCount: plane)
+            addSum(resid.pointer, [senders.pointer + Sender.mlp(layer: l).index(heads: c.heads) * plane], plane, onto: mid.pointer)
         }
         out.append(resid)
         return out

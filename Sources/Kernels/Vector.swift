@@ -45,38 +45,28 @@ public func axpy(_ y: UnsafeMutablePointer<Float>, _ a: Float, _ x: UnsafePointe
     while i < n { y[i] += a * x[i]; i += 1 }
 }
 
-/// `out[i] = a[i] + b[i]` over `count` floats, multithreaded; `out` may be `a` or `b`.
+/// `out = base + Σₖ inputs[k]` over `count` floats in one pass over memory, multithreaded; `base`
+/// defaults to `out` itself (`out += Σₖ inputs[k]`) and may be any of the buffers.
 ///
 /// - Parameters:
 ///   - out: `[count]`
-///   - a, b: `[count]`
-public func vectorAdd(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) {
-    parallelChunks(count / 16, minimumChunk: 1024) { range in
-        for block in range {
-            let i = block * 16
-            store(out + i, load(a + i) + load(b + i))
-        }
-    }
-    for i in (count / 16 * 16)..<count { out[i] = a[i] + b[i] }
-}
-
-/// `out += Σₖ inputs[k]` over `count` floats in one pass over memory, multithreaded.
-///
-/// - Parameters:
-///   - out: `[count]`, accumulated into
 ///   - inputs: each `[count]`
-public func addSum(_ out: UnsafeMutablePointer<Float>, _ inputs: [UnsafePointer<Float>], _ count: Int) {
+///   - base: `[count]`, or nil to accumulate into `out`
+public func addSum(_ out: UnsafeMutablePointer<Float>, _ inputs: [UnsafePointer<Float>], _ count: Int, onto base: UnsafePointer<Float>? = nil) {
+    let base = base ?? UnsafePointer(out)
     inputs.withUnsafeBufferPointer { sources in
         parallelChunks(count / 16, minimumChunk: 1024) { range in
             for block in range {
                 let i = block * 16
-                var acc = load(out + i)
+                var acc = load(base + i)
                 for x in sources { acc += load(x + i) }
                 store(out + i, acc)
             }
         }
         for i in (count / 16 * 16)..<count {
-            for x in sources { out[i] += x[i] }
+            var sum = base[i]
+            for x in sources { sum += x[i] }
+            out[i] = sum
         }
     }
 }

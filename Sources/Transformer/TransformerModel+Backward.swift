@@ -84,7 +84,7 @@ extension TransformerModel {
             normBackward(mlpSlot, mlpSlot, acts.residMid.pointer, weight: w.norm2Weight, acts.norm2Mean.pointer,
                          acts.norm2Rstd.pointer, t, accumulate: false)
             onReceivers(ReceiverGradients(receivers: pending + [.mlp(layer: l)], gradients: slots.pointer, rows: t, dModel: d))
-            vectorAdd(dResid.pointer, dResid.pointer, mlpSlot, plane)
+            addSum(dResid.pointer, [mlpSlot], plane)
 
             // Attention receivers a{l}.h{h}<q|k|v>, each written into its slot.
             matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d, accumulate: false)

@@ -158,12 +158,11 @@ extension TransformerModel {
                 gemm(headOutputs + h * t * d, ldc: d, acts.z.pointer + h * dh, lda: qWidth, transposeA: false,
                      w.wo.pointer + h * dh, ldb: qWidth, transposeB: true, accumulate: false, t, d, dh)
             }
-            mid.update(from: acts.residPre.pointer, count: t * d)
-            addSum(mid, (0..<c.heads).map { UnsafePointer(headOutputs + $0 * t * d) }, t * d)
+            addSum(mid, (0..<c.heads).map { UnsafePointer(headOutputs + $0 * t * d) }, t * d, onto: acts.residPre.pointer)
             if let bo = w.bo { addBias(mid, bo.pointer, t, d) }
         } else {
             matmulForward(mid, acts.z.pointer, w.wo.pointer, w.bo?.pointer, t, qWidth, d)
-            vectorAdd(mid, mid, acts.residPre.pointer, t * d)
+            addSum(mid, [acts.residPre.pointer], t * d)
         }
     }
 
@@ -189,7 +188,7 @@ extension TransformerModel {
             swigluForward(acts.mlpAct.pointer, acts.mlpIn.pointer, acts.mlpIn.pointer + c.dMLP, t, c.dMLP, inputStride: c.mlpInWidth)
         }
         matmulForward(mlpOut, acts.mlpAct.pointer, w.wDown.pointer, w.bDown?.pointer, t, c.dMLP, d)
-        vectorAdd(residPost, acts.residMid.pointer, mlpOut, t * d)
+        addSum(residPost, [mlpOut], t * d, onto: acts.residMid.pointer)
     }
 
     /// The `logits` receiver: final norm and unembedding of `rows` of the final residual stream.

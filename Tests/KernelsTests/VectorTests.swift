@@ -3,7 +3,7 @@ import XCTest
 
 /// The shared vector primitives against plain loops.
 final class VectorTests: XCTestCase {
-    func testVectorAddMatchesElementwiseSumAlsoInPlace() {
+    func testAddSumOntoABaseMatchesElementwiseSumAlsoInPlace() {
         var rng = SeededRandom(seed: 40)
         // Past the size where the work is split over threads, and not a multiple of 16.
         for count in awkwardSizes + [16 * 1024 * 3 + 5] {
@@ -11,9 +11,9 @@ final class VectorTests: XCTestCase {
             let expected = zip(a, b).map { $0 + $1 }
             let out = FloatBuffer(count: count), inPlace = FloatBuffer(a)
             let bBuffer = FloatBuffer(b)
-            vectorAdd(out.pointer, inPlace.pointer, bBuffer.pointer, count)
+            addSum(out.pointer, [bBuffer.pointer], count, onto: inPlace.pointer)
             XCTAssertEqual(out.array, expected, "count \(count)")
-            vectorAdd(inPlace.pointer, inPlace.pointer, bBuffer.pointer, count)
+            addSum(inPlace.pointer, [bBuffer.pointer], count)
             XCTAssertEqual(inPlace.array, expected, "count \(count), in place")
         }
     }
