@@ -70,8 +70,9 @@ public enum EdgeAttribution {
             let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
                                         reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
 
-            /// Adds Σ diff·grad of one group of receivers to their edges' scores: one GEMM over the group's
-            /// widest upstream prefix, `block = diffs[0..<upstream] · gradsᵀ`, then each receiver keeps its own prefix.
+            /// Adds Σ diff·grad of one chunk of a group of receivers to their edges' scores: one GEMM over the
+            /// group's widest upstream prefix, `block = diffs[0..<upstream, chunk rows] · gradsᵀ`, then each receiver
+            /// keeps its own prefix.
             func contract(_ group: ReceiverGradients) {
                 let contractionStart = Date()
                 defer { profile?.contraction += Date().timeIntervalSince(contractionStart) }
@@ -79,8 +80,9 @@ public enum EdgeAttribution {
                 let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
                 let n = receivers.count
                 let block = FloatBuffer(uninitializedCount: upstream * n)  // [upstream, n]
-                gemm(block.pointer, ldc: n, diffs.pointer, lda: plane, transposeA: false, group.gradients, ldb: plane,
-                     transposeB: true, accumulate: false, upstream, n, plane)
+                let width = group.rows * c.dModel
+                gemm(block.pointer, ldc: n, diffs.pointer + group.firstRow * c.dModel, lda: plane, transposeA: false,
+                     group.gradients, ldb: width, transposeB: true, accumulate: false, upstream, n, width)
                 scores.withUnsafeMutableBufferPointer { s in
                     for (i, r) in receivers.enumerated() {
                         let row = s.baseAddress! + graph.edgeOffsets[r]

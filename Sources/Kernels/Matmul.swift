@@ -460,6 +460,30 @@ public func matmulBackward(
          accumulate: accumulate, rows, inFeatures, outFeatures)
 }
 
+/// `matmulBackward` for a `dout` that is mostly zeros (logit_diff's gradient of the logits has two
+/// nonzeros per row): each nonzero adds its multiple of one row of `weight`, so only those rows are
+/// read. When more than one in 64 of `dout` is nonzero it runs the dense product instead.
+///
+/// - Parameters:
+///   - dinp: `[rows, inFeatures]`, accumulated into
+///   - dout: `[rows, outFeatures]`
+///   - weight: `[outFeatures, inFeatures]`
+public func matmulBackwardSparse(
+    _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+    _ rows: Int, _ inFeatures: Int, _ outFeatures: Int, accumulate: Bool = true
+) {
+    let nonzeros = (0..<rows).map { t in (0..<outFeatures).filter { dout[t * outFeatures + $0] != 0 } }
+    guard nonzeros.reduce(0, { $0 + $1.count }) * 64 <= rows * outFeatures else {
+        matmulBackward(dinp, dout, weight, rows, inFeatures, outFeatures, accumulate: accumulate)
+        return
+    }
+    parallelFor(rows) { t in
+        let row = dinp + t * inFeatures
+        if !accumulate { row.update(repeating: 0, count: inFeatures) }
+        for o in nonzeros[t] { axpy(row, dout[t * outFeatures + o], weight + o * inFeatures, inFeatures) }
+    }
+}
+
 /// Adds `bias[o]` to every row of `out[rows, features]` (rows `rowStride` floats apart, default `features`).
 public func addBias(
     _ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ rows: Int, _ features: Int, rowStride: Int? = nil

@@ -133,9 +133,15 @@ public func rmsNormBackward(
         for t in range {
             let x = inp + t * channels, dy = dout + t * channels, dx = dinp + t * channels
             let s = rstd[t]
-            var acc = Vec(), i = 0
-            while i + 16 <= channels { acc = acc.addingProduct(load(weight + i) * load(dy + i), load(x + i)); i += 16 }
-            var gx = acc.sum()
+            // Two accumulators, so that consecutive fused multiply-adds do not wait on each other.
+            var acc0 = Vec(), acc1 = Vec(), i = 0
+            while i + 32 <= channels {
+                acc0 = acc0.addingProduct(load(weight + i) * load(dy + i), load(x + i))
+                acc1 = acc1.addingProduct(load(weight + i + 16) * load(dy + i + 16), load(x + i + 16))
+                i += 32
+            }
+            if i + 16 <= channels { acc0 = acc0.addingProduct(load(weight + i) * load(dy + i), load(x + i)); i += 16 }
+            var gx = (acc0 + acc1).sum()
             while i < channels { gx += weight[i] * dy[i] * x[i]; i += 1 }
             let coefficient = gx * s * s / Float(channels)
             i = 0

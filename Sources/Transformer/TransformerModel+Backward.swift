@@ -1,25 +1,33 @@
 import Kernels
 
-/// The gradients of a group of receivers, handed to the consumer as the backward pass produces them.
+/// The gradients of a group of receivers at a range of rows, handed to the consumer as the backward
+/// pass produces them.
 ///
 /// The memory is only valid during the callback: consumers contract it (EAP dots it with sender
 /// differences) or copy it. Holding every receiver's gradient at once would take
-/// `receivers × T × d` floats (about 3 GB for SmolLM2 on 100 prompts).
+/// `receivers × T × d` floats (about 3 GB for SmolLM2 on 100 prompts); delivering a block's
+/// receivers a few rows at a time keeps them in cache between being produced and being consumed.
 public struct ReceiverGradients {
     /// The receivers, in the order of `gradients`.
     public let receivers: [Receiver]
-    /// `[receivers.count, T, d]`: ∂M/∂(receiver input) at every row of the batch.
+    /// `[receivers.count, rows, d]`: ∂M/∂(receiver input) at rows `firstRow ..< firstRow + rows` of the batch.
     public let gradients: UnsafePointer<Float>
-    /// Rows of the batch (T).
+    /// The batch row that row 0 of each gradient is.
+    public let firstRow: Int
+    /// Rows of each gradient.
     public let rows: Int
     /// Width of the residual stream (d).
     public let dModel: Int
 
-    /// The `[T, d]` gradient of the `i`th receiver.
+    /// The `[rows, d]` gradient of the `i`th receiver.
     public func gradient(_ i: Int) -> UnsafePointer<Float> { gradients + i * rows * dModel }
 }
 
 extension TransformerModel {
+    /// Rows of one delivery of receiver gradients: a block's `3·heads + 2` receivers at this many
+    /// rows (about 4 MB on SmolLM2) stay in the caches of the two cores that produce them.
+    static let receiverChunkRows = 64
+
     /// Backpropagates a gradient of the logits through a forward pass run with `keepActivations`,
     /// computing the gradient at every receiver of the computational graph (design §3).
     ///
@@ -27,15 +35,16 @@ extension TransformerModel {
     /// flows only through its own path (with grouped-query attention, a query head's `<k>`/`<v>`
     /// gradient is that head's share of its group's key/value gradient).
     ///
-    /// Receivers arrive in reverse topological order, grouped so that a group's upstream senders are
-    /// (nearly) one prefix: `[logits, m{L−1}]`, then for each layer l from the last
-    /// `[a{l}.h{h}<q|k|v> for every head (heads ascending; q, k, v), m{l−1}]` — the MLP of the layer
-    /// below reads the same senders as these heads except itself — and finally `[a0.h{h}<q|k|v>…]`.
+    /// Receivers arrive block by block from the last, in reverse topological order and grouped so
+    /// that a group's upstream senders are (nearly) one prefix: `[logits, m{L−1}, a{L−1}.h{h}<q|k|v>…]`,
+    /// then for each layer l below `[m{l}, a{l}.h{h}<q|k|v> for every head (heads ascending; q, k, v)]`
+    /// — the heads read the same senders as the MLP except their own layer's. Each group comes in
+    /// chunks of `receiverChunkRows` rows, in row order.
     ///
     /// - Parameters:
     ///   - pass: a forward pass with kept activations
     ///   - dLogits: `[readout rows, vocab]` gradient of the metric with respect to the logits
-    ///   - onReceivers: called with each group of receiver gradients as it is produced
+    ///   - onReceivers: called with each chunk of each group of receiver gradients as it is produced
     /// - Returns: `[T, d]` gradient with respect to the input embedding
     @discardableResult
     public func backward(
@@ -45,23 +54,24 @@ extension TransformerModel {
         let c = config, layout = pass.layout, t = layout.rows, d = c.dModel, dh = c.headDim
         let n = pass.readoutRows.count, plane = t * d
         let attentionReceivers = (0..<c.heads).flatMap { h in QKV.allCases.map { (h, $0) } }
-        // One slot per attention receiver of a block plus one for the MLP below it: `[3·heads + 1, T, d]`.
-        let slots = FloatBuffer(uninitializedCount: (attentionReceivers.count + 1) * plane)
-        func slot(_ i: Int) -> UnsafeMutablePointer<Float> { slots.pointer + i * plane }
+        let chunkRows = min(t, Self.receiverChunkRows)
+        // One chunk of a group: `[3·heads + 2, chunkRows, d]`.
+        let chunk = FloatBuffer(uninitializedCount: (attentionReceivers.count + 2) * chunkRows * d)
 
         // logits receiver: through the unembedding and the final norm, at the read-out rows.
         let dNormed = FloatBuffer(uninitializedCount: n * d)
-        matmulBackward(dNormed.pointer, dLogits, unembedding.pointer, n, d, c.vocabularySize, accumulate: false)
+        matmulBackwardSparse(dNormed.pointer, dLogits, unembedding.pointer, n, d, c.vocabularySize, accumulate: false)
         let dRows = FloatBuffer(uninitializedCount: n * d)
         normBackward(dRows.pointer, dNormed.pointer, pass.readout.input.pointer, weight: finalNormWeight,
                      pass.readout.mean.pointer, pass.readout.rstd.pointer, n, accumulate: false)
         let dResid = FloatBuffer(count: plane)  // ∂M/∂(residual stream) at the current point
         for (i, r) in pass.readoutRows.enumerated() { axpy(dResid.pointer + r * d, 1, dRows.pointer + i * d, d) }
-        slot(0).update(from: dResid.pointer, count: plane)
-        var pending: [Receiver] = [.logits]  // receivers in slots 0..<pending.count, delivered with the next MLP
+        let logitsGradient = FloatBuffer(uninitializedCount: plane)  // `[T, d]`, delivered with the last block
+        logitsGradient.pointer.update(from: dResid.pointer, count: plane)
 
         let dAct = FloatBuffer(uninitializedCount: t * c.dMLP)
         let dIn = FloatBuffer(uninitializedCount: t * c.mlpInWidth)  // gradient of the MLP's input projection
+        let mlpGradient = FloatBuffer(uninitializedCount: plane)  // `[T, d]`, the m{l} receiver
         let dZ = FloatBuffer(uninitializedCount: t * c.qWidth)
         // Per-head gradients of queries, keys and values: [heads, T, dh] each.
         let dQ = FloatBuffer(uninitializedCount: c.heads * t * dh), dK = FloatBuffer(uninitializedCount: c.heads * t * dh)
@@ -70,8 +80,7 @@ extension TransformerModel {
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
             let acts = pass.layers[l], w = blocks[l]
 
-            // MLP receiver m{l}, written into the slot after the pending receivers and delivered with them.
-            let mlpSlot = slot(pending.count)
+            // MLP receiver m{l}, over every row at once (its weights are read once).
             matmulBackward(dAct.pointer, dResid.pointer, w.wDown.pointer, t, c.dMLP, d, accumulate: false)
             switch c.mlp {
             case .gelu:
@@ -80,13 +89,12 @@ extension TransformerModel {
                 swigluBackward(dIn.pointer, dIn.pointer + c.dMLP, acts.mlpIn.pointer, acts.mlpIn.pointer + c.dMLP, dAct.pointer,
                                t, c.dMLP, inputStride: c.mlpInWidth, accumulate: false)
             }
-            matmulBackward(mlpSlot, dIn.pointer, w.wIn.pointer, t, d, c.mlpInWidth, accumulate: false)
-            normBackward(mlpSlot, mlpSlot, acts.residMid.pointer, weight: w.norm2Weight, acts.norm2Mean.pointer,
-                         acts.norm2Rstd.pointer, t, accumulate: false)
-            onReceivers(ReceiverGradients(receivers: pending + [.mlp(layer: l)], gradients: slots.pointer, rows: t, dModel: d))
-            addSum(dResid.pointer, [mlpSlot], plane)
+            matmulBackward(mlpGradient.pointer, dIn.pointer, w.wIn.pointer, t, d, c.mlpInWidth, accumulate: false)
+            normBackward(mlpGradient.pointer, mlpGradient.pointer, acts.residMid.pointer, weight: w.norm2Weight,
+                         acts.norm2Mean.pointer, acts.norm2Rstd.pointer, t, accumulate: false)
+            addSum(dResid.pointer, [mlpGradient.pointer], plane)
 
-            // Attention receivers a{l}.h{h}<q|k|v>, each written into its slot.
+            // Attention: per-head gradients of queries, keys and values over every row.
             matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d, accumulate: false)
             func perHead(_ buffer: FloatBuffer) -> [HeadSlice] { (0..<c.heads).map { HeadSlice(buffer.pointer + $0 * t * dh, stride: dh) } }
             Kernels.attentionBackward(
@@ -102,28 +110,39 @@ extension TransformerModel {
                 ropeBackward(dK.pointer, dK.pointer, rope, (0..<c.heads).flatMap { _ in layout.positions }, ropeStyle,
                              c.heads * t, 1, dh, rowStride: dh)
             }
-            // Row block by row block, so that a block's projections, norm backward and sum into dResid
-            // stay in cache: `[rows, d]` per receiver.
-            let blockRows = 64
-            parallelFor((t + blockRows - 1) / blockRows) { block in
-                let r0 = block * blockRows, rows = min(blockRows, t - r0)
-                for (i, (h, port)) in attentionReceivers.enumerated() {
-                    let g = h / c.groupSize
-                    let (dX, weight, row0): (FloatBuffer, FloatBuffer, Int) = switch port {
-                    case .q: (dQ, w.wq, h * dh)
-                    case .k: (dK, w.wk, g * dh)
-                    case .v: (dV, w.wv, g * dh)
-                    }
-                    let out = slot(i) + r0 * d
-                    matmulBackward(out, dX.pointer + (h * t + r0) * dh, weight.pointer + row0 * d, rows, d, dh, accumulate: false)
-                    normBackward(out, out, acts.residPre.pointer + r0 * d, weight: w.norm1Weight, acts.norm1Mean.pointer + r0,
-                                 acts.norm1Rstd.pointer + r0, rows, accumulate: false)
-                    axpy(dResid.pointer + r0 * d, 1, out, rows * d)
+
+            // The block's group, chunk by chunk: the whole-stream receivers are copied in, and each
+            // attention receiver a{l}.h{h}<q|k|v> is projected, normalized and summed into dResid.
+            let wholeStream: [(Receiver, FloatBuffer)] = (l == c.layers - 1 ? [(.logits, logitsGradient)] : []) + [(.mlp(layer: l), mlpGradient)]
+            let receivers = wholeStream.map(\.0) + attentionReceivers.map { .head(layer: l, head: $0.0, port: $0.1) }
+            for r0 in stride(from: 0, to: t, by: chunkRows) {
+                let rows = min(chunkRows, t - r0), size = rows * d
+                for (i, (_, gradient)) in wholeStream.enumerated() {
+                    (chunk.pointer + i * size).update(from: gradient.pointer + r0 * d, count: size)
                 }
+                let heads = chunk.pointer + wholeStream.count * size
+                // Split between the workers by rows, so that each sums its own rows into dResid.
+                let blockRows = (rows + Threading.workerCount - 1) / Threading.workerCount
+                parallelFor((rows + blockRows - 1) / blockRows) { block in
+                    let b0 = block * blockRows, bRows = min(blockRows, rows - b0), row0 = r0 + b0
+                    for (i, (h, port)) in attentionReceivers.enumerated() {
+                        let g = h / c.groupSize
+                        let (dX, weight, weightRow0): (FloatBuffer, FloatBuffer, Int) = switch port {
+                        case .q: (dQ, w.wq, h * dh)
+                        case .k: (dK, w.wk, g * dh)
+                        case .v: (dV, w.wv, g * dh)
+                        }
+                        let out = heads + i * size + b0 * d
+                        matmulBackward(out, dX.pointer + (h * t + row0) * dh, weight.pointer + weightRow0 * d, bRows, d, dh,
+                                       accumulate: false)
+                        normBackward(out, out, acts.residPre.pointer + row0 * d, weight: w.norm1Weight, acts.norm1Mean.pointer + row0,
+                                     acts.norm1Rstd.pointer + row0, bRows, accumulate: false)
+                        axpy(dResid.pointer + row0 * d, 1, out, bRows * d)
+                    }
+                }
+                onReceivers(ReceiverGradients(receivers: receivers, gradients: chunk.pointer, firstRow: r0, rows: rows, dModel: d))
             }
-            pending = attentionReceivers.map { .head(layer: l, head: $0.0, port: $0.1) }
         }
-        onReceivers(ReceiverGradients(receivers: pending, gradients: slots.pointer, rows: t, dModel: d))
         return dResid
     }
 

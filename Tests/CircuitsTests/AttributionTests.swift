@@ -67,17 +67,15 @@ final class AttributionTests: XCTestCase {
             let pass = try model.forward(pairs.clean, keepActivations: true, inputEmbedding: embedding.pointer)
             let dLogits = FloatBuffer(count: pass.logits.count)
             _ = Metric.logitDiff.evaluate(logits: pass.logits.pointer, vocab: model.config.vocabularySize, targets: targets, gradient: dLogits.pointer)
-            model.backward(pass, dLogits: dLogits.pointer) { group in
-                for (i, receiver) in group.receivers.enumerated() {
-                    let r = g.index(of: receiver)
-                    for s in 0..<g.upstreamCount(receiverAt: r) {
-                        var sum = 0.0
-                        for j in 0..<plane {
-                            let diff = Double(corrupt.senders![s * plane + j]) - Double(clean.senders![s * plane + j])
-                            sum += diff * Double(group.gradient(i)[j])
-                        }
-                        expected[g.edgeOffsets[r] + s] += sum / Double(steps)
+            for (receiver, gradient) in model.receiverGradients(pass, dLogits: dLogits.pointer).gradients {
+                let r = g.index(of: receiver)
+                for s in 0..<g.upstreamCount(receiverAt: r) {
+                    var sum = 0.0
+                    for j in 0..<plane {
+                        let diff = Double(corrupt.senders![s * plane + j]) - Double(clean.senders![s * plane + j])
+                        sum += diff * Double(gradient[j])
                     }
+                    expected[g.edgeOffsets[r] + s] += sum / Double(steps)
                 }
             }
         }

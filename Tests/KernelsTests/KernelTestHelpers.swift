@@ -4,9 +4,10 @@ import XCTest
 // Shared helpers of the kernel tests: seeded test data, tolerance assertions, finite differences
 // and the few Double references the kernel module does not provide.
 
-/// The awkward sizes every kernel is checked on: 1, a few, just past a vector/block edge, and
-/// sizes that are not multiples of any power of two the kernels block by.
-let awkwardSizes = [1, 7, 33, 577, 1537]
+/// The awkward sizes every kernel is checked on: 1, a few, just past a vector/block edge (49 also
+/// leaves one whole vector after pairs of vectors), and sizes that are not multiples of any power
+/// of two the kernels block by.
+let awkwardSizes = [1, 7, 33, 49, 577, 1537]
 
 extension SeededRandom {
     /// `count` floats drawn uniformly from `[-scale, scale)`.

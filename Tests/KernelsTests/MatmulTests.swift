@@ -58,6 +58,29 @@ final class MatmulTests: XCTestCase {
         }
     }
 
+    /// The sparse path (two nonzeros per row) and its dense fallback both match `matmulBackward`.
+    func testSparseBackwardMatchesDense() {
+        var rng = SeededRandom(seed: 40)
+        let rows = 5, inFeatures = 37, outFeatures = 300
+        let weight = FloatBuffer(rng.uniformFloats(outFeatures * inFeatures))
+        let sparse = FloatBuffer(count: rows * outFeatures)
+        for t in 0..<rows {
+            sparse[t * outFeatures + (7 * t) % outFeatures] = 1 + Float(t)
+            sparse[t * outFeatures + (13 * t + 100) % outFeatures] = -0.5
+        }
+        let dense = FloatBuffer(rng.uniformFloats(rows * outFeatures))
+        let previous = rng.uniformFloats(rows * inFeatures)
+        for (name, dout) in [("sparse", sparse), ("dense", dense)] {
+            for accumulate in [false, true] {
+                let expected = FloatBuffer(previous), actual = FloatBuffer(previous)
+                matmulBackward(expected.pointer, dout.pointer, weight.pointer, rows, inFeatures, outFeatures, accumulate: accumulate)
+                matmulBackwardSparse(actual.pointer, dout.pointer, weight.pointer, rows, inFeatures, outFeatures, accumulate: accumulate)
+                assertClose(actual.array, expected.array.map(Double.init), tolerance: { _ in 1e-4 },
+                            "matmulBackwardSparse, \(name) dout, accumulate \(accumulate)")
+            }
+        }
+    }
+
     func testAddBiasRespectsRowStride() {
         var rng = SeededRandom(seed: 30)
         let rows = 5, features = 33, stride = 40

@@ -57,11 +57,8 @@ final class BackwardFiniteDifferenceTests: XCTestCase {
             let pass = try model.forward(batch, keepActivations: true)
             let dLogits = FloatBuffer(count: pass.logits.count)
             _ = metric.evaluate(logits: pass.logits.pointer, vocab: c.vocabularySize, targets: targets, gradient: dLogits.pointer)
-            var analytic: [Receiver: Double] = [:]
-            model.backward(pass, dLogits: dLogits.pointer) { group in
-                for (i, r) in group.receivers.enumerated() where receivers.contains(r) {
-                    analytic[r] = Double(dot(group.gradient(i), direction.pointer, plane))
-                }
+            let analytic = model.receiverGradients(pass, dLogits: dLogits.pointer).gradients.mapValues {
+                Double(dot($0, direction.pointer, plane))
             }
             for r in receivers {
                 let eps: Float = 1e-2
@@ -90,7 +87,7 @@ final class BackwardFiniteDifferenceTests: XCTestCase {
         }
     }
 
-    /// A batch of 69 rows (the attention receivers are handled in blocks of 64 rows, the last one
+    /// A batch of 69 rows (receiver gradients are delivered in chunks of 64 rows, the last one
     /// partial) gets, for every example, 1/batch of the gradients that example gets alone.
     func testReceiverGradientsOfALongBatchMatchEachExampleAlone() throws {
         let model = RandomModel.model(RandomModel.llamaConfig())
@@ -101,13 +98,7 @@ final class BackwardFiniteDifferenceTests: XCTestCase {
             let pass = try model.forward(examples, keepActivations: true)
             let dLogits = FloatBuffer(count: pass.logits.count)
             _ = Metric.logitDiff.evaluate(logits: pass.logits.pointer, vocab: c.vocabularySize, targets: targets, gradient: dLogits.pointer)
-            var out: [Receiver: [Float]] = [:]
-            model.backward(pass, dLogits: dLogits.pointer) { group in
-                for (i, r) in group.receivers.enumerated() {
-                    out[r] = Array(UnsafeBufferPointer(start: group.gradient(i), count: group.rows * group.dModel))
-                }
-            }
-            return out
+            return model.receiverGradients(pass, dLogits: dLogits.pointer).gradients
         }
         let together = try gradients(batch, MetricTargets(correct: correct, incorrect: incorrect))
         XCTAssertEqual(together.count, 1 + c.layers * (3 * c.heads + 1))
@@ -136,9 +127,8 @@ final class BackwardFiniteDifferenceTests: XCTestCase {
         _ = Metric.logitDiff.evaluate(logits: pass.logits.pointer, vocab: c.vocabularySize, targets: targets, gradient: dLogits.pointer)
         let plane = 10 * c.dModel
         let total = FloatBuffer(count: plane)
-        let dInput = model.backward(pass, dLogits: dLogits.pointer) { group in
-            for i in 0..<group.receivers.count { axpy(total.pointer, 1, group.gradient(i), plane) }
-        }
+        let (gradients, dInput) = model.receiverGradients(pass, dLogits: dLogits.pointer)
+        for g in gradients.values { axpy(total.pointer, 1, g, plane) }
         for i in 0..<plane { XCTAssertEqual(total[i], dInput[i], accuracy: 1e-5 * max(1, abs(dInput[i]))) }
     }
 }

@@ -15,13 +15,8 @@ final class BackwardReferenceTests: XCTestCase {
         let dLogits = FloatBuffer(count: pass.logits.count)
         let value = metric.evaluate(logits: pass.logits.pointer, vocab: model.config.vocabularySize, targets: targets,
                                     gradient: dLogits.pointer).mean
-        var grads: [String: [Float]] = [:]
-        model.backward(pass, dLogits: dLogits.pointer) { group in
-            for (i, r) in group.receivers.enumerated() {
-                grads[r.name] = Array(UnsafeBufferPointer(start: group.gradient(i), count: group.rows * group.dModel))
-            }
-        }
-        return (grads, pass.layout, value)
+        let grads = model.receiverGradients(pass, dLogits: dLogits.pointer).gradients
+        return (Dictionary(uniqueKeysWithValues: grads.map { ($0.key.name, $0.value) }), pass.layout, value)
     }
 
     private func checkTinyModel(_ name: String) throws {
