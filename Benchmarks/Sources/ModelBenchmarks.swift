@@ -18,14 +18,15 @@ enum ModelBenchmarks {
 
     /// Alternates `rounds` rounds of timing `ours` (best of the context's repeats, with its peak
     /// resident memory) and running `script` once per entry of `variants` (extra arguments); returns
-    /// our best time and peak, and each variant's best result (lowest `best_s`, highest peak), or nil
-    /// with a note when it cannot run.
+    /// our best time and peak, each variant's best result (lowest `best_s`, highest peak), or nil
+    /// with a note when it cannot run, and each variant's speed-up in every round it ran.
     private static func alternate(
         _ context: BenchmarkContext, _ script: String, variants: [[String]] = [[]], _ label: String, _ notes: inout [String],
         _ ours: () throws -> Void
-    ) throws -> (best: Double, peak: Int?, theirs: [[String: Any]?]) {
+    ) throws -> (best: Double, peak: Int?, theirs: [[String: Any]?], roundSpeedUps: [[Double]]) {
         var best = Double.infinity, peak: Int?
         var theirs: [[String: Any]?] = Array(repeating: nil, count: variants.count)
+        var roundSpeedUps = [[Double]](repeating: [], count: variants.count)
         for round in 0..<rounds {
             let (timing, roundPeak) = try PeakMemory.measure { try time(repeats: context.repeats, ours) }
             best = min(best, timing.best)
@@ -36,6 +37,7 @@ enum ModelBenchmarks {
             for (v, extra) in variants.enumerated() where context.runBaselines && (round == 0 || theirs[v] != nil) {
                 guard var json = try baseline(context, script, extra, round == 0 && v == 0, &roundNotes) else { continue }
                 line += ", PyTorch\(extra.isEmpty ? "" : " " + extra.joined(separator: " ")) " + String(format: "%.4f s", number(json, "best_s") ?? .nan)
+                if let theirRound = number(json, "best_s") { roundSpeedUps[v].append(theirRound / timing.best) }
                 if let previous = theirs[v] {
                     json["best_s"] = min(number(json, "best_s") ?? .infinity, number(previous, "best_s") ?? .infinity)
                     json["compute_peak_rss_bytes"] = max(number(json, "compute_peak_rss_bytes") ?? 0,
@@ -46,7 +48,14 @@ enum ModelBenchmarks {
             if round == 0 { notes += roundNotes }
             progress(line)
         }
-        return (best, peak, theirs)
+        return (best, peak, theirs, roundSpeedUps)
+    }
+
+    /// "speed-up over PyTorch (what): 1.10× (rounds: 1.05×, 1.27×, 1.12×)": best against best, then
+    /// each round's best against the baseline's best in the same round.
+    static func speedUpNote(_ what: String, _ speedUp: Double, rounds: [Double]) -> String {
+        "speed-up over PyTorch\(what.isEmpty ? "" : " (\(what))"): \(format(speedUp, 2))× (rounds: "
+            + rounds.map { format($0, 2) + "×" }.joined(separator: ", ") + ")"
     }
 
     static func forward(_ context: BenchmarkContext) throws {
@@ -54,7 +63,7 @@ enum ModelBenchmarks {
         let input = randomBatch(vocab: model.config.vocabularySize)
         var notes = ["batch \(batch) × \(tokens) random tokens, logits at the last position; best of \(context.repeats) runs in each of "
                      + "\(rounds) alternating rounds of CircuitKit and PyTorch"]
-        let (best, peak, results) = try alternate(context, "torch_forward.py", "forward", &notes) { _ = try model.forward(input) }
+        let (best, peak, results, roundSpeedUps) = try alternate(context, "torch_forward.py", "forward", &notes) { _ = try model.forward(input) }
         let theirs = results[0]
         let ours = Double(batch * tokens) / best
         var table = ResultsTable(title: "Forward pass, SmolLM2-135M-Instruct (Q4_1 GGUF dequantized to fp32)", command: context.command,
@@ -64,7 +73,7 @@ enum ModelBenchmarks {
             table.rows.append(["PyTorch (HF transformers)", format(number(theirs, "best_s"), 4),
                                format(number(theirs, "best_s").map { Double(batch * tokens) / $0 }, 0),
                                mebibytes(number(theirs, "compute_peak_rss_bytes"))])
-            if let theirBest = number(theirs, "best_s") { table.notes.append("speed-up over PyTorch: \(format(theirBest / best, 2))×") }
+            if let theirBest = number(theirs, "best_s") { table.notes.append(speedUpNote("", theirBest / best, rounds: roundSpeedUps[0])) }
         }
         try table.write("forward", to: context.resultsDirectory)
     }
@@ -78,7 +87,7 @@ enum ModelBenchmarks {
         var receivers = 0
         var notes = ["batch \(batch) × \(tokens) random tokens; logit_diff at the last position; best of \(context.repeats) runs in each of "
                      + "\(rounds) alternating rounds of CircuitKit and PyTorch"]
-        let (best, peak, theirs) = try alternate(context, "torch_backward.py", variants: [[], ["--receivers"]], "forward+backward", &notes) {
+        let (best, peak, theirs, roundSpeedUps) = try alternate(context, "torch_backward.py", variants: [[], ["--receivers"]], "forward+backward", &notes) {
             let pass = try model.forward(input, keepActivations: true)
             let dLogits = FloatBuffer(count: pass.logits.count)
             _ = Metric.logitDiff.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
@@ -99,11 +108,11 @@ enum ModelBenchmarks {
                            format(ours / 1e9, 0), format(ours / best / 1e9, 0)])
         let baselines = [("PyTorch autograd, input-embedding gradient only (HF transformers)", "input gradient only", autograd),
                          ("PyTorch autograd, gradient at every receiver (torch_eap.py's model)", "every receiver", ours)]
-        for ((name, short, theirWork), json) in zip(baselines, theirs) {
+        for (((name, short, theirWork), json), rounds) in zip(zip(baselines, theirs), roundSpeedUps) {
             guard let json, let theirBest = number(json, "best_s") else { continue }
             table.rows.append([name, format(theirBest, 4), mebibytes(number(json, "compute_peak_rss_bytes")), format(theirWork / 1e9, 0),
                                format(theirWork / theirBest / 1e9, 0)])
-            table.notes.append("speed-up over PyTorch (\(short)): \(format(theirBest / best, 2))×")
+            table.notes.append(speedUpNote(short, theirBest / best, rounds: rounds))
         }
         try table.write("backward", to: context.resultsDirectory)
     }

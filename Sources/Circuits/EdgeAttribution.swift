@@ -10,7 +10,7 @@ import Transformer
 ///
 /// Pairs are processed in chunks (scores are sums over examples), so memory stays bounded; each
 /// receiver gradient is contracted with the sender differences as the backward pass produces it,
-/// one GEMM per block of receivers.
+/// one GEMM per chunk of rows of a block's receivers.
 public enum EdgeAttribution {
     /// Progress of a run: chunks done and total.
     public typealias Progress = (_ done: Int, _ total: Int) -> Void
