@@ -472,8 +472,18 @@ public func matmulBackwardSparse(
     _ dinp: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
     _ rows: Int, _ inFeatures: Int, _ outFeatures: Int, accumulate: Bool = true
 ) {
-    let nonzeros = (0..<rows).map { t in (0..<outFeatures).filter { dout[t * outFeatures + $0] != 0 } }
-    guard nonzeros.reduce(0, { $0 + $1.count }) * 64 <= rows * outFeatures else {
+    // Per row, the columns where dout is nonzero; the scan stops as soon as there are too many.
+    var nonzeros: [[Int]] = [], found = 0
+    scan: for t in 0..<rows {
+        var columns: [Int] = []
+        for o in 0..<outFeatures where dout[t * outFeatures + o] != 0 {
+            found += 1
+            if found * 64 > rows * outFeatures { break scan }
+            columns.append(o)
+        }
+        nonzeros.append(columns)
+    }
+    guard nonzeros.count == rows else {
         matmulBackward(dinp, dout, weight, rows, inFeatures, outFeatures, accumulate: accumulate)
         return
     }

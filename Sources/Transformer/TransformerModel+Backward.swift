@@ -122,9 +122,8 @@ extension TransformerModel {
                 }
                 let heads = chunk.pointer + wholeStream.count * size
                 // Split between the workers by rows, so that each sums its own rows into dResid.
-                let blockRows = (rows + Threading.workerCount - 1) / Threading.workerCount
-                parallelFor((rows + blockRows - 1) / blockRows) { block in
-                    let b0 = block * blockRows, bRows = min(blockRows, rows - b0), row0 = r0 + b0
+                parallelChunks(rows) { range in
+                    let b0 = range.lowerBound, bRows = range.count, row0 = r0 + b0
                     for (i, (h, port)) in attentionReceivers.enumerated() {
                         let g = h / c.groupSize
                         let (dX, weight, weightRow0): (FloatBuffer, FloatBuffer, Int) = switch port {
