@@ -84,7 +84,7 @@ public final class ACDC {
             let start = Date()
             let r = count - 1 - state.receiversDone
             let receiver = g.receivers[r]
-            let nodeAlive = CircuitGraph.node(of: receiver).map { outgoing[g.index(of: $0)] > 0 } ?? true
+            let nodeAlive = receiver.node.map { outgoing[g.index(of: $0)] > 0 } ?? true
             if !nodeAlive {
                 for s in 0..<g.upstreamCount(receiverAt: r) {
                     state.dropped.append(g.edgeOffsets[r] + s)

@@ -47,7 +47,7 @@ extension Circuit {
     private static func layer(of node: String) -> Int {
         if node == "input" { return -1 }
         if node == "logits" { return Int.max }
-        switch CircuitGraph.sender(named: node) {
+        switch Sender(name: node) {
         case .head(let l, _)?, .mlp(let l)?: return l
         default: return 0
         }
@@ -55,7 +55,7 @@ extension Circuit {
 
     /// Sort key placing heads in order, then the MLP.
     private static func order(_ node: String) -> (Int, Int) {
-        switch CircuitGraph.sender(named: node) {
+        switch Sender(name: node) {
         case .head(let l, let h)?: return (l, h)
         case .mlp(let l)?: return (l, Int.max)
         default: return (layer(of: node), 0)
@@ -67,7 +67,7 @@ extension Circuit {
         case "input": return "[shape=box, fillcolor=\"#dddddd\"]"
         case "logits": return "[shape=box, fillcolor=\"#dddddd\"]"
         default:
-            if case .mlp? = CircuitGraph.sender(named: node) { return "[shape=box, fillcolor=\"#ffd8a8\"]" }
+            if case .mlp? = Sender(name: node) { return "[shape=box, fillcolor=\"#ffd8a8\"]" }
             return "[shape=ellipse, fillcolor=\"#c5dcf7\"]"
         }
     }

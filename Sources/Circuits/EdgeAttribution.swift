@@ -2,15 +2,19 @@ import Foundation
 import Kernels
 import Transformer
 
-/// Edge attribution patching (EAP) and its integrated-gradients variant (EAP-IG), design §6.
+/// Gradients of the metric with respect to every edge's coefficient α (design §4, §6): edge
+/// attribution patching (EAP), its integrated-gradients variant (EAP-IG), and the gradient of a run
+/// under any mask (learned edge masks).
 ///
-/// `score(s→r) = Σ_{examples, positions, d} (corrupt_s − clean_s) · ∂M/∂input_r`, which equals
-/// ∂M/∂α at α = 0 for the metric M averaged over examples. EAP-IG averages the gradient over `steps`
-/// runs whose input embeddings are `corrupt + (k/steps)(clean − corrupt)`, k = 0..<steps.
+/// `∂M/∂α_{s→r} = Σ_{examples, positions, d} (corrupt_s − current_s) · ∂M/∂input_r`, with the
+/// receiver gradients of a backward pass through the run under α. At α = 0 the run is the clean one
+/// and this is EAP's score. EAP-IG averages the α = 0 gradient over `steps` runs whose input
+/// embeddings are `corrupt + (k/steps)(clean − corrupt)`, k = 0..<steps.
 ///
-/// Pairs are processed in chunks (scores are sums over examples), so memory stays bounded; each
-/// receiver gradient is contracted with the sender differences as the backward pass produces it,
-/// one GEMM per chunk of rows of a block's receivers.
+/// Pairs are processed in chunks (the metric is a mean over examples, so its gradient is a sum over
+/// chunks), so memory stays bounded by a chunk; each receiver gradient is contracted with the
+/// sender differences as the backward pass produces it, one GEMM per chunk of rows of a group of
+/// receivers.
 public enum EdgeAttribution {
     /// Progress of a run: chunks done and total.
     public typealias Progress = (_ done: Int, _ total: Int) -> Void
@@ -28,7 +32,18 @@ public enum EdgeAttribution {
         public init() {}
     }
 
-    /// Scores for every edge of `model`'s graph, in `CircuitGraph` edge order.
+    /// The gradient of the mean metric over a batch of pairs, run under an edge mask.
+    public struct Gradient {
+        /// `[edges]` ∂M/∂α for every edge, in `CircuitGraph` edge order (EAP-IG: the path average).
+        public var edges: [Float]
+        /// The metric under the mask, averaged over pairs (EAP-IG: at the clean input).
+        public var metric: Double
+        /// `[T, d]` ∂M/∂(input embedding) at every row of the batch (pairs packed in order), when asked for.
+        public var input: FloatBuffer?
+    }
+
+    /// EAP (`integratedGradientSteps` nil) or EAP-IG scores for every edge of `model`'s graph, in
+    /// `CircuitGraph` edge order.
     ///
     /// - Parameters:
     ///   - integratedGradientSteps: nil for EAP, the number of interpolation points for EAP-IG
@@ -37,147 +52,188 @@ public enum EdgeAttribution {
         model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample,
         integratedGradientSteps: Int? = nil, chunkSize: Int = 32, profile: Profile? = nil, progress: Progress? = nil
     ) throws -> [Float] {
+        try gradient(model: model, pairs: pairs, metric: metric, ablation: ablation, integratedGradientSteps: integratedGradientSteps,
+                     chunkSize: chunkSize, profile: profile, progress: progress).edges
+    }
+
+    /// ∂M/∂α for every edge (and optionally ∂M/∂input) of the run under `mask`.
+    ///
+    /// - Parameters:
+    ///   - mask: the edge coefficients of the run; nil for α = 0 (the clean run: EAP)
+    ///   - integratedGradientSteps: EAP-IG's interpolation points (α = 0 and resample ablation only)
+    ///   - chunkSize: pairs per forward/backward chunk
+    ///   - inputGradient: also return the gradient with respect to the input embeddings
+    public static func gradient(
+        model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, mask: EdgeMask? = nil,
+        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, inputGradient: Bool = false, profile: Profile? = nil,
+        progress: Progress? = nil
+    ) throws -> Gradient {
         try pairs.validate()
-        if let steps = integratedGradientSteps, steps < 1 { throw ModelInputError("EAP-IG needs at least one step, got \(steps)") }
-        let graph = CircuitGraph(config: model.config)
-        let c = model.config, vocab = c.vocabularySize, senderCount = model.senderCount
-        let means = ablation == .mean ? try meanSenders(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
+        let graph = model.graph
+        let steps = integratedGradientSteps ?? 0
+        if let integratedGradientSteps {
+            guard integratedGradientSteps >= 1 else { throw ModelInputError("EAP-IG needs at least one step, got \(integratedGradientSteps)") }
+            guard ablation == .resample else {
+                throw ModelInputError("EAP-IG interpolates between the corrupted and the clean prompts' embeddings, so it needs resample ablation; "
+                                      + "use EAP (or exact patching) with \(ablation.rawValue) ablation")
+            }
+            guard mask == nil else { throw ModelInputError("EAP-IG is defined at α = 0; give no mask") }
+        }
+        if let mask, mask.alpha.count != graph.edgeCount {
+            throw ModelInputError("the mask has \(mask.alpha.count) coefficients; the graph has \(graph.edgeCount) edges")
+        }
+        let c = model.config, vocab = c.vocabularySize, d = c.dModel
+        let means = ablation == .mean ? try PositionMeans(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
         var scores = [Float](repeating: 0, count: graph.edgeCount)
+        var metricValue = 0.0
+        let totalRows = pairs.clean.reduce(0) { $0 + $1.count }
+        let input = inputGradient ? FloatBuffer(count: totalRows * d) : nil
+        var firstRow = 0
         let chunks = stride(from: 0, to: pairs.count, by: chunkSize).map { $0..<min($0 + chunkSize, pairs.count) }
         for (done, range) in chunks.enumerated() {
             let chunk = pairs.slice(range)
             let weight = Float(chunk.count) / Float(pairs.count)
-            let steps = integratedGradientSteps ?? 0
             var start = Date()
-            let cleanPass = try model.forward(chunk.clean, keepActivations: steps == 0, captureSenders: true)
-            let layout = cleanPass.layout, plane = layout.rows * c.dModel
-            // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`
-            let diffs: FloatBuffer
+            // The clean run: at α = 0 the run whose edges are scored; under a mask, the kl reference.
+            let cleanPass = try model.forward(chunk.clean, keepActivations: mask == nil && steps == 0, captureSenders: mask == nil)
+            let layout = cleanPass.layout, plane = layout.rows * d
             // EAP-IG's first point is the corrupted input itself: its pass, kept for the backward, is step 0.
-            var corruptPass: ForwardPass?
-            switch ablation {
-            case .resample:
-                let pass = try model.forward(chunk.corrupt, readout: steps == 0 ? .none : .last, keepActivations: steps > 0,
-                                             captureSenders: true)
-                diffs = pass.senders!
-                if steps > 0 { corruptPass = pass }
-            case .zero: diffs = FloatBuffer(count: senderCount * plane)
-            case .mean: diffs = means!.expanded(to: layout)
-            }
-            let clean = cleanPass.senders!
-            axpy(diffs.pointer, -1, clean.pointer, diffs.count)
+            var (diffs, corruptPass) = try ablation.corruptSenders(model: model, corrupt: chunk.corrupt, layout: layout, means: means,
+                                                                   keepActivations: steps > 0)
+            let corruptInput = FloatBuffer(uninitializedCount: steps > 0 ? plane : 0)
+            if steps > 0 { corruptInput.pointer.update(from: diffs.pointer, count: plane) }
+            let run = try mask.map { try maskedRun(model: model, chunk: chunk, layout: layout, mask: $0, corrupt: diffs) } ?? cleanPass
+            // diffs[s] = corrupt_s − current_s, `[senders, T, d]` (at α = 0 the current outputs are the clean ones).
+            axpy(diffs.pointer, -1, run.senders!.pointer, diffs.count)
             profile?.forward += Date().timeIntervalSince(start)
             let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
                                         reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
+            metricValue += Double(weight) * metric.evaluate(logits: run.logits.pointer, vocab: vocab, targets: targets).mean
 
-            /// Adds Σ diff·grad of one chunk of a group of receivers to their edges' scores: one GEMM over the
-            /// group's widest upstream prefix, `block = diffs[0..<upstream, chunk rows] · gradsᵀ`, then each receiver
-            /// keeps its own prefix.
-            func contract(_ group: ReceiverGradients) {
-                let contractionStart = Date()
-                defer { profile?.contraction += Date().timeIntervalSince(contractionStart) }
-                let receivers = group.receivers.map { graph.index(of: $0) }
-                let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
-                let n = receivers.count
-                let block = FloatBuffer(uninitializedCount: upstream * n)  // [upstream, n]
-                let width = group.rows * c.dModel
-                gemm(block.pointer, ldc: n, diffs.pointer + group.firstRow * c.dModel, lda: plane, transposeA: false,
-                     group.gradients, ldb: width, transposeB: true, accumulate: false, upstream, n, width)
-                scores.withUnsafeMutableBufferPointer { s in
-                    for (i, r) in receivers.enumerated() {
-                        let row = s.baseAddress! + graph.edgeOffsets[r]
-                        for sender in 0..<graph.upstreamCount(receiverAt: r) { row[sender] += block[sender * n + i] }
-                    }
-                }
-            }
-            /// Backpropagates the chunk's metric, scaled by `scale`, through `pass` and contracts.
-            func attribute(_ pass: ForwardPass, scale: Float) {
+            /// Backpropagates the chunk's metric, scaled by `scale`, through `pass` and adds its edge gradients to `scores`.
+            func attribute(_ pass: ForwardPass, scale: Float, mask: EdgeMask?) -> FloatBuffer {
                 let dLogits = FloatBuffer(count: pass.logits.count)
                 _ = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
                 for i in 0..<dLogits.count { dLogits[i] *= scale }
                 let backwardStart = Date(), contractionBefore = profile?.contraction ?? 0
-                model.backward(pass, dLogits: dLogits.pointer, onReceivers: contract)
+                let routing = mask.map { MaskRouting(graph: graph, alpha: $0.alpha, rows: layout.rows, dModel: d) }
+                let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing) { group in
+                    let contractionStart = Date()
+                    contract(group, diffs: diffs, plane: plane, graph: graph, into: &scores)
+                    routing?.add(group)
+                    profile?.contraction += Date().timeIntervalSince(contractionStart)
+                }
                 profile?.backward += Date().timeIntervalSince(backwardStart) - ((profile?.contraction ?? 0) - contractionBefore)
+                return dInput
             }
 
             if steps == 0 {
-                attribute(cleanPass, scale: weight)
+                let dInput = attribute(run, scale: weight, mask: mask)
+                input.map { ($0.pointer + firstRow * d).update(from: dInput.pointer, count: plane) }
             } else {
-                // The corrupted input embedding is the `input` sender's corrupted value: clean + diff.
-                let cleanInput = clean.pointer, diffInput = diffs.pointer
                 let embedding = FloatBuffer(count: plane)
                 for k in 0..<steps {
                     if k == 0, let pass = corruptPass {
-                        attribute(pass, scale: weight / Float(steps))
+                        _ = attribute(pass, scale: weight / Float(steps), mask: nil)
                         corruptPass = nil  // frees its activations before the next step allocates its own
                         continue
                     }
-                    let t = Float(k) / Float(steps)
-                    for i in 0..<plane { embedding[i] = cleanInput[i] + (1 - t) * diffInput[i] }
+                    interpolate(embedding.pointer, corrupt: corruptInput.pointer, clean: cleanPass.senders!.pointer, t: Float(k) / Float(steps), plane)
                     start = Date()
                     let pass = try model.forward(chunk.clean, keepActivations: true, inputEmbedding: embedding.pointer)
                     profile?.forward += Date().timeIntervalSince(start)
-                    attribute(pass, scale: weight / Float(steps))
+                    _ = attribute(pass, scale: weight / Float(steps), mask: nil)
                 }
             }
+            firstRow += layout.rows
             progress?(done + 1, chunks.count)
         }
-        return scores
+        return Gradient(edges: scores, metric: metricValue, input: input)
     }
 
-    /// Per-position means of every sender's output over the corrupted prompts (mean ablation).
-    static func meanSenders(model: TransformerModel, prompts: [[Int]], chunkSize: Int) throws -> PositionMeans {
-        let means = PositionMeans(senders: model.senderCount, positions: prompts.map(\.count).max() ?? 0, width: model.config.dModel)
-        for start in stride(from: 0, to: prompts.count, by: chunkSize) {
-            let pass = try model.forward(Array(prompts[start..<min(start + chunkSize, prompts.count)]), readout: .none, captureSenders: true)
-            means.add(pass.senders!, layout: pass.layout)
+    /// The clean prompts of `chunk` run under `mask`, activations and sender outputs kept.
+    private static func maskedRun(
+        model: TransformerModel, chunk: PairBatch, layout: SequenceLayout, mask: EdgeMask, corrupt: FloatBuffer
+    ) throws -> ForwardPass {
+        let plane = layout.rows * model.config.dModel
+        let tokens = chunk.clean.flatMap { $0 }
+        let pass = ForwardPass(model: model, layout: layout, tokens: tokens, readout: .last, keepActivations: true, captureSenders: true)
+        let patch = MaskPatch(graph: model.graph, masks: [mask], plane: plane, corrupt: corrupt.pointer, corruptResiduals: nil,
+                              run: pass.senders!.pointer, earlier: nil, firstRunSender: 0,
+                              buffers: MaskPatch.buffers(heads: model.config.heads, copies: 1, plane: plane))
+        model.embed(pass.entry(0), tokens: tokens, layout: layout)
+        model.run(pass, patch: patch)
+        return pass
+    }
+
+    /// Adds Σ diff·grad of one chunk of a group of receivers to their edges' scores: one GEMM over the
+    /// group's widest upstream prefix, `block = diffs[0..<upstream, chunk rows] · gradsᵀ`, then each
+    /// receiver keeps its own prefix.
+    ///
+    /// - Parameters:
+    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
+    private static func contract(_ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, into scores: inout [Float]) {
+        let receivers = group.receivers.map { graph.index(of: $0) }
+        let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
+        let n = receivers.count
+        let block = FloatBuffer(uninitializedCount: upstream * n)  // [upstream, n]
+        let width = group.rows * group.dModel
+        gemm(block.pointer, ldc: n, diffs.pointer + group.firstRow * group.dModel, lda: plane, transposeA: false,
+             group.gradients, ldb: width, transposeB: true, accumulate: false, upstream, n, width)
+        scores.withUnsafeMutableBufferPointer { s in
+            for (i, r) in receivers.enumerated() {
+                let row = s.baseAddress! + graph.edgeOffsets[r]
+                for sender in 0..<graph.upstreamCount(receiverAt: r) { row[sender] += block[sender * n + i] }
+            }
         }
-        return means
     }
 }
 
-/// Mean sender outputs per position over examples (mean ablation): `[senders, positions, d]`.
-final class PositionMeans {
-    /// Running sums, `[senders, positions, d]`.
-    private let sums: FloatBuffer
-    /// Examples seen at each position.
-    private var counts: [Int]
-    private let senders: Int
-    private let positions: Int
-    private let width: Int
+/// Sender gradients of a run under edge coefficients α: the corrections `Σ_r α_{s→r}·∂M/∂input_r`,
+/// built from the receiver gradients as the backward pass hands them over.
+final class MaskRouting: SenderGradientRouting {
+    let graph: CircuitGraph
+    /// `[edges]`
+    let alpha: [Float]
+    let rows: Int
+    let dModel: Int
+    /// `[senders, T, d]` the corrections so far.
+    private let corrections: FloatBuffer
+    /// Whether each sender's correction is nonzero yet.
+    private var touched: [Bool]
 
-    /// Empty sums for `senders` senders over `positions` positions.
-    init(senders: Int, positions: Int, width: Int) {
-        sums = FloatBuffer(count: senders * positions * width)
-        counts = [Int](repeating: 0, count: positions)
-        self.senders = senders
-        self.positions = positions
-        self.width = width
+    /// Zero corrections for a run of `rows` rows.
+    init(graph: CircuitGraph, alpha: [Float], rows: Int, dModel: Int) {
+        self.graph = graph
+        self.alpha = alpha
+        self.rows = rows
+        self.dModel = dModel
+        corrections = FloatBuffer(count: graph.senders.count * rows * dModel)
+        touched = [Bool](repeating: false, count: graph.senders.count)
     }
 
-    /// Adds the `[senders, T, d]` outputs of one batch laid out by `layout`.
-    func add(_ outputs: FloatBuffer, layout: SequenceLayout) {
-        let plane = layout.rows * width
-        for r in 0..<layout.rows { counts[layout.positions[r]] += 1 }
-        parallelFor(senders) { s in
-            for r in 0..<layout.rows {
-                axpy(self.sums.pointer + (s * self.positions + layout.positions[r]) * self.width, 1,
-                     outputs.pointer + s * plane + r * self.width, self.width)
-            }
-        }
+    func correction(sender s: Int) -> UnsafePointer<Float>? {
+        touched[s] ? UnsafePointer(corrections.pointer + s * rows * dModel) : nil
     }
 
-    /// `[senders, T, d]` holding at each row the mean at its position.
-    func expanded(to layout: SequenceLayout) -> FloatBuffer {
-        let plane = layout.rows * width
-        let out = FloatBuffer(count: senders * plane)
-        parallelFor(senders) { s in
-            for r in 0..<layout.rows {
-                let p = layout.positions[r]
-                let scale = 1 / Float(max(1, self.counts[p]))
-                axpy(out.pointer + s * plane + r * self.width, scale, self.sums.pointer + (s * self.positions + p) * self.width, self.width)
+    /// Adds `α_{s→r}·∂M/∂input_r` of one chunk of a group of receivers to every upstream sender's
+    /// correction: one GEMM, `corrections[0..<upstream, chunk rows] += A · grads` with `A[s][i] = α_{s→r_i}`.
+    func add(_ group: ReceiverGradients) {
+        let receivers = group.receivers.map { graph.index(of: $0) }
+        let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
+        let n = receivers.count
+        var a = [Float](repeating: 0, count: upstream * n)  // [upstream, n]
+        var any = false
+        for (i, r) in receivers.enumerated() {
+            for s in 0..<graph.upstreamCount(receiverAt: r) where alpha[graph.edgeOffsets[r] + s] != 0 {
+                a[s * n + i] = alpha[graph.edgeOffsets[r] + s]
+                touched[s] = true
+                any = true
             }
         }
-        return out
+        guard any else { return }
+        let width = group.rows * dModel
+        gemm(corrections.pointer + group.firstRow * dModel, ldc: rows * dModel, a, lda: n, transposeA: false,
+             group.gradients, ldb: width, transposeB: false, accumulate: true, upstream, width, n)
     }
 }

@@ -1,3 +1,5 @@
+import Transformer
+
 /// A patching coefficient α per edge (design §4): 0 keeps the edge clean, 1 corrupts it fully.
 public struct EdgeMask: Sendable, Equatable {
     /// `[graph.edgeCount]` coefficients.
@@ -14,12 +16,14 @@ public struct EdgeMask: Sendable, Equatable {
         for i in kept { alpha[i] = 0 }
     }
 
+    /// The given coefficients, one per edge in `CircuitGraph` order.
+    public init(alpha: [Float]) {
+        self.alpha = alpha
+    }
+
     /// Coefficient of edge `i`.
     public subscript(i: Int) -> Float {
         get { alpha[i] }
         set { alpha[i] = newValue }
     }
-
-    /// Number of edges with α ≠ 0.
-    public var patchedCount: Int { alpha.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } }
 }

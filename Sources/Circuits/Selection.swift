@@ -100,7 +100,7 @@ extension CircuitGraph {
         for e in kept {
             let edge = edge(e)
             outgoing[index(of: edge.sender)].append(e)
-            if let node = CircuitGraph.node(of: edge.receiver) { incoming[index(of: node)].append(e) }
+            if let node = edge.receiver.node { incoming[index(of: node)].append(e) }
         }
         // Forward in topological order: nodes reached from input.
         var reached = [Bool](repeating: false, count: senders.count)
@@ -113,14 +113,14 @@ extension CircuitGraph {
         for s in stride(from: senders.count - 1, through: 0, by: -1) {
             reaches[s] = outgoing[s].contains { e in
                 let receiver = edge(e).receiver
-                guard let node = CircuitGraph.node(of: receiver) else { return true }
+                guard let node = receiver.node else { return true }
                 return reaches[index(of: node)]
             }
         }
         return kept.filter { e in
             let edge = edge(e)
             guard reached[index(of: edge.sender)] else { return false }
-            guard let node = CircuitGraph.node(of: edge.receiver) else { return true }
+            guard let node = edge.receiver.node else { return true }
             return reaches[index(of: node)] && reached[index(of: node)]
         }.sorted()
     }

@@ -6,102 +6,166 @@ public enum ReadoutRows: Sendable {
     case last
     /// Every token.
     case all
-    /// The given packed rows.
-    case rows([Int])
     /// No logits (a pass run only for its activations or sender outputs).
     case none
 }
 
-/// The result of running the model on a batch: logits at the read-out rows and, on request, every
-/// block's activations (for the backward pass) and every sender's output (for patching).
+/// Receiver inputs that differ from the residual stream in a run of the graph (edge patching, design §4).
+///
+/// A run asks before each block's attention, before its MLP and before the read-out; nil means every
+/// receiver there reads the residual stream itself, the unpatched fast path.
+public protocol ReceiverPatch: AnyObject {
+    /// Replaced inputs of block `layer`'s attention receivers; `resid` is the run's `[T, d]` stream
+    /// before the block.
+    func attentionInputs(layer: Int, resid: UnsafePointer<Float>) -> ReceiverInputs?
+    /// Replaced `[T, d]` input of `m{layer}`; `resid` is the stream between the block's attention and MLP.
+    func mlpInput(layer: Int, resid: UnsafePointer<Float>) -> UnsafePointer<Float>?
+    /// Replaced `[T, d]` input of `logits`; `resid` is the stream after the last block.
+    func logitsInput(resid: UnsafePointer<Float>) -> UnsafePointer<Float>?
+}
+
+/// The buffers and results of one run of the model over a batch: logits at the read-out rows and,
+/// on request, every block's activations (for the backward pass), every sender's output (for
+/// patching) and the residual stream at every point.
+///
+/// `TransformerModel.forward` allocates and runs one; a patching engine allocates one and runs it
+/// again and again with `TransformerModel.run`.
 public final class ForwardPass {
     /// How the batch's examples are packed into rows.
     public let layout: SequenceLayout
-    /// `[T]` packed token ids.
+    /// `[T]` packed token ids (empty when the run started from given embeddings).
     public let tokens: [Int]
-    /// One entry per block when activations were kept, else empty.
+    /// One entry per block when activations are kept, else empty.
     public let layers: [LayerActivations]
-    /// `[senderCount, T, d]` sender outputs in topological order (`Sender.index(heads:)`), when captured.
+    /// `[senders, T, d]` sender outputs in `CircuitGraph` order, when captured.
     public let senders: FloatBuffer?
+    /// `[2·layers + 1, T, d]`: the residual stream before block l (`2l`), between its attention and
+    /// MLP (`2l + 1`) and after the last block (`2·layers`), when captured.
+    public let residuals: FloatBuffer?
     /// `[T, d]` residual stream after the last block.
     public let residFinal: FloatBuffer
     /// Read-out rows of `residFinal`.
     public let readoutRows: [Int]
     /// Final norm and logits at the read-out rows.
     public let readout: UnembeddingActivations
+    /// The one block's buffers reused by every layer when activations are not kept.
+    private let shared: LayerActivations?
+    /// `[T, d]` MLP output when sender outputs are not captured.
+    let mlpScratch: FloatBuffer?
+    /// Blocks of the model.
+    private let blockCount: Int
 
-    init(layout: SequenceLayout, tokens: [Int], layers: [LayerActivations], senders: FloatBuffer?,
-         residFinal: FloatBuffer, readoutRows: [Int], readout: UnembeddingActivations) {
+    /// Allocates (uninitialized) the buffers of a run of `model` over `layout`.
+    public init(
+        model: TransformerModel, layout: SequenceLayout, tokens: [Int] = [], readout: ReadoutRows, keepActivations: Bool = false,
+        captureSenders: Bool = false, captureResiduals: Bool = false
+    ) {
+        let c = model.config, plane = layout.rows * c.dModel
         self.layout = layout
         self.tokens = tokens
-        self.layers = layers
-        self.senders = senders
-        self.residFinal = residFinal
-        self.readoutRows = readoutRows
-        self.readout = readout
+        blockCount = c.layers
+        let first = LayerActivations(config: c, layout: layout)
+        layers = keepActivations
+            ? [first] + (1..<c.layers).map { _ in LayerActivations(config: c, layout: layout, sharingTemporariesWith: first) }
+            : []
+        shared = keepActivations ? nil : first
+        senders = captureSenders ? FloatBuffer(uninitializedCount: model.graph.senders.count * plane) : nil
+        residuals = captureResiduals ? FloatBuffer(uninitializedCount: (2 * c.layers + 1) * plane) : nil
+        mlpScratch = captureSenders ? nil : FloatBuffer(uninitializedCount: plane)
+        residFinal = FloatBuffer(uninitializedCount: plane)
+        switch readout {
+        case .last: readoutRows = layout.lastRows
+        case .all: readoutRows = Array(0..<layout.rows)
+        case .none: readoutRows = []
+        }
+        self.readout = UnembeddingActivations(config: c, rows: readoutRows.count)
     }
 
     /// `[readoutRows.count, vocab]` logits.
     public var logits: FloatBuffer { readout.logits }
+
+    /// Whether every block keeps its own activations (the backward pass needs them).
+    public var keepsActivations: Bool { shared == nil }
+
+    /// The activations block `layer` writes (shared by all blocks when they are not kept).
+    public func activations(_ layer: Int) -> LayerActivations { shared ?? layers[layer] }
+
+    /// `[T, d]` where a run starting at block `layer` reads the residual stream entering it
+    /// (`residFinal` when `layer` is past the last block).
+    public func entry(_ layer: Int) -> UnsafeMutablePointer<Float> {
+        layer < blockCount ? activations(layer).residPre.pointer : residFinal.pointer
+    }
 }
 
 extension TransformerModel {
-    /// Senders in the computational graph: `input`, then per layer its heads and its MLP.
-    public var senderCount: Int { 1 + config.layers * (config.heads + 1) }
-
     /// Runs the model on a batch of token sequences of any lengths (each ≤ the context length).
     ///
     /// - Parameters:
     ///   - readout: rows to compute logits at
     ///   - keepActivations: keep every block's activations (needed by `backward`)
     ///   - captureSenders: record every sender's output in `ForwardPass.senders`
+    ///   - captureResiduals: record the residual stream at every point in `ForwardPass.residuals`
     ///   - inputEmbedding: `[T, d]` to use instead of the embedding of `tokens` (EAP-IG interpolation)
+    ///   - patch: receivers whose inputs differ from the residual stream (edge patching), or nil
     public func forward(
         _ batch: [[Int]], readout: ReadoutRows = .last, keepActivations: Bool = false, captureSenders: Bool = false,
-        inputEmbedding: UnsafePointer<Float>? = nil
+        captureResiduals: Bool = false, inputEmbedding: UnsafePointer<Float>? = nil, patch: ReceiverPatch? = nil
     ) throws -> ForwardPass {
         try validate(batch)
         let layout = SequenceLayout(lengths: batch.map(\.count))
         let tokens = batch.flatMap { $0 }
-        let t = layout.rows, d = config.dModel, plane = t * d
-        let senders = captureSenders ? FloatBuffer(uninitializedCount: senderCount * plane) : nil
-        let first = LayerActivations(config: config, layout: layout)
-        let layers = keepActivations
-            ? [first] + (1..<config.layers).map { _ in LayerActivations(config: config, layout: layout, sharingTemporariesWith: first) }
-            : [first]
-        let mlpScratch = senders == nil ? FloatBuffer(uninitializedCount: plane) : nil
-        let residFinal = FloatBuffer(uninitializedCount: plane)
+        let pass = ForwardPass(model: self, layout: layout, tokens: tokens, readout: readout, keepActivations: keepActivations,
+                               captureSenders: captureSenders, captureResiduals: captureResiduals)
+        let input = pass.activations(0).residPre.pointer
+        if let inputEmbedding {
+            input.update(from: inputEmbedding, count: layout.rows * config.dModel)
+        } else {
+            embed(input, tokens: tokens, layout: layout)
+        }
+        run(pass, patch: patch)
+        return pass
+    }
 
-        let input = first.residPre.pointer
-        if let inputEmbedding { input.update(from: inputEmbedding, count: plane) } else { embed(input, tokens: tokens, layout: layout) }
-        if let senders { senders.pointer.update(from: input, count: plane) }
-
-        for l in 0..<config.layers {
-            let acts = layers[keepActivations ? l : 0]
-            let headOutputs = senders.map { $0.pointer + Sender.head(layer: l, head: 0).index(heads: config.heads) * plane }
-            attentionForward(layer: l, acts, layout: layout, headOutputs: headOutputs)
-            let mlpOut = senders.map { $0.pointer + Sender.mlp(layer: l).index(heads: config.heads) * plane } ?? mlpScratch!.pointer
+    /// Runs blocks `startLayer ..< layers` of `pass` and its read-out: the model's one layer loop, the
+    /// same for clean, corrupted and patched runs.
+    ///
+    /// Before the call, the stream entering `startLayer` is in `pass.activations(startLayer).residPre`
+    /// (in `pass.residFinal` when `startLayer == layers`), and a patch that reads senders before
+    /// `startLayer` finds them itself; the run writes the senders from `startLayer` on (and `input`
+    /// when it starts at 0).
+    ///
+    /// - Parameters:
+    ///   - patch: receivers whose inputs differ from the residual stream, or nil
+    public func run(_ pass: ForwardPass, from startLayer: Int = 0, patch: ReceiverPatch? = nil) {
+        let c = config, g = graph, layout = pass.layout, plane = layout.rows * c.dModel
+        /// Copies the stream at point `slot` into `pass.residuals`, when they are captured.
+        func record(_ slot: Int, _ resid: UnsafePointer<Float>) {
+            if let residuals = pass.residuals { (residuals.pointer + slot * plane).update(from: resid, count: plane) }
+        }
+        if startLayer == 0, c.layers > 0, let senders = pass.senders {
+            senders.pointer.update(from: pass.activations(0).residPre.pointer, count: plane)
+        }
+        for l in startLayer..<c.layers {
+            let acts = pass.activations(l)
+            record(2 * l, acts.residPre.pointer)
+            attentionForward(layer: l, acts, layout: layout, inputs: patch?.attentionInputs(layer: l, resid: acts.residPre.pointer),
+                             headOutputs: pass.senders.map { $0.pointer + g.firstSender(ofLayer: l) * plane },
+                             keepInputs: pass.keepsActivations)
+            record(2 * l + 1, acts.residMid.pointer)
+            let mlpOut = pass.senders.map { $0.pointer + g.index(of: Sender.mlp(layer: l)) * plane } ?? pass.mlpScratch!.pointer
             let residPost: UnsafeMutablePointer<Float>
-            if l == config.layers - 1 {
-                residPost = residFinal.pointer
+            if l == c.layers - 1 {
+                residPost = pass.residFinal.pointer
             } else {
-                residPost = keepActivations ? layers[l + 1].residPre.pointer : acts.residPre.pointer
+                residPost = pass.keepsActivations ? pass.layers[l + 1].residPre.pointer : acts.residPre.pointer
             }
-            mlpForward(layer: l, acts, layout: layout, mlpOut: mlpOut, residPost: residPost)
+            mlpForward(layer: l, acts, layout: layout, input: patch?.mlpInput(layer: l, resid: acts.residMid.pointer),
+                       mlpOut: mlpOut, residPost: residPost, keepInput: pass.keepsActivations)
         }
-
-        let rows: [Int]
-        switch readout {
-        case .last: rows = layout.lastRows
-        case .all: rows = Array(0..<t)
-        case .rows(let chosen):
-            guard chosen.allSatisfy({ $0 >= 0 && $0 < t }) else { throw ModelInputError("read-out row outside the batch's \(t) rows") }
-            rows = chosen
-        case .none: rows = []
+        record(2 * c.layers, pass.residFinal.pointer)
+        if !pass.readoutRows.isEmpty {
+            let resid = patch?.logitsInput(resid: pass.residFinal.pointer) ?? UnsafePointer(pass.residFinal.pointer)
+            logitsForward(pass.readout, resid: resid, rows: pass.readoutRows)
         }
-        let head = UnembeddingActivations(config: config, rows: rows.count)
-        if !rows.isEmpty { logitsForward(head, resid: residFinal.pointer, rows: rows) }
-        return ForwardPass(layout: layout, tokens: tokens, layers: keepActivations ? layers : [], senders: senders,
-                           residFinal: residFinal, readoutRows: rows, readout: head)
     }
 }

@@ -33,6 +33,9 @@ public final class LayerActivations {
     public let mlpIn: FloatBuffer
     /// `[T, dMLP]` input of the down projection.
     public let mlpAct: FloatBuffer
+    /// What receivers with their own inputs computed, in a patched run kept for the backward pass;
+    /// nil when every receiver read the residual stream.
+    public internal(set) var ownInputs: OwnReceiverInputs?
 
     /// Allocates (uninitialized: the forward pass writes every element) buffers for `layout.rows` rows of a model with `config`; with `temporaries`, reuses
     /// its `norm1`, `z`, `norm2` and `mlpAct` instead of allocating them.
@@ -51,5 +54,31 @@ public final class LayerActivations {
         norm2Rstd = FloatBuffer(uninitializedCount: t)
         mlpIn = FloatBuffer(uninitializedCount: t * c.mlpInWidth)
         mlpAct = temporaries?.mlpAct ?? FloatBuffer(uninitializedCount: t * c.dMLP)
+    }
+}
+
+/// The inputs of one block's receivers that read their own copy of the residual stream (edge
+/// patching), and what the forward pass computed from them, kept for the backward pass.
+public final class OwnReceiverInputs {
+    /// Per attention receiver (index `3·head + port`), its `[T, d]` input, or nil when it read `residPre`.
+    public internal(set) var inputs: [FloatBuffer?]
+    /// Per attention receiver, `[T]` means of its input's norm (LayerNorm only).
+    var mean: [FloatBuffer?]
+    /// Per attention receiver, `[T]` reciprocal standard deviations of its input's norm.
+    var rstd: [FloatBuffer?]
+    /// Per head, `[T, headDim]` keys (after RoPE) projected from its own `<k>` input, or nil.
+    var keys: [FloatBuffer?]
+    /// Per head, `[T, headDim]` values projected from its own `<v>` input, or nil.
+    var values: [FloatBuffer?]
+    /// `[T, d]` the MLP's own input, or nil (its norm statistics are the block's `norm2Mean`/`norm2Rstd`).
+    public internal(set) var mlp: FloatBuffer?
+
+    /// No own inputs yet, for a block of `heads` heads.
+    init(heads: Int) {
+        inputs = Array(repeating: nil, count: 3 * heads)
+        mean = inputs
+        rstd = inputs
+        keys = Array(repeating: nil, count: heads)
+        values = keys
     }
 }

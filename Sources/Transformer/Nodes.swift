@@ -1,7 +1,7 @@
-/// Names of the computational graph's nodes (design §3), shared by the backward pass and circuits.
+/// The computational graph's nodes (design §3) and their names, formatted and parsed here only.
 ///
 /// Names follow EAP-IG / TransformerLens: senders `input`, `a3.h2`, `m3`; receivers `a3.h2<q>`,
-/// `a3.h2<k>`, `a3.h2<v>`, `m3`, `logits`.
+/// `a3.h2<k>`, `a3.h2<v>`, `m3`, `logits`. Numbering and edges belong to `CircuitGraph`.
 
 /// Which input of an attention head a receiver is.
 public enum QKV: String, Sendable, CaseIterable, Codable {
@@ -34,12 +34,19 @@ public enum Sender: Hashable, Sendable, Comparable {
         }
     }
 
-    /// Position in topological order for a model with `heads` heads per layer.
-    public func index(heads: Int) -> Int {
-        switch self {
-        case .input: return 0
-        case .head(let l, let h): return 1 + l * (heads + 1) + h
-        case .mlp(let l): return 1 + l * (heads + 1) + heads
+    /// Parses `input`, `a3.h2`, `m3` (any layer and head; `CircuitGraph.sender(named:)` checks the model has it).
+    public init?(name: String) {
+        if name == "input" {
+            self = .input
+        } else if name.hasPrefix("m"), let l = Int(name.dropFirst()), l >= 0 {
+            self = .mlp(layer: l)
+        } else if name.hasPrefix("a") {
+            let parts = name.dropFirst().split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 2, let l = Int(parts[0]), parts[1].hasPrefix("h"), let h = Int(parts[1].dropFirst()), l >= 0, h >= 0
+            else { return nil }
+            self = .head(layer: l, head: h)
+        } else {
+            return nil
         }
     }
 
@@ -74,11 +81,35 @@ public enum Receiver: Hashable, Sendable {
         }
     }
 
-    /// Layer of the receiver (`layers` for `logits` when given, else Int.max).
+    /// Parses `a3.h2<q>`, `m3`, `logits`.
+    public init?(name: String) {
+        if name == "logits" {
+            self = .logits
+        } else if name.hasSuffix(">"), let open = name.lastIndex(of: "<") {
+            let port = name[name.index(after: open)..<name.index(before: name.endIndex)]
+            guard let qkv = QKV(rawValue: String(port)), case .head(let l, let h)? = Sender(name: String(name[..<open])) else { return nil }
+            self = .head(layer: l, head: h, port: qkv)
+        } else if case .mlp(let l)? = Sender(name: name) {
+            self = .mlp(layer: l)
+        } else {
+            return nil
+        }
+    }
+
+    /// Layer of the receiver (Int.max for `logits`).
     public var layer: Int {
         switch self {
         case .head(let l, _, _), .mlp(let l): return l
         case .logits: return Int.max
+        }
+    }
+
+    /// The node this receiver is an input of (its head or MLP), or nil for `logits`.
+    public var node: Sender? {
+        switch self {
+        case .head(let l, let h, _): return .head(layer: l, head: h)
+        case .mlp(let l): return .mlp(layer: l)
+        case .logits: return nil
         }
     }
 }

@@ -48,11 +48,15 @@ public struct TransformerConfig: Sendable, Equatable {
     public var mlp: MLP
     /// Whether the unembedding is the token embedding matrix.
     public var tiedEmbeddings: Bool
+    /// Whether the MLP reads the stream after attention or beside it; decides the graph's edges.
+    /// The runtime runs sequential blocks only (every architecture we load has them).
+    public var blockLayout: BlockLayout
 
     /// Creates a config; `validate(path:)` checks it.
     public init(
         architecture: String, vocabularySize: Int, contextLength: Int, dModel: Int, layers: Int, heads: Int, kvHeads: Int,
-        headDim: Int, dMLP: Int, norm: Norm, normEps: Float, positions: Positions, mlp: MLP, tiedEmbeddings: Bool
+        headDim: Int, dMLP: Int, norm: Norm, normEps: Float, positions: Positions, mlp: MLP, tiedEmbeddings: Bool,
+        blockLayout: BlockLayout = .sequential
     ) {
         self.architecture = architecture
         self.vocabularySize = vocabularySize
@@ -68,6 +72,7 @@ public struct TransformerConfig: Sendable, Equatable {
         self.positions = positions
         self.mlp = mlp
         self.tiedEmbeddings = tiedEmbeddings
+        self.blockLayout = blockLayout
     }
 
     /// Query heads that share one key/value head.
@@ -86,6 +91,7 @@ public struct TransformerConfig: Sendable, Equatable {
         func fail(_ message: String) -> ModelFileError { ModelFileError(path, "invalid config: \(message)") }
         guard vocabularySize > 0, dModel > 0, layers > 0, heads > 0, kvHeads > 0, headDim > 0, dMLP > 0, contextLength > 0
         else { throw fail("sizes must be positive") }
+        guard blockLayout == .sequential else { throw fail("parallel attention and MLP blocks are not supported yet") }
         guard heads % kvHeads == 0 else { throw fail("\(heads) heads are not a multiple of \(kvHeads) key/value heads") }
         if case .rotary = positions, headDim % 2 != 0 { throw fail("rotary embeddings need an even head size, got \(headDim)") }
     }

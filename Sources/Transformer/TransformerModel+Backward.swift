@@ -23,6 +23,18 @@ public struct ReceiverGradients {
     public func gradient(_ i: Int) -> UnsafePointer<Float> { gradients + i * rows * dModel }
 }
 
+/// How sender gradients leave the shared residual gradient in a run with patched edges.
+///
+/// With edge coefficients α (design §4), a receiver reads `Σ_s (1 − α_{s→r})·current_s + α_{s→r}·corrupt_s`,
+/// so sender s's output gradient is `Σ_r (1 − α_{s→r})·∂M/∂input_r`: the residual gradient (the sum of
+/// every downstream receiver's gradient) minus a correction `Σ_r α_{s→r}·∂M/∂input_r`. The backward pass
+/// asks for that correction just before it backpropagates through sender s; the consumer builds it
+/// from the receiver gradients it has been handed so far.
+public protocol SenderGradientRouting: AnyObject {
+    /// `[T, d]` `Σ_r α_{s→r}·∂M/∂input_r` over the receivers delivered so far, or nil when it is zero.
+    func correction(sender s: Int) -> UnsafePointer<Float>?
+}
+
 extension TransformerModel {
     /// Rows of one delivery of receiver gradients: a block's `3·heads + 2` receivers at this many
     /// rows (about 4 MB on SmolLM2) stay in the caches of the two cores that produce them.
@@ -33,30 +45,40 @@ extension TransformerModel {
     ///
     /// Each receiver has its own copy of the residual stream, normalized on its own: its gradient
     /// flows only through its own path (with grouped-query attention, a query head's `<k>`/`<v>`
-    /// gradient is that head's share of its group's key/value gradient).
+    /// gradient is that head's share of its group's key/value gradient). Receivers that read their
+    /// own input in a patched run (`LayerActivations.ownInputs`) are differentiated at that input.
     ///
-    /// Receivers arrive block by block from the last, in reverse topological order and grouped so
-    /// that a group's upstream senders are (nearly) one prefix: `[logits, m{L−1}, a{L−1}.h{h}<q|k|v>…]`,
-    /// then for each layer l below `[m{l}, a{l}.h{h}<q|k|v> for every head (heads ascending; q, k, v)]`
-    /// — the heads read the same senders as the MLP except their own layer's. Each group comes in
-    /// chunks of `receiverChunkRows` rows, in row order.
+    /// Receivers arrive block by block from the last, in reverse topological order. Without
+    /// `routing` they are grouped so that a group's upstream senders are (nearly) one prefix:
+    /// `[logits, m{L−1}, a{L−1}.h{h}<q|k|v>…]`, then for each layer l below `[m{l}, a{l}.h{h}<q|k|v> for
+    /// every head (heads ascending; q, k, v)]`, each group in chunks of `receiverChunkRows` rows, in row
+    /// order. With `routing`, every receiver a sender reads from is delivered before that sender's
+    /// correction is asked for: `[logits]`, then per layer `[m{l}]` (all rows at once) and the
+    /// layer's attention receivers in chunks.
     ///
     /// - Parameters:
     ///   - pass: a forward pass with kept activations
     ///   - dLogits: `[readout rows, vocab]` gradient of the metric with respect to the logits
+    ///   - routing: per-sender corrections for a run with patched edges, or nil (α = 0: every sender's
+    ///     gradient is the residual gradient)
     ///   - onReceivers: called with each chunk of each group of receiver gradients as it is produced
-    /// - Returns: `[T, d]` gradient with respect to the input embedding
+    /// - Returns: `[T, d]` gradient with respect to the `input` sender (the input embedding)
     @discardableResult
     public func backward(
-        _ pass: ForwardPass, dLogits: UnsafePointer<Float>, onReceivers: (ReceiverGradients) -> Void
+        _ pass: ForwardPass, dLogits: UnsafePointer<Float>, routing: SenderGradientRouting? = nil,
+        onReceivers: (ReceiverGradients) -> Void
     ) -> FloatBuffer {
         precondition(pass.layers.count == config.layers, "backward needs a forward pass run with keepActivations")
-        let c = config, layout = pass.layout, t = layout.rows, d = c.dModel, dh = c.headDim
+        let c = config, g = graph, layout = pass.layout, t = layout.rows, d = c.dModel, dh = c.headDim
         let n = pass.readoutRows.count, plane = t * d
         let attentionReceivers = (0..<c.heads).flatMap { h in QKV.allCases.map { (h, $0) } }
         let chunkRows = min(t, Self.receiverChunkRows)
         // One chunk of a group: `[3·heads + 2, chunkRows, d]`.
         let chunk = FloatBuffer(uninitializedCount: (attentionReceivers.count + 2) * chunkRows * d)
+        /// Hands over one whole-stream receiver's `[T, d]` gradient in one piece (routed runs).
+        func deliver(_ receiver: Receiver, _ gradient: FloatBuffer) {
+            onReceivers(ReceiverGradients(receivers: [receiver], gradients: gradient.pointer, firstRow: 0, rows: t, dModel: d))
+        }
 
         // logits receiver: through the unembedding and the final norm, at the read-out rows.
         let dNormed = FloatBuffer(uninitializedCount: n * d)
@@ -64,10 +86,20 @@ extension TransformerModel {
         let dRows = FloatBuffer(uninitializedCount: n * d)
         normBackward(dRows.pointer, dNormed.pointer, pass.readout.input.pointer, weight: finalNormWeight,
                      pass.readout.mean.pointer, pass.readout.rstd.pointer, n, accumulate: false)
-        let dResid = FloatBuffer(count: plane)  // ∂M/∂(residual stream) at the current point
+        let dResid = FloatBuffer(count: plane)  // Σ of the gradients of the receivers delivered so far
         for (i, r) in pass.readoutRows.enumerated() { axpy(dResid.pointer + r * d, 1, dRows.pointer + i * d, d) }
         let logitsGradient = FloatBuffer(uninitializedCount: plane)  // `[T, d]`, delivered with the last block
         logitsGradient.pointer.update(from: dResid.pointer, count: plane)
+        if routing != nil { deliver(.logits, logitsGradient) }
+
+        // `[T, d]` a sender's output gradient, dResid minus its routing correction.
+        let senderGradient = routing == nil ? nil : FloatBuffer(uninitializedCount: plane)
+        /// The output gradient of sender `s`: dResid itself when nothing is routed away from it.
+        func outputGradient(_ s: Int) -> UnsafePointer<Float> {
+            guard let correction = routing?.correction(sender: s), let out = senderGradient else { return UnsafePointer(dResid.pointer) }
+            for i in 0..<plane { out[i] = dResid[i] - correction[i] }
+            return UnsafePointer(out.pointer)
+        }
 
         let dAct = FloatBuffer(uninitializedCount: t * c.dMLP)
         let dIn = FloatBuffer(uninitializedCount: t * c.mlpInWidth)  // gradient of the MLP's input projection
@@ -78,10 +110,10 @@ extension TransformerModel {
         let dV = FloatBuffer(uninitializedCount: c.heads * t * dh)
 
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            let acts = pass.layers[l], w = blocks[l]
+            let acts = pass.layers[l], w = blocks[l], own = acts.ownInputs
 
             // MLP receiver m{l}, over every row at once (its weights are read once).
-            matmulBackward(dAct.pointer, dResid.pointer, w.wDown.pointer, t, c.dMLP, d, accumulate: false)
+            matmulBackward(dAct.pointer, outputGradient(g.index(of: Sender.mlp(layer: l))), w.wDown.pointer, t, c.dMLP, d, accumulate: false)
             switch c.mlp {
             case .gelu:
                 geluBackward(dIn.pointer, acts.mlpIn.pointer, dAct.pointer, t * c.dMLP, accumulate: false)
@@ -90,19 +122,33 @@ extension TransformerModel {
                                t, c.dMLP, inputStride: c.mlpInWidth, accumulate: false)
             }
             matmulBackward(mlpGradient.pointer, dIn.pointer, w.wIn.pointer, t, d, c.mlpInWidth, accumulate: false)
-            normBackward(mlpGradient.pointer, mlpGradient.pointer, acts.residMid.pointer, weight: w.norm2Weight,
+            normBackward(mlpGradient.pointer, mlpGradient.pointer, own?.mlp?.pointer ?? acts.residMid.pointer, weight: w.norm2Weight,
                          acts.norm2Mean.pointer, acts.norm2Rstd.pointer, t, accumulate: false)
             addSum(dResid.pointer, [mlpGradient.pointer], plane)
+            if routing != nil { deliver(.mlp(layer: l), mlpGradient) }
 
             // Attention: per-head gradients of queries, keys and values over every row.
-            matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d, accumulate: false)
+            if routing == nil {
+                matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d, accumulate: false)
+            } else {
+                for h in 0..<c.heads {
+                    gemm(dZ.pointer + h * dh, ldc: c.qWidth, outputGradient(g.index(of: .head(layer: l, head: h))), lda: d,
+                         transposeA: false, w.wo.pointer + h * dh, ldb: c.qWidth, transposeB: false, accumulate: false, t, dh, d)
+                }
+            }
             func perHead(_ buffer: FloatBuffer) -> [HeadSlice] { (0..<c.heads).map { HeadSlice(buffer.pointer + $0 * t * dh, stride: dh) } }
+            /// Head h's keys or values: its own when its input was replaced, else its group's slice of `qkv`.
+            func kvSlices(_ owned: [FloatBuffer?]?, offset: Int) -> [HeadSlice] {
+                (0..<c.heads).map { h in
+                    if let mine = owned?[h] { return HeadSlice(mine.pointer, stride: dh) }
+                    return HeadSlice(acts.qkv.pointer + offset + (h / c.groupSize) * dh, stride: c.qkvWidth)
+                }
+            }
             Kernels.attentionBackward(
                 perHead(dQ), perHead(dK), perHead(dV),
                 (0..<c.heads).map { HeadSlice(dZ.pointer + $0 * dh, stride: c.qWidth) }, acts.probs.pointer,
                 (0..<c.heads).map { HeadSlice(acts.qkv.pointer + $0 * dh, stride: c.qkvWidth) },
-                (0..<c.heads).map { HeadSlice(acts.qkv.pointer + c.qWidth + ($0 / c.groupSize) * dh, stride: c.qkvWidth) },
-                (0..<c.heads).map { HeadSlice(acts.qkv.pointer + c.qWidth + c.kvWidth + ($0 / c.groupSize) * dh, stride: c.qkvWidth) },
+                kvSlices(own?.keys, offset: c.qWidth), kvSlices(own?.values, offset: c.qWidth + c.kvWidth),
                 layout, scale: 1 / Float(dh).squareRoot(), dh, accumulate: false)
             if let rope {
                 ropeBackward(dQ.pointer, dQ.pointer, rope, (0..<c.heads).flatMap { _ in layout.positions }, ropeStyle,
@@ -111,9 +157,11 @@ extension TransformerModel {
                              c.heads * t, 1, dh, rowStride: dh)
             }
 
-            // The block's group, chunk by chunk: the whole-stream receivers are copied in, and each
-            // attention receiver a{l}.h{h}<q|k|v> is projected, normalized and summed into dResid.
-            let wholeStream: [(Receiver, FloatBuffer)] = (l == c.layers - 1 ? [(.logits, logitsGradient)] : []) + [(.mlp(layer: l), mlpGradient)]
+            // The block's group, chunk by chunk: the whole-stream receivers are copied in (unless they
+            // were delivered already), and each attention receiver a{l}.h{h}<q|k|v> is projected,
+            // normalized and summed into dResid.
+            let wholeStream: [(Receiver, FloatBuffer)] = routing != nil ? []
+                : (l == c.layers - 1 ? [(.logits, logitsGradient)] : []) + [(.mlp(layer: l), mlpGradient)]
             let receivers = wholeStream.map(\.0) + attentionReceivers.map { .head(layer: l, head: $0.0, port: $0.1) }
             for r0 in stride(from: 0, to: t, by: chunkRows) {
                 let rows = min(chunkRows, t - r0), size = rows * d
@@ -131,17 +179,20 @@ extension TransformerModel {
                         case .k: (dK, w.wk, g * dh)
                         case .v: (dV, w.wv, g * dh)
                         }
+                        // The receiver's own input and norm statistics in a patched run, else the block's.
+                        let input = own?.inputs[i]?.pointer ?? acts.residPre.pointer
+                        let mean = own?.mean[i]?.pointer ?? acts.norm1Mean.pointer, rstd = own?.rstd[i]?.pointer ?? acts.norm1Rstd.pointer
                         let out = heads + i * size + b0 * d
                         matmulBackward(out, dX.pointer + (h * t + row0) * dh, weight.pointer + weightRow0 * d, bRows, d, dh,
                                        accumulate: false)
-                        normBackward(out, out, acts.residPre.pointer + row0 * d, weight: w.norm1Weight, acts.norm1Mean.pointer + row0,
-                                     acts.norm1Rstd.pointer + row0, bRows, accumulate: false)
+                        normBackward(out, out, input + row0 * d, weight: w.norm1Weight, mean + row0, rstd + row0, bRows, accumulate: false)
                         axpy(dResid.pointer + row0 * d, 1, out, bRows * d)
                     }
                 }
                 onReceivers(ReceiverGradients(receivers: receivers, gradients: chunk.pointer, firstRow: r0, rows: rows, dModel: d))
             }
         }
+        if let correction = routing?.correction(sender: 0) { axpy(dResid.pointer, -1, correction, plane) }
         return dResid
     }
 
@@ -162,7 +213,17 @@ extension TransformerModel {
             throw ModelInputError("clean and corrupt batches must have the same lengths")
         }
         let a = try embedding(clean), b = try embedding(corrupt)
-        for i in 0..<b.count { b[i] += t * (a[i] - b[i]) }
+        interpolate(b.pointer, corrupt: b.pointer, clean: a.pointer, t: t, b.count)
         return b
     }
+}
+
+/// EAP-IG's interpolation `out = corrupt + t·(clean − corrupt)`, element by element (`out` may be `corrupt`).
+///
+/// - Parameters:
+///   - out, corrupt, clean: `[count]`
+public func interpolate(
+    _ out: UnsafeMutablePointer<Float>, corrupt: UnsafePointer<Float>, clean: UnsafePointer<Float>, t: Float, _ count: Int
+) {
+    for i in 0..<count { out[i] = corrupt[i] + t * (clean[i] - corrupt[i]) }
 }

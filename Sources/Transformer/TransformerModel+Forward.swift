@@ -13,15 +13,30 @@ public struct ReceiverInputs {
     public var k: [UnsafePointer<Float>?]
     /// Per head, the input of its value.
     public var v: [UnsafePointer<Float>?]
-    /// The MLP's input.
-    public var mlp: UnsafePointer<Float>?
 
     /// No replaced inputs, for a model with `heads` heads.
     public init(heads: Int) {
         q = Array(repeating: nil, count: heads)
         k = q
         v = q
-        mlp = nil
+    }
+
+    /// The replaced input of `port` of head `head`.
+    public subscript(head: Int, port: QKV) -> UnsafePointer<Float>? {
+        get {
+            switch port {
+            case .q: return q[head]
+            case .k: return k[head]
+            case .v: return v[head]
+            }
+        }
+        set {
+            switch port {
+            case .q: q[head] = newValue
+            case .k: k[head] = newValue
+            case .v: v[head] = newValue
+            }
+        }
     }
 }
 
@@ -99,9 +114,10 @@ extension TransformerModel {
     /// - Parameters:
     ///   - inputs: receivers whose input differs from `acts.residPre` (edge patching), or nil
     ///   - headOutputs: `[heads, T, d]` to receive every head's output (the `a{l}.h{h}` senders), or nil
+    ///   - keepInputs: keep the replaced inputs and what they gave in `acts.ownInputs` (for the backward pass)
     public func attentionForward(
         layer: Int, _ acts: LayerActivations, layout: SequenceLayout, inputs: ReceiverInputs? = nil,
-        headOutputs: UnsafeMutablePointer<Float>? = nil
+        headOutputs: UnsafeMutablePointer<Float>? = nil, keepInputs: Bool = false
     ) {
         let c = config, w = blocks[layer], t = layout.rows, d = c.dModel, dh = c.headDim
         let qWidth = c.qWidth, stride = c.qkvWidth
@@ -115,11 +131,23 @@ extension TransformerModel {
         var vSlices = (0..<c.heads).map { HeadSlice(v + ($0 / c.groupSize) * dh, stride: stride) }
         // Buffers for heads whose key/value input is their own; kept alive until attention has run.
         var ownKV: [FloatBuffer] = []
+        acts.ownInputs = nil
         if let inputs {
-            let normed = FloatBuffer(uninitializedCount: t * d), mean = FloatBuffer(uninitializedCount: t), rstd = FloatBuffer(uninitializedCount: t)
-            /// Normalizes `x` and projects it with rows `row0 ..< row0 + dh` of `weight` into `out` (row stride `ldc`).
-            func project(_ x: UnsafePointer<Float>, _ weight: FloatBuffer, _ bias: FloatBuffer?, row0: Int,
+            let own = keepInputs ? OwnReceiverInputs(heads: c.heads) : nil
+            acts.ownInputs = own
+            let normed = FloatBuffer(uninitializedCount: t * d)
+            let scratchMean = FloatBuffer(uninitializedCount: t), scratchRstd = FloatBuffer(uninitializedCount: t)
+            /// Normalizes receiver `i`'s input `x` and projects it with rows `row0 ..< row0 + dh` of
+            /// `weight` into `out` (row stride `ldc`).
+            func project(_ x: UnsafePointer<Float>, receiver i: Int, _ weight: FloatBuffer, _ bias: FloatBuffer?, row0: Int,
                          into out: UnsafeMutablePointer<Float>, ldc: Int) {
+                var mean = scratchMean, rstd = scratchRstd
+                if let own {
+                    (mean, rstd) = (FloatBuffer(uninitializedCount: t), FloatBuffer(uninitializedCount: t))
+                    let copy = FloatBuffer(uninitializedCount: t * d)
+                    copy.pointer.update(from: x, count: t * d)
+                    (own.inputs[i], own.mean[i], own.rstd[i]) = (copy, mean, rstd)
+                }
                 normForward(normed.pointer, mean.pointer, rstd.pointer, x, weight: w.norm1Weight, bias: w.norm1Bias, t)
                 gemm(out, ldc: ldc, normed.pointer, lda: d, transposeA: false, weight.pointer + row0 * d, ldb: d,
                      transposeB: true, accumulate: false, t, dh, d)
@@ -127,19 +155,21 @@ extension TransformerModel {
             }
             for h in 0..<c.heads {
                 let g = h / c.groupSize
-                if let x = inputs.q[h] { project(x, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: stride) }
+                if let x = inputs.q[h] { project(x, receiver: 3 * h, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: stride) }
                 if let x = inputs.k[h] {
-                    let own = FloatBuffer(uninitializedCount: t * dh)
-                    project(x, w.wk, w.bk, row0: g * dh, into: own.pointer, ldc: dh)
-                    if let rope { ropeForward(own.pointer, own.pointer, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh) }
-                    ownKV.append(own)
-                    kSlices[h] = HeadSlice(own.pointer, stride: dh)
+                    let keys = FloatBuffer(uninitializedCount: t * dh)
+                    project(x, receiver: 3 * h + 1, w.wk, w.bk, row0: g * dh, into: keys.pointer, ldc: dh)
+                    if let rope { ropeForward(keys.pointer, keys.pointer, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh) }
+                    ownKV.append(keys)
+                    own?.keys[h] = keys
+                    kSlices[h] = HeadSlice(keys.pointer, stride: dh)
                 }
                 if let x = inputs.v[h] {
-                    let own = FloatBuffer(uninitializedCount: t * dh)
-                    project(x, w.wv, w.bv, row0: g * dh, into: own.pointer, ldc: dh)
-                    ownKV.append(own)
-                    vSlices[h] = HeadSlice(own.pointer, stride: dh)
+                    let values = FloatBuffer(uninitializedCount: t * dh)
+                    project(x, receiver: 3 * h + 2, w.wv, w.bv, row0: g * dh, into: values.pointer, ldc: dh)
+                    ownKV.append(values)
+                    own?.values[h] = values
+                    vSlices[h] = HeadSlice(values.pointer, stride: dh)
                 }
             }
         }
@@ -173,11 +203,19 @@ extension TransformerModel {
     ///   - input: `[T, d]` replaced MLP input (edge patching), or nil
     ///   - mlpOut: `[T, d]`
     ///   - residPost: `[T, d]`; may be `acts.residPre` when activations are not kept
+    ///   - keepInput: keep a replaced input in `acts.ownInputs` (for the backward pass)
     public func mlpForward(
         layer: Int, _ acts: LayerActivations, layout: SequenceLayout, input: UnsafePointer<Float>? = nil,
-        mlpOut: UnsafeMutablePointer<Float>, residPost: UnsafeMutablePointer<Float>
+        mlpOut: UnsafeMutablePointer<Float>, residPost: UnsafeMutablePointer<Float>, keepInput: Bool = false
     ) {
         let c = config, w = blocks[layer], t = layout.rows, d = c.dModel
+        if keepInput, let input {
+            let copy = FloatBuffer(uninitializedCount: t * d)
+            copy.pointer.update(from: input, count: t * d)
+            let own = acts.ownInputs ?? OwnReceiverInputs(heads: c.heads)
+            own.mlp = copy
+            acts.ownInputs = own
+        }
         normForward(acts.norm2.pointer, acts.norm2Mean.pointer, acts.norm2Rstd.pointer, input ?? UnsafePointer(acts.residMid.pointer),
                     weight: w.norm2Weight, bias: w.norm2Bias, t)
         matmulForward(acts.mlpIn.pointer, acts.norm2.pointer, w.wIn.pointer, w.bIn?.pointer, t, d, c.mlpInWidth)

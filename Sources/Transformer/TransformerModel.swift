@@ -126,6 +126,8 @@ public final class TransformerModel: Sendable {
     public let source: String
     /// Rotary tables for `contextLength` positions (rotary models only).
     let rope: RoPETable?
+    /// The model's computational graph: sender, receiver and edge numbering.
+    public let graph: CircuitGraph
 
     /// Assembles a model; shapes are assumed checked by the loader.
     public init(
@@ -142,6 +144,7 @@ public final class TransformerModel: Sendable {
         self.unembedding = unembedding
         self.tokenizer = tokenizer
         self.source = source
+        graph = CircuitGraph(config: config)
         if case .rotary(_, let base) = config.positions {
             rope = RoPETable(headDim: config.headDim, positions: config.contextLength, base: base)
         } else {

@@ -16,11 +16,10 @@ final class ForwardReferenceTests: XCTestCase {
             XCTAssertLessThanOrEqual(error, 1e-4, "\(name) \(run) logits differ from HF by \(error)")
             if let senders = pass.senders {
                 let c = model.config, plane = pass.layout.rows * c.dModel
-                var names = [Sender.input]
-                for l in 0..<c.layers { names += (0..<c.heads).map { .head(layer: l, head: $0) } + [.mlp(layer: l)] }
-                XCTAssertEqual(names.count, model.senderCount)
-                for s in names {
-                    let start = s.index(heads: c.heads) * plane
+                let names = try reference.json("senders", as: [String].self)
+                XCTAssertEqual(names, model.graph.senders.map(\.name))
+                for s in model.graph.senders {
+                    let start = model.graph.index(of: s) * plane
                     let ours = Array(UnsafeBufferPointer(start: senders.pointer + start, count: plane))
                     let error = maxAbsDifference(ours, try reference.packed("sender.\(s.name)", layout: pass.layout))
                     XCTAssertLessThanOrEqual(error, 1e-4, "\(name) sender \(s.name) differs by \(error)")

@@ -1,0 +1,120 @@
+import Circuits
+import Kernels
+import TestSupport
+import Transformer
+import XCTest
+
+/// The gradient of a run under an edge mask α (design §4): against PyTorch autograd of a masked model
+/// (`Tests/Fixtures/generate_masked.py`), against central finite differences of the patched metric,
+/// and at α = 0 against EAP.
+final class MaskedGradientTests: XCTestCase {
+    private let masks = ["dense", "sparse"]
+
+    /// The tiny model, its masked reference and its prompt pairs.
+    private func fixture(_ name: String) throws -> (TransformerModel, ReferenceFile, PairBatch) {
+        let model = try TransformerModel.load(contentsOf: Fixtures.url(name))
+        let reference = try ReferenceFile("masked-\(name)")
+        let pairs = PairBatch(clean: try reference.batch("clean_tokens"), corrupt: try reference.batch("corrupt_tokens"),
+                              correct: try reference.json("correct"), incorrect: try reference.json("incorrect"))
+        XCTAssertEqual(try reference.json("edges", as: [String].self), (0..<model.graph.edgeCount).map { model.graph.edge($0).name },
+                       "\(name): the reference's edge order differs from CircuitGraph's")
+        return (model, reference, pairs)
+    }
+
+    /// Largest |a − b| relative to the reference's largest |value|.
+    private func scaledError(_ a: [Float], _ reference: [Float]) -> Float {
+        maxAbsDifference(a, reference) / max(reference.map(abs).max() ?? 0, 1e-12)
+    }
+
+    /// ∂M/∂α, ∂M/∂input and M under dense and sparse masks equal PyTorch's autograd of the masked model.
+    func testMaskedGradientMatchesAutograd() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, reference, pairs) = try fixture(name)
+            let values: [String: [String: Double]] = try reference.json("values")
+            for maskName in masks {
+                let mask = EdgeMask(alpha: try reference.tensor("alpha.\(maskName)"))
+                for metric in Metric.allCases {
+                    let label = "\(name) \(maskName) \(metric.rawValue)"
+                    // Two chunks, so the sum over chunks and the packing of input rows are tested too.
+                    let g = try EdgeAttribution.gradient(model: model, pairs: pairs, metric: metric, mask: mask,
+                                                         chunkSize: (pairs.count + 1) / 2, inputGradient: true)
+                    XCTAssertEqual(g.metric, try XCTUnwrap(values[maskName]?[metric.rawValue]), accuracy: 1e-4, label)
+                    let edges = try reference.tensor("grad_alpha.\(maskName).\(metric.rawValue)")
+                    XCTAssertLessThanOrEqual(scaledError(g.edges, edges), 2e-4, "\(label): ∂M/∂α")
+                    let layout = SequenceLayout(lengths: pairs.clean.map(\.count))
+                    let input = try reference.packed("grad_input.\(maskName).\(metric.rawValue)", layout: layout)
+                    XCTAssertLessThanOrEqual(scaledError(try XCTUnwrap(g.input).array, input), 2e-4, "\(label): ∂M/∂input")
+                }
+            }
+        }
+    }
+
+    /// At α = 0 the masked gradient is EAP's score, and both equal the reference's α = 0 autograd.
+    func testZeroMaskGradientIsEAP() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, reference, pairs) = try fixture(name)
+            let eap = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff)
+            let zero = try EdgeAttribution.gradient(model: model, pairs: pairs, metric: .logitDiff, mask: EdgeMask(graph: model.graph))
+            XCTAssertLessThanOrEqual(maxAbsDifference(zero.edges, eap), 1e-5, name)
+            XCTAssertLessThanOrEqual(scaledError(eap, try reference.tensor("grad_alpha.zero.logit_diff")), 1e-4, name)
+        }
+    }
+
+    /// ∂M/∂α at a mask inside (0, 1) against central differences of the patched metric (the patching
+    /// engine, an independent path through the model).
+    func testMaskedGradientMatchesFiniteDifferences() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, reference, pairs) = try fixture(name)
+            let mask = EdgeMask(alpha: try reference.tensor("alpha.dense"))
+            for metric in [Metric.logitDiff, .kl] {
+                let experiment = try Experiment(model: model, pairs: pairs, metric: metric)
+                let g = try EdgeAttribution.gradient(model: model, pairs: pairs, metric: metric, mask: mask)
+                XCTAssertEqual(g.metric, experiment.evaluate(mask), accuracy: 1e-4, "\(name) \(metric.rawValue): metric under the mask")
+                let scale = Double(g.edges.map(abs).max()!)
+                let graph = model.graph
+                for e in [0, 5, 17, 40, 63, graph.edgeCount - 9, graph.edgeCount - 1] {
+                    /// Central difference with step h.
+                    func derivative(_ h: Float) -> Double {
+                        var shifted = mask
+                        shifted[e] += h
+                        let plus = experiment.evaluate(shifted)
+                        shifted[e] -= 2 * h
+                        return (plus - experiment.evaluate(shifted)) / (2 * Double(h))
+                    }
+                    // Richardson extrapolation cancels the h² error term of the central difference.
+                    let numeric = (4 * derivative(0.01) - derivative(0.02)) / 3
+                    XCTAssertEqual(Double(g.edges[e]), numeric, accuracy: 2e-3 * scale, "\(name) \(metric.rawValue) \(graph.edge(e).name)")
+                }
+            }
+        }
+    }
+
+    /// EAP-IG interpolates embeddings, which mean and zero ablation do not define: refused with a reason.
+    func testIntegratedGradientsRefuseMeanAndZeroAblation() throws {
+        let (model, _, pairs) = try fixture("tiny-llama")
+        for ablation in [Ablation.mean, .zero] {
+            XCTAssertThrowsError(try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, ablation: ablation,
+                                                            integratedGradientSteps: 2)) { error in
+                XCTAssertTrue("\(error)".contains("resample"), "\(error)")
+            }
+        }
+    }
+
+    /// EAP with mean ablation is ∂M/∂α at 0 of the mean-ablated patched metric (design §4, §6).
+    func testEAPWithMeanAblationEqualsFiniteDifference() throws {
+        let (model, _, pairs) = try fixture("tiny-gpt2")
+        for ablation in [Ablation.mean, .zero] {
+            let scores = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, ablation: ablation)
+            let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff, ablation: ablation)
+            let scale = Double(scores.map(abs).max()!)
+            for e in [1, 9, 33, 70, model.graph.edgeCount - 2] {
+                var mask = EdgeMask(graph: model.graph)
+                mask[e] = 0.01
+                let plus = experiment.evaluate(mask)
+                mask[e] = -0.01
+                let numeric = (plus - experiment.evaluate(mask)) / 0.02
+                XCTAssertEqual(Double(scores[e]), numeric, accuracy: 2e-3 * scale, "\(ablation.rawValue) \(model.graph.edge(e).name)")
+            }
+        }
+    }
+}
