@@ -1,7 +1,9 @@
 import Transformer
 
+// Choosing a circuit from edge scores, pruning it, and measuring its faithfulness (design §7).
+
 /// How a circuit is chosen from edge scores (design §7). Selection ranks edges by |score|.
-public enum Selection: Sendable, Equatable {
+public enum Selection: Sendable, Equatable, CustomStringConvertible {
     /// The `n` edges with the largest |score|.
     case topN(Int)
     /// Every edge with |score| ≥ the threshold.
@@ -9,6 +11,15 @@ public enum Selection: Sendable, Equatable {
     /// From `logits` backwards: repeatedly add the largest-|score| edge into a node already in the
     /// circuit (or into `logits`), until `n` edges.
     case greedy(Int)
+
+    /// How the edges were chosen, for records: `top 200`, `greedy 200`, `|score| ≥ 0.01`.
+    public var description: String {
+        switch self {
+        case .topN(let n): return "top \(n)"
+        case .threshold(let t): return "|score| ≥ \(t)"
+        case .greedy(let n): return "greedy \(n)"
+        }
+    }
 
     /// Dense indices of the chosen edges, before pruning.
     public func select(_ scores: [Float], graph: CircuitGraph) -> [Int] {
@@ -123,5 +134,59 @@ extension CircuitGraph {
             guard let node = edge.receiver.node else { return true }
             return reaches[index(of: node)] && reached[index(of: node)]
         }.sorted()
+    }
+}
+
+/// Faithfulness of one circuit size, for curves.
+public struct FaithfulnessPoint: Codable, Sendable, Equatable {
+    /// Edges asked for (top-n).
+    public var requested: Int
+    /// Edges left after pruning.
+    public var edges: Int
+    /// Metric with only those edges clean.
+    public var metric: Double
+    public var faithfulness: Double
+}
+
+extension Experiment {
+    /// Metric and faithfulness with only `edges` clean.
+    public func evaluate(circuit edges: [Int]) -> (metric: Double, faithfulness: Double) {
+        let value = evaluate(EdgeMask(graph: graph, keeping: edges))
+        return (value, faithfulness(of: value))
+    }
+
+    /// Faithfulness of the pruned top-n circuit for each n in `sizes` (design §7).
+    public func faithfulnessCurve(scores: [Float], sizes: [Int]) -> [FaithfulnessPoint] {
+        let ranked = Selection.ranked(scores)
+        return sizes.map { n in
+            let edges = graph.pruned(ranked.prefix(min(n, ranked.count)))
+            let (value, f) = evaluate(circuit: edges)
+            return FaithfulnessPoint(requested: n, edges: edges.count, metric: value, faithfulness: f)
+        }
+    }
+
+    /// The smallest top-n (pruned) circuit whose faithfulness reaches `target`, found by bisection on n.
+    ///
+    /// Faithfulness need not grow monotonically with n; bisection finds an n where it crosses the target.
+    public func smallestCircuit(scores: [Float], target: Double) -> (requested: Int, edges: [Int], point: FaithfulnessPoint) {
+        let ranked = Selection.ranked(scores)
+        func point(_ n: Int) -> (edges: [Int], point: FaithfulnessPoint) {
+            let edges = graph.pruned(ranked.prefix(n))
+            let (value, f) = evaluate(circuit: edges)
+            return (edges, FaithfulnessPoint(requested: n, edges: edges.count, metric: value, faithfulness: f))
+        }
+        var lo = 0, hi = ranked.count
+        var best = point(hi)
+        while hi - lo > 1 {
+            let mid = (lo + hi) / 2
+            let candidate = point(mid)
+            if candidate.point.faithfulness >= target {
+                hi = mid
+                best = candidate
+            } else {
+                lo = mid
+            }
+        }
+        return (hi, best.edges, best.point)
     }
 }

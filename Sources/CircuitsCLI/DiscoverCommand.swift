@@ -29,112 +29,63 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "json", value: nil, help: "print the circuit JSON on stdout instead of the text report"),
     ]
 
-    enum Method: String { case eap, eapIG = "eap-ig", exact, acdc }
-
     static func run(_ options: ParsedOptions) throws -> Int32 {
         guard options.positionals.isEmpty else { throw UsageError(description: "unexpected argument '\(options.positionals[0])'") }
         let methodName = options.string("method") ?? "eap-ig"
-        guard let method = Method(rawValue: methodName) else { throw UsageError(description: "unknown --method '\(methodName)' (eap-ig, eap, exact, acdc)") }
         let steps = try options.int("steps", default: 5, in: 1...1000)!
         let tau = try options.double("tau", default: 0.01, in: 0...Double.infinity)!
         let chunkSize = try options.int("chunk-size", default: 32, in: 1...100_000)!
         let top = try options.int("top", default: 15, in: 0...100_000)!
         let selectionChoices = ["edges", "threshold", "target-faithfulness"].filter { options.string($0) != nil }
         guard selectionChoices.count <= 1 else { throw UsageError(description: "give only one of --edges, --threshold, --target-faithfulness") }
-        if method == .acdc, !selectionChoices.isEmpty { throw UsageError(description: "acdc chooses its circuit with --tau; --\(selectionChoices[0]) does not apply") }
-        if options.string("resume") != nil, method != .acdc { throw UsageError(description: "--resume only applies to --method acdc") }
+        if methodName == "acdc", !selectionChoices.isEmpty { throw UsageError(description: "acdc chooses its circuit with --tau; --\(selectionChoices[0]) does not apply") }
+        if options.string("resume") != nil, methodName != "acdc" { throw UsageError(description: "--resume only applies to --method acdc") }
         let edgesWanted = try options.int("edges", default: 200, in: 1...Int.max)!
-        let threshold = try options.double("threshold", in: 0...Double.infinity)
-        let target = try options.double("target-faithfulness", in: -10...10)
+        let choice: CircuitChoice
+        if let target = try options.double("target-faithfulness", in: -10...10) {
+            choice = .targetFaithfulness(target)
+        } else if let threshold = try options.double("threshold", in: 0...Double.infinity) {
+            choice = .selection(.threshold(threshold))
+        } else {
+            choice = .selection(options.flag("greedy") ? .greedy(edgesWanted) : .topN(edgesWanted))
+        }
         let outDirectory = URL(fileURLWithPath: options.string("out") ?? "Graphs")
+        let resume = try options.string("resume").map { path -> ACDC.State in
+            guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError(path, "cannot read ACDC state") }
+            do { return try JSONDecoder().decode(ACDC.State.self, from: data) } catch {
+                throw ModelFileError(path, "not an ACDC state file")
+            }
+        }
+        guard ["eap-ig", "eap", "exact", "acdc"].contains(methodName) else {
+            throw UsageError(description: "unknown --method '\(methodName)' (eap-ig, eap, exact, acdc)")
+        }
 
         let model = try loadModel(options.string("model"))
         let tokenizer = try requireTokenizer(model)
         let loaded = try loadPairs(options, tokenizer: tokenizer)
         let metric = try metricOption(options, default: loaded.defaultMetric)
         let ablation = try ablationOption(options)
-        let pairs = loaded.batch
         let outName = options.string("name") ?? loaded.source.replacingOccurrences(of: ".", with: "-")
         for line in loaded.notes { note(line) }
-        note("\(pairs.count) pairs of \(loaded.source), metric \(metric.rawValue), ablation \(ablation.rawValue)")
-        if method == .eap && metric == .kl {
-            note("warning: at α = 0 the gradient of kl is zero, so EAP scores every edge 0; use --method eap-ig for kl")
-        }
+        note("\(loaded.batch.count) pairs of \(loaded.source), metric \(metric.rawValue), ablation \(ablation.rawValue)")
 
-        // Score edges (EAP runs before the patching engine exists, so its memory stays small).
-        let scoringStart = Date()
-        var scores: [Float]
-        var experiment: Experiment?
-        var selectionText: String
-        var acdcKept: [Int]?
-        switch method {
-        case .eap, .eapIG:
-            scores = try EdgeAttribution.scores(
-                model: model, pairs: pairs, metric: metric, ablation: ablation,
-                integratedGradientSteps: method == .eapIG ? steps : nil, chunkSize: chunkSize
-            ) { done, total in note("\(method.rawValue): chunk \(done)/\(total), \(String(format: "%.1f", elapsed(since: scoringStart))) s") }
-            selectionText = ""
-        case .exact:
-            let e = try makeExperiment(model, pairs, metric, ablation)
-            experiment = e
-            note("exact patching: one forward pass per edge, \(e.graph.edgeCount) edges")
-            scores = ExactPatching.allScores(e) { done, total in
-                if done % 500 == 0 || done == total { note("exact: \(done)/\(total) edges, \(String(format: "%.0f", elapsed(since: scoringStart))) s") }
-            }
-            selectionText = ""
-        case .acdc:
-            let e = try makeExperiment(model, pairs, metric, ablation)
-            experiment = e
+        let method: DiscoveryMethod
+        switch methodName {
+        case "eap": method = EAPMethod(steps: nil, chunkSize: chunkSize)
+        case "eap-ig": method = EAPMethod(steps: steps, chunkSize: chunkSize)
+        case "exact": method = ExactMethod()
+        default:
             let stateURL = outDirectory.appendingPathComponent("\(outName).acdc-state.json")
-            let resume = try options.string("resume").map { path -> ACDC.State in
-                guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError(path, "cannot read ACDC state") }
-                do { return try JSONDecoder().decode(ACDC.State.self, from: data) } catch {
-                    throw ModelFileError(path, "not an ACDC state file")
-                }
-            }
-            let acdc = try ACDC(e, tau: tau, resume: resume)
             try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
-            let kept = acdc.run { state, progress in
-                note("acdc: \(progress.receiver.name) done (\(progress.receiversDone)/\(progress.receiverCount) receivers), "
-                     + "\(progress.edgesTried) edges tried, \(progress.edgesRemoved) removed, \(String(format: "%.0f", progress.seconds)) s")
+            method = ACDCMethod(tau: tau, resume: resume) { state, _ in
                 if let data = try? JSONEncoder().encode(state) { try? data.write(to: stateURL, options: .atomic) }
             }
-            acdcKept = kept
-            scores = [Float](repeating: 0, count: e.graph.edgeCount)
-            for (edge, effect) in acdc.state.keptEffects { scores[edge] = effect }
-            selectionText = "acdc tau \(acdc.state.tau)"
         }
-        let scoringSeconds = elapsed(since: scoringStart)
-        note(String(format: "scored %d edges in %.1f s", scores.count, scoringSeconds))
-
-        // Select, prune and evaluate.
-        let e = try experiment ?? makeExperiment(model, pairs, metric, ablation)
-        let g = e.graph
-        var circuitEdges: [Int]
-        if let kept = acdcKept {
-            circuitEdges = g.pruned(kept)
-        } else if let target {
-            note("bisecting for faithfulness ≥ \(target)…")
-            let found = e.smallestCircuit(scores: scores, target: target)
-            circuitEdges = found.edges
-            selectionText = "target faithfulness \(target) (top \(found.requested))"
-        } else if let threshold {
-            circuitEdges = g.pruned(Selection.threshold(threshold).select(scores, graph: g))
-            selectionText = "|score| ≥ \(threshold)"
-        } else {
-            let greedy = options.flag("greedy")
-            circuitEdges = g.pruned((greedy ? Selection.greedy(edgesWanted) : .topN(edgesWanted)).select(scores, graph: g))
-            selectionText = "\(greedy ? "greedy" : "top") \(edgesWanted)"
-        }
-        let (circuitMetric, faithfulness) = e.evaluate(circuit: circuitEdges)
-        let ranked = circuitEdges.sorted { abs(scores[$0]) > abs(scores[$1]) }
-        let circuit = Circuit(
-            model: model.source, task: loaded.source, method: method.rawValue, metric: metric,
-            ablation: ablation, pairs: pairs.count, selection: selectionText, cleanMetric: e.cleanMetric,
-            corruptMetric: e.corruptMetric, circuitMetric: circuitMetric, faithfulness: faithfulness,
-            graphEdges: g.edgeCount, edges: ranked.map { Circuit.EdgeRecord(g.edge($0), score: scores[$0]) })
-        let curve = options.flag("curve") && method != .acdc
-            ? e.faithfulnessCurve(scores: scores, sizes: [50, 100, 200, 500, 1000, 2000]) : []
+        let setup = DiscoverySetup(model: model, pairs: loaded.batch, source: loaded.source, metric: metric, ablation: ablation,
+                                   progress: note)
+        let result = try Discovery.run(method, on: setup, choice: choice,
+                                       curveSizes: options.flag("curve") ? [50, 100, 200, 500, 1000, 2000] : [], progress: note)
+        let circuit = result.circuit
 
         let written = try writeOutputs(circuit, directory: outDirectory, name: outName)
         if options.flag("json") {
@@ -143,17 +94,22 @@ enum DiscoverCommand: Subcommand {
             return 0
         }
         let m = metric.rawValue
+        let details = method.details.isEmpty ? "" : " (\(method.details))"
         print("model         \(describe(model))")
-        print("task          \(loaded.source), \(pairs.count) pairs, metric \(m), ablation \(ablation.rawValue)")
-        print("method        \(method.rawValue)\(method == .eapIG ? " (\(steps) steps)" : ""), \(g.edgeCount) edges scored in \(String(format: "%.1f", scoringSeconds)) s")
-        print(String(format: "clean %@     %.4f", m, e.cleanMetric))
-        print(String(format: "corrupt %@   %.4f", m, e.corruptMetric))
-        print("circuit       \(circuit.edges.count) edges (\(selectionText), pruned)")
-        print(String(format: "circuit %@   %.4f", m, circuitMetric))
-        print(String(format: "faithfulness  %.4f", faithfulness))
-        if !curve.isEmpty {
+        print("task          \(loaded.source), \(loaded.batch.count) pairs, metric \(m), ablation \(ablation.rawValue)")
+        if result.scores != nil {
+            print("method        \(method.name)\(details), \(circuit.graphEdges) edges scored in \(String(format: "%.1f", result.methodSeconds)) s")
+        } else {
+            print("method        \(method.name)\(details), \(String(format: "%.1f", result.methodSeconds)) s")
+        }
+        print(String(format: "clean %@     %.4f", m, circuit.cleanMetric))
+        print(String(format: "corrupt %@   %.4f", m, circuit.corruptMetric))
+        print("circuit       \(circuit.edges.count) edges (\(circuit.selection), pruned)")
+        print(String(format: "circuit %@   %.4f", m, circuit.circuitMetric))
+        print(String(format: "faithfulness  %.4f", circuit.faithfulness))
+        if !result.curve.isEmpty {
             print("faithfulness curve (top n → edges after pruning: faithfulness):")
-            for p in curve { print(String(format: "  %6d → %6d: %.4f", p.requested, p.edges, p.faithfulness)) }
+            for p in result.curve { print(String(format: "  %6d → %6d: %.4f", p.requested, p.edges, p.faithfulness)) }
         }
         if top > 0 {
             print("top edges:")
@@ -163,15 +119,6 @@ enum DiscoverCommand: Subcommand {
         }
         print("wrote " + written.map(\.path).joined(separator: ", "))
         return 0
-    }
-
-    /// The experiment (clean and corrupted runs, baselines), with progress on stderr.
-    static func makeExperiment(_ model: TransformerModel, _ pairs: PairBatch, _ metric: Metric, _ ablation: Ablation) throws -> Experiment {
-        let start = Date()
-        let e = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation)
-        note(String(format: "clean and corrupted runs in %.1f s: clean %@ %.4f, corrupt %.4f", elapsed(since: start),
-                    metric.rawValue, e.cleanMetric, e.corruptMetric))
-        return e
     }
 }
 

@@ -73,6 +73,3 @@ func requireTokenizer(_ model: TransformerModel) throws -> Tokenizer {
     guard let tokenizer = model.tokenizer else { throw ModelFileError(model.source, "the model files carry no tokenizer") }
     return tokenizer
 }
-
-/// Seconds since `start`.
-func elapsed(since start: Date) -> Double { Date().timeIntervalSince(start) }

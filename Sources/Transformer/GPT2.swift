@@ -79,3 +79,14 @@ extension TransformerModel {
             unembedding: wte, tokenizer: tokenizer, source: source)
     }
 }
+
+extension Architecture {
+    /// GPT-2 from an HF directory (no GGUF form).
+    static let gpt2 = Architecture(
+        modelType: "gpt2", ggufName: nil,
+        loadDirectory: { config, path, weights, tokenizer, source in
+            try TransformerModel.loadGPT2(config: decodeConfig(GPT2Config.self, from: config, path: path), weights: weights,
+                                          tokenizer: tokenizer, source: source)
+        },
+        loadGGUF: nil)
+}

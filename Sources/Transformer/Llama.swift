@@ -199,3 +199,14 @@ private struct LlamaTensorNames {
     let unembedding: String
     let block: (Int, Part) -> String
 }
+
+extension Architecture {
+    /// Llama from an HF directory (`LlamaForCausalLM`) or a GGUF file.
+    static let llama = Architecture(
+        modelType: "llama", ggufName: "llama",
+        loadDirectory: { config, path, weights, tokenizer, source in
+            try TransformerModel.loadLlama(config: decodeConfig(LlamaConfig.self, from: config, path: path), weights: weights,
+                                           tokenizer: tokenizer, source: source)
+        },
+        loadGGUF: { file, source in try TransformerModel.loadLlama(gguf: file, source: source) })
+}

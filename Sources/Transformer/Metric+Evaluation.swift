@@ -29,8 +29,6 @@ public struct MetricTargets: Sendable {
 public struct MetricValue: Sendable {
     /// Mean over examples.
     public let mean: Double
-    /// One value per example.
-    public let perExample: [Double]
 }
 
 extension Metric {
@@ -87,7 +85,7 @@ extension Metric {
                 }
             }
         } }
-        return MetricValue(mean: values.reduce(0, +) * scale, perExample: values)
+        return MetricValue(mean: values.reduce(0, +) * scale)
     }
 }
 

@@ -103,7 +103,13 @@ extension TransformerModel {
             guard url.pathExtension.lowercased() == "gguf" else {
                 throw ModelFileError(url.path, "not a model: expected a .gguf file or an HF model directory")
             }
-            return try loadLlama(gguf: GGUFFile(contentsOf: url), source: source)
+            let file = try GGUFFile(contentsOf: url)
+            let name = file.metadata["general.architecture"]?.stringValue ?? "(none)"
+            guard let load = Architecture.gguf(named: name)?.loadGGUF else {
+                let supported = Architecture.all.filter { $0.loadGGUF != nil }.compactMap(\.ggufName).joined(separator: ", ")
+                throw ModelFileError(url.path, "unsupported GGUF architecture '\(name)' (supported: \(supported))")
+            }
+            return try load(file, source)
         }
         let configURL = url.appendingPathComponent("config.json")
         guard let data = FileManager.default.contents(atPath: configURL.path) else {
@@ -116,18 +122,13 @@ extension TransformerModel {
         } catch {
             throw ModelFileError(configURL.path, "not valid JSON")
         }
+        guard let architecture = Architecture.directory(modelType: modelType) else {
+            let supported = Architecture.all.map(\.modelType).joined(separator: ", ")
+            throw ModelFileError(configURL.path, "unsupported model_type '\(modelType)' (supported: \(supported))")
+        }
         let weights = try openWeights(directory: url)
         let tokenizer = try loadTokenizer(directory: url)
-        func decode<T: Decodable>(_ type: T.Type) throws -> T {
-            do { return try JSONDecoder().decode(T.self, from: data) } catch {
-                throw ModelFileError(configURL.path, "invalid config: \(describe(error))")
-            }
-        }
-        switch modelType {
-        case "gpt2": return try loadGPT2(config: decode(GPT2Config.self), weights: weights, tokenizer: tokenizer, source: source)
-        case "llama": return try loadLlama(config: decode(LlamaConfig.self), weights: weights, tokenizer: tokenizer, source: source)
-        default: throw ModelFileError(configURL.path, "unsupported model_type '\(modelType)' (supported: gpt2, llama)")
-        }
+        return try architecture.loadDirectory(data, configURL.path, weights, tokenizer, source)
     }
 
     /// The safetensors weights of an HF directory: `model.safetensors` or the shards its index lists.

@@ -1,0 +1,78 @@
+import Foundation
+import Transformer
+
+/// How the pipeline picks a circuit from edge scores.
+public enum CircuitChoice: Sendable, Equatable {
+    /// Top-n, threshold or greedy selection.
+    case selection(Selection)
+    /// The smallest top-n circuit whose faithfulness reaches the target (bisection on n).
+    case targetFaithfulness(Double)
+}
+
+/// The discovery pipeline (design §6–§8): run a method, choose a circuit from its scores (or take
+/// the circuit it chose), prune it, measure its faithfulness and make its record.
+///
+/// The patching experiment is built once by the setup and shared by the method, the selection and
+/// the evaluation; a method that does not need it (EAP, EAP-IG) runs before it exists, so its
+/// memory peak stays its own.
+public enum Discovery {
+    /// A discovered circuit and what was measured on the way.
+    public struct Result {
+        /// The circuit's record, as `circuits evaluate` loads it.
+        public var circuit: Circuit
+        /// Every edge's score, when the method scored edges.
+        public var scores: [Float]?
+        /// Seconds the method took.
+        public var methodSeconds: Double
+        /// Faithfulness of the pruned top-n circuits at the requested curve sizes.
+        public var curve: [FaithfulnessPoint]
+    }
+
+    /// Runs `method` on `setup` and makes the circuit.
+    ///
+    /// - Parameters:
+    ///   - choice: how to choose a circuit from scores (ignored when the method chooses its own)
+    ///   - curveSizes: top-n sizes to measure a faithfulness curve at (methods that score edges only)
+    public static func run(
+        _ method: DiscoveryMethod, on setup: DiscoverySetup, choice: CircuitChoice, curveSizes: [Int] = [],
+        progress: ProgressNote? = nil
+    ) throws -> Result {
+        let start = Date()
+        let output = try method.run(setup, progress: progress)
+        let methodSeconds = Date().timeIntervalSince(start)
+        let experiment = try setup.experiment()
+        let graph = experiment.graph
+        let edges: [Int], selection: String, score: (Int) -> Float
+        var scores: [Float]?, curve: [FaithfulnessPoint] = []
+        switch output {
+        case .circuit(let kept, let measured, let text):
+            progress?(String(format: "%@ chose %d edges in %.1f s", method.name, kept.count, methodSeconds))
+            edges = graph.pruned(kept)
+            selection = text
+            score = { measured[$0] ?? 0 }
+        case .scores(let all):
+            progress?(String(format: "scored %d edges in %.1f s", all.count, methodSeconds))
+            scores = all
+            score = { all[$0] }
+            switch choice {
+            case .selection(let rule):
+                edges = graph.pruned(rule.select(all, graph: graph))
+                selection = rule.description
+            case .targetFaithfulness(let target):
+                progress?("bisecting for faithfulness ≥ \(target)…")
+                let found = experiment.smallestCircuit(scores: all, target: target)
+                edges = found.edges
+                selection = "target faithfulness \(target) (top \(found.requested))"
+            }
+            curve = experiment.faithfulnessCurve(scores: all, sizes: curveSizes)
+        }
+        let (circuitMetric, faithfulness) = experiment.evaluate(circuit: edges)
+        let ranked = edges.sorted { abs(score($0)) > abs(score($1)) }
+        let circuit = Circuit(
+            model: setup.model.source, task: setup.source, method: method.name, metric: setup.metric, ablation: setup.ablation,
+            pairs: setup.pairs.count, selection: selection, cleanMetric: experiment.cleanMetric, corruptMetric: experiment.corruptMetric,
+            circuitMetric: circuitMetric, faithfulness: faithfulness, graphEdges: graph.edgeCount,
+            edges: ranked.map { Circuit.EdgeRecord(graph.edge($0), score: score($0)) })
+        return Result(circuit: circuit, scores: scores, methodSeconds: methodSeconds, curve: curve)
+    }
+}

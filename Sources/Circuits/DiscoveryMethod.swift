@@ -1,0 +1,148 @@
+import Foundation
+import Transformer
+
+/// A line of progress for the user (the command line prints it on stderr).
+public typealias ProgressNote = (String) -> Void
+
+/// What every discovery method shares: the model, the prompt pairs, the metric and the ablation,
+/// and the patching experiment over all pairs, built on first use and then shared by scoring,
+/// selection and evaluation.
+public final class DiscoverySetup {
+    public let model: TransformerModel
+    public let pairs: PairBatch
+    /// Task name or data file the pairs came from, for records.
+    public let source: String
+    public let metric: Metric
+    public let ablation: Ablation
+    private var cached: Experiment?
+    /// Told when the experiment is built and how long it took.
+    private let progress: ProgressNote?
+
+    /// A setup; nothing runs until a method or the evaluation asks for the experiment.
+    public init(model: TransformerModel, pairs: PairBatch, source: String, metric: Metric, ablation: Ablation = .resample,
+                progress: ProgressNote? = nil) {
+        self.model = model
+        self.pairs = pairs
+        self.source = source
+        self.metric = metric
+        self.ablation = ablation
+        self.progress = progress
+    }
+
+    /// The clean and corrupted runs of every pair and the metric's baselines, built once.
+    public func experiment() throws -> Experiment {
+        if let cached { return cached }
+        let start = Date()
+        let built = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation)
+        progress?(String(format: "clean and corrupted runs in %.1f s: clean %@ %.4f, corrupt %.4f", Date().timeIntervalSince(start),
+                         metric.rawValue, built.cleanMetric, built.corruptMetric))
+        cached = built
+        return built
+    }
+}
+
+/// What a method gives: a score for every edge (a circuit is then selected from them), or a
+/// circuit it chose itself with a score for each of its edges.
+public enum MethodOutput {
+    /// `[edges]` scores in `CircuitGraph` edge order: the estimated change of the metric when the
+    /// edge is corrupted.
+    case scores([Float])
+    /// Edges the method kept (before pruning), each with the score it measured, and how they were chosen.
+    case circuit(edges: [Int], scores: [Int: Float], selection: String)
+}
+
+/// A circuit-discovery method (design §6): exact patching, EAP, EAP-IG, ACDC, and those to come.
+public protocol DiscoveryMethod {
+    /// Command-line and record name: `exact`, `eap`, `eap-ig`, `acdc`.
+    var name: String { get }
+    /// Its options in words for reports (`5 steps`), or empty.
+    var details: String { get }
+    /// Scores the setup's edges or chooses a circuit.
+    func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput
+}
+
+/// EAP (`steps` nil) or EAP-IG: gradient attribution at α = 0, pairs in chunks.
+public struct EAPMethod: DiscoveryMethod {
+    /// EAP-IG's interpolation points, or nil for EAP.
+    public var steps: Int?
+    /// Pairs per forward/backward chunk.
+    public var chunkSize: Int
+
+    /// EAP (`steps` nil) or EAP-IG with `steps` points.
+    public init(steps: Int? = nil, chunkSize: Int = 32) {
+        self.steps = steps
+        self.chunkSize = chunkSize
+    }
+
+    public var name: String { steps == nil ? "eap" : "eap-ig" }
+    public var details: String { steps.map { "\($0) steps" } ?? "" }
+
+    public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
+        if steps == nil && setup.metric == .kl {
+            progress?("warning: at α = 0 the gradient of kl is zero, so EAP scores every edge 0; use eap-ig for kl")
+        }
+        let start = Date()
+        return .scores(try EdgeAttribution.scores(
+            model: setup.model, pairs: setup.pairs, metric: setup.metric, ablation: setup.ablation,
+            integratedGradientSteps: steps, chunkSize: chunkSize
+        ) { done, total in progress?(String(format: "%@: chunk %d/%d, %.1f s", name, done, total, Date().timeIntervalSince(start))) })
+    }
+}
+
+/// Exact activation patching: one patched forward pass per edge.
+public struct ExactMethod: DiscoveryMethod {
+    /// Edges to patch (dense indices), or nil for every edge; the others score 0.
+    public var edges: [Int]?
+
+    /// Exact patching of `edges` (nil: all).
+    public init(edges: [Int]? = nil) { self.edges = edges }
+
+    public var name: String { "exact" }
+    public var details: String { edges.map { "\($0.count) edges" } ?? "" }
+
+    public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
+        let experiment = try setup.experiment()
+        let chosen = edges ?? Array(0..<experiment.graph.edgeCount)
+        progress?("exact patching: one forward pass per edge, \(chosen.count) edges")
+        let start = Date()
+        let measured = ExactPatching.scores(experiment, edges: chosen) { done, total in
+            if done % 500 == 0 || done == total {
+                let seconds = Date().timeIntervalSince(start)
+                progress?(String(format: "exact: %d/%d edges, %.0f s, about %.0f s left", done, total, seconds,
+                                 seconds / Double(done) * Double(total - done)))
+            }
+        }
+        var scores = [Float](repeating: 0, count: experiment.graph.edgeCount)
+        for (e, score) in zip(chosen, measured) { scores[e] = score }
+        return .scores(scores)
+    }
+}
+
+/// ACDC: greedy removal from the full graph with threshold τ, resumable.
+public struct ACDCMethod: DiscoveryMethod {
+    public var tau: Double
+    /// A saved state to continue from (its τ replaces `tau`).
+    public var resume: ACDC.State?
+    /// Called after every receiver with the state to save and the progress.
+    public var checkpoint: ((ACDC.State, ACDC.Progress) -> Void)?
+
+    /// ACDC with threshold `tau`.
+    public init(tau: Double, resume: ACDC.State? = nil, checkpoint: ((ACDC.State, ACDC.Progress) -> Void)? = nil) {
+        self.tau = tau
+        self.resume = resume
+        self.checkpoint = checkpoint
+    }
+
+    public var name: String { "acdc" }
+    public var details: String { "τ \(tau)" }
+
+    public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
+        let acdc = try ACDC(try setup.experiment(), tau: tau, resume: resume)
+        let kept = acdc.run { state, step in
+            progress?("acdc: \(step.receiver.name) done (\(step.receiversDone)/\(step.receiverCount) receivers), "
+                      + "\(step.edgesTried) edges tried, \(step.edgesRemoved) removed, \(String(format: "%.0f", step.seconds)) s")
+            checkpoint?(state, step)
+        }
+        return .circuit(edges: kept, scores: acdc.state.keptEffects, selection: "acdc tau \(acdc.state.tau)")
+    }
+}
