@@ -55,6 +55,8 @@ public struct Circuit: Codable, Sendable {
     /// Metric with only the circuit's edges clean.
     public var circuitMetric: Double
     public var faithfulness: Double
+    /// The circuit measured on fresh pairs that played no part in finding it (design §11), when there were any.
+    public var heldOut: Evaluation?
     /// Edges in the model's full graph.
     public var graphEdges: Int
     /// The circuit's edges, by decreasing |score|.
@@ -63,8 +65,8 @@ public struct Circuit: Codable, Sendable {
     /// Creates a circuit record.
     public init(
         model: String, task: String, method: String, metric: Metric, ablation: Ablation, pairs: Int, selection: String,
-        cleanMetric: Double, corruptMetric: Double, circuitMetric: Double, faithfulness: Double, graphEdges: Int,
-        edges: [EdgeRecord]
+        cleanMetric: Double, corruptMetric: Double, circuitMetric: Double, faithfulness: Double, heldOut: Evaluation? = nil,
+        graphEdges: Int, edges: [EdgeRecord]
     ) {
         self.model = model
         self.task = task
@@ -77,6 +79,7 @@ public struct Circuit: Codable, Sendable {
         self.corruptMetric = corruptMetric
         self.circuitMetric = circuitMetric
         self.faithfulness = faithfulness
+        self.heldOut = heldOut
         self.graphEdges = graphEdges
         self.edges = edges
     }
@@ -87,8 +90,38 @@ public struct Circuit: Codable, Sendable {
         case corruptMetric = "corrupt_metric"
         case circuitMetric = "circuit_metric"
         case faithfulness
+        case heldOut = "held_out"
         case graphEdges = "graph_edges"
         case edges
+    }
+
+    /// A circuit measured on a set of pairs.
+    public struct Evaluation: Codable, Sendable, Equatable {
+        /// Where the pairs came from (`ioi seed 1`, `pairs.jsonl pairs 101–200`).
+        public var source: String
+        public var pairs: Int
+        /// Metric with every edge clean, every edge corrupted, and only the circuit's edges clean.
+        public var cleanMetric: Double
+        public var corruptMetric: Double
+        public var circuitMetric: Double
+        public var faithfulness: Double
+
+        /// The circuit `edges` measured on `experiment`'s pairs.
+        public init(_ edges: [Int], on experiment: Experiment, source: String) {
+            self.source = source
+            pairs = experiment.pairs.count
+            cleanMetric = experiment.cleanMetric
+            corruptMetric = experiment.corruptMetric
+            (circuitMetric, faithfulness) = experiment.evaluate(circuit: edges)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case source, pairs
+            case cleanMetric = "clean_metric"
+            case corruptMetric = "corrupt_metric"
+            case circuitMetric = "circuit_metric"
+            case faithfulness
+        }
     }
 
     /// Dense edge indices of this circuit in `graph`; throws on names the graph does not have.

@@ -33,9 +33,10 @@ public enum Discovery {
     /// - Parameters:
     ///   - choice: how to choose a circuit from scores (ignored when the method chooses its own)
     ///   - curveSizes: top-n sizes to measure a faithfulness curve at (methods that score edges only)
+    ///   - heldOut: fresh pairs (same model, metric and ablation) to measure the circuit on as well
     public static func run(
         _ method: DiscoveryMethod, on setup: DiscoverySetup, choice: CircuitChoice, curveSizes: [Int] = [],
-        progress: ProgressNote? = nil
+        heldOut: DiscoverySetup? = nil, progress: ProgressNote? = nil
     ) throws -> Result {
         let start = Date()
         let output = try method.run(setup, progress: progress)
@@ -67,11 +68,12 @@ public enum Discovery {
             curve = experiment.faithfulnessCurve(scores: all, sizes: curveSizes)
         }
         let (circuitMetric, faithfulness) = experiment.evaluate(circuit: edges)
+        let fresh = try heldOut.map { Circuit.Evaluation(edges, on: try $0.experiment(), source: $0.source) }
         let ranked = edges.sorted { abs(score($0)) > abs(score($1)) }
         let circuit = Circuit(
             model: setup.model.source, task: setup.source, method: method.name, metric: setup.metric, ablation: setup.ablation,
             pairs: setup.pairs.count, selection: selection, cleanMetric: experiment.cleanMetric, corruptMetric: experiment.corruptMetric,
-            circuitMetric: circuitMetric, faithfulness: faithfulness, graphEdges: graph.edgeCount,
+            circuitMetric: circuitMetric, faithfulness: faithfulness, heldOut: fresh, graphEdges: graph.edgeCount,
             edges: ranked.map { Circuit.EdgeRecord(graph.edge($0), score: score($0)) })
         return Result(circuit: circuit, scores: scores, methodSeconds: methodSeconds, curve: curve)
     }

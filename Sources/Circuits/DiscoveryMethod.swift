@@ -146,3 +146,79 @@ public struct ACDCMethod: DiscoveryMethod {
         return .circuit(edges: kept, scores: acdc.state.keptEffects, selection: "acdc tau \(acdc.state.tau)")
     }
 }
+
+/// Learned edge masks (Edge Pruning): trains one gate per edge; an edge's score is its gate's open
+/// probability, so selection keeps the most open gates.
+public struct PruneMethod: DiscoveryMethod {
+    public var options: EdgePruning.Options
+    /// EAP-IG steps for a warm start of the gates, or nil to start them all equal.
+    public var warmStartSteps: Int?
+    /// A saved state to continue from (its options replace `options`).
+    public var resume: EdgePruning.State?
+    /// Called after every step with the state to save.
+    public var checkpoint: ((EdgePruning.State) -> Void)?
+    /// Steps between progress lines (each also measures the faithfulness of the current top circuit).
+    public var reportEvery: Int
+
+    /// Edge pruning with `options`.
+    public init(options: EdgePruning.Options, warmStartSteps: Int? = nil, resume: EdgePruning.State? = nil,
+                checkpoint: ((EdgePruning.State) -> Void)? = nil, reportEvery: Int = 10) {
+        self.options = options
+        self.warmStartSteps = warmStartSteps
+        self.resume = resume
+        self.checkpoint = checkpoint
+        self.reportEvery = max(1, reportEvery)
+    }
+
+    public var name: String { "prune" }
+    public var details: String {
+        let o = resume?.options ?? options
+        return "\(o.steps) steps, target \(o.targetEdges) edges, seed \(o.seed)" + (warmStartSteps == nil ? "" : ", EAP-IG warm start")
+    }
+
+    public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
+        let warmStart = try resume == nil ? warmStartSteps.map { steps in
+            progress?("prune: warm start from EAP-IG (\(steps) steps)")
+            return try EdgeAttribution.scores(model: setup.model, pairs: setup.pairs, metric: setup.metric, ablation: setup.ablation,
+                                              integratedGradientSteps: steps, chunkSize: options.chunkSize)
+        } : nil
+        let pruning = try EdgePruning(model: setup.model, pairs: setup.pairs, ablation: setup.ablation, options: options,
+                                      warmStart: warmStart, resume: resume)
+        let experiment = try setup.experiment()
+        let graph = experiment.graph, target = pruning.state.options.targetEdges
+        let scores = try pruning.run(progress: { step in
+            guard step.step % reportEvery == 0 || step.step == step.steps else { return }
+            let circuit = graph.pruned(Selection.topN(target).select(pruning.gateScores, graph: graph))
+            let faithfulness = experiment.evaluate(circuit: circuit).faithfulness
+            progress?(String(format: "prune: step %d/%d, kl %.4f, expected edges %.0f (target %.0f), top %d: %d edges at faithfulness %.3f, %.0f s, about %.0f s left",
+                             step.step, step.steps, step.kl, step.expectedEdges, step.target, target, circuit.count, faithfulness,
+                             step.seconds, step.secondsLeft))
+        }, checkpoint: checkpoint)
+        return .scores(scores)
+    }
+}
+
+/// EAP-IG, then exact patching of its top candidates: exact scores for the `candidates` edges EAP-IG
+/// ranks highest by |score|, 0 for the rest, so selection re-ranks the candidates exactly.
+public struct RerankMethod: DiscoveryMethod {
+    /// EAP-IG's scoring.
+    public var attribution: EAPMethod
+    /// How many of its top edges exact patching scores.
+    public var candidates: Int
+
+    /// EAP-IG with `steps` steps, then exact patching of its top `candidates`.
+    public init(steps: Int = 5, chunkSize: Int = 32, candidates: Int) {
+        attribution = EAPMethod(steps: steps, chunkSize: chunkSize)
+        self.candidates = candidates
+    }
+
+    public var name: String { "eap-ig-exact" }
+    public var details: String { "\(attribution.details), exact patching of the top \(candidates)" }
+
+    public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
+        guard case .scores(let approximate) = try attribution.run(setup, progress: progress) else {
+            preconditionFailure("EAP-IG scores every edge")
+        }
+        return try ExactMethod(edges: Array(Selection.ranked(approximate).prefix(candidates))).run(setup, progress: progress)
+    }
+}

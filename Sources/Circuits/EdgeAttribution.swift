@@ -69,8 +69,6 @@ public enum EdgeAttribution {
         progress: Progress? = nil
     ) throws -> Gradient {
         try pairs.validate()
-        let graph = model.graph
-        let steps = integratedGradientSteps ?? 0
         if let integratedGradientSteps {
             guard integratedGradientSteps >= 1 else { throw ModelInputError("EAP-IG needs at least one step, got \(integratedGradientSteps)") }
             guard ablation == .resample else {
@@ -79,70 +77,57 @@ public enum EdgeAttribution {
             }
             guard mask == nil else { throw ModelInputError("EAP-IG is defined at α = 0; give no mask") }
         }
-        if let mask, mask.alpha.count != graph.edgeCount {
-            throw ModelInputError("the mask has \(mask.alpha.count) coefficients; the graph has \(graph.edgeCount) edges")
+        if let mask {
+            return try MaskedGradient(model: model, pairs: pairs, metric: metric, ablation: ablation, chunkSize: chunkSize)
+                .gradient(mask, inputGradient: inputGradient, profile: profile, progress: progress)
         }
+        let graph = model.graph
+        let steps = integratedGradientSteps ?? 0
         let c = model.config, vocab = c.vocabularySize, d = c.dModel
         let means = ablation == .mean ? try PositionMeans(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
         var scores = [Float](repeating: 0, count: graph.edgeCount)
         var metricValue = 0.0
-        let totalRows = pairs.clean.reduce(0) { $0 + $1.count }
-        let input = inputGradient ? FloatBuffer(count: totalRows * d) : nil
+        let input = inputGradient ? FloatBuffer(count: pairs.clean.reduce(0) { $0 + $1.count } * d) : nil
         var firstRow = 0
         let chunks = stride(from: 0, to: pairs.count, by: chunkSize).map { $0..<min($0 + chunkSize, pairs.count) }
         for (done, range) in chunks.enumerated() {
             let chunk = pairs.slice(range)
             let weight = Float(chunk.count) / Float(pairs.count)
             var start = Date()
-            // The clean run: at α = 0 the run whose edges are scored; under a mask, the kl reference.
-            let cleanPass = try model.forward(chunk.clean, keepActivations: mask == nil && steps == 0, captureSenders: mask == nil)
+            let cleanPass = try model.forward(chunk.clean, keepActivations: steps == 0, captureSenders: true)
             let layout = cleanPass.layout, plane = layout.rows * d
             // EAP-IG's first point is the corrupted input itself: its pass, kept for the backward, is step 0.
             var (diffs, corruptPass) = try ablation.corruptSenders(model: model, corrupt: chunk.corrupt, layout: layout, means: means,
                                                                    keepActivations: steps > 0)
             let corruptInput = FloatBuffer(uninitializedCount: steps > 0 ? plane : 0)
             if steps > 0 { corruptInput.pointer.update(from: diffs.pointer, count: plane) }
-            let run = try mask.map { try maskedRun(model: model, chunk: chunk, layout: layout, mask: $0, corrupt: diffs) } ?? cleanPass
-            // diffs[s] = corrupt_s − current_s, `[senders, T, d]` (at α = 0 the current outputs are the clean ones).
-            axpy(diffs.pointer, -1, run.senders!.pointer, diffs.count)
+            // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`.
+            axpy(diffs.pointer, -1, cleanPass.senders!.pointer, diffs.count)
             profile?.forward += Date().timeIntervalSince(start)
             let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
                                         reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
-            metricValue += Double(weight) * metric.evaluate(logits: run.logits.pointer, vocab: vocab, targets: targets).mean
-
-            /// Backpropagates the chunk's metric, scaled by `scale`, through `pass` and adds its edge gradients to `scores`.
-            func attribute(_ pass: ForwardPass, scale: Float, mask: EdgeMask?) -> FloatBuffer {
-                let dLogits = FloatBuffer(count: pass.logits.count)
-                _ = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
-                for i in 0..<dLogits.count { dLogits[i] *= scale }
-                let backwardStart = Date(), contractionBefore = profile?.contraction ?? 0
-                let routing = mask.map { MaskRouting(graph: graph, alpha: $0.alpha, rows: layout.rows, dModel: d) }
-                let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing) { group in
-                    let contractionStart = Date()
-                    contract(group, diffs: diffs, plane: plane, graph: graph, into: &scores)
-                    routing?.add(group)
-                    profile?.contraction += Date().timeIntervalSince(contractionStart)
-                }
-                profile?.backward += Date().timeIntervalSince(backwardStart) - ((profile?.contraction ?? 0) - contractionBefore)
-                return dInput
-            }
+            metricValue += Double(weight) * metric.evaluate(logits: cleanPass.logits.pointer, vocab: vocab, targets: targets).mean
 
             if steps == 0 {
-                let dInput = attribute(run, scale: weight, mask: mask)
+                let dInput = backpropagate(model: model, pass: cleanPass, metric: metric, targets: targets, scale: weight, diffs: diffs,
+                                           routing: nil, into: &scores, profile: profile)
                 input.map { ($0.pointer + firstRow * d).update(from: dInput.pointer, count: plane) }
             } else {
                 let embedding = FloatBuffer(count: plane)
                 for k in 0..<steps {
-                    if k == 0, let pass = corruptPass {
-                        _ = attribute(pass, scale: weight / Float(steps), mask: nil)
-                        corruptPass = nil  // frees its activations before the next step allocates its own
-                        continue
+                    let pass: ForwardPass
+                    if k == 0, let corrupted = corruptPass {
+                        pass = corrupted
+                        corruptPass = nil  // frees its activations once this step is done
+                    } else {
+                        interpolate(embedding.pointer, corrupt: corruptInput.pointer, clean: cleanPass.senders!.pointer,
+                                    t: Float(k) / Float(steps), plane)
+                        start = Date()
+                        pass = try model.forward(chunk.clean, keepActivations: true, inputEmbedding: embedding.pointer)
+                        profile?.forward += Date().timeIntervalSince(start)
                     }
-                    interpolate(embedding.pointer, corrupt: corruptInput.pointer, clean: cleanPass.senders!.pointer, t: Float(k) / Float(steps), plane)
-                    start = Date()
-                    let pass = try model.forward(chunk.clean, keepActivations: true, inputEmbedding: embedding.pointer)
-                    profile?.forward += Date().timeIntervalSince(start)
-                    _ = attribute(pass, scale: weight / Float(steps), mask: nil)
+                    _ = backpropagate(model: model, pass: pass, metric: metric, targets: targets, scale: weight / Float(steps), diffs: diffs,
+                                      routing: nil, into: &scores, profile: profile)
                 }
             }
             firstRow += layout.rows
@@ -151,19 +136,29 @@ public enum EdgeAttribution {
         return Gradient(edges: scores, metric: metricValue, input: input)
     }
 
-    /// The clean prompts of `chunk` run under `mask`, activations and sender outputs kept.
-    private static func maskedRun(
-        model: TransformerModel, chunk: PairBatch, layout: SequenceLayout, mask: EdgeMask, corrupt: FloatBuffer
-    ) throws -> ForwardPass {
-        let plane = layout.rows * model.config.dModel
-        let tokens = chunk.clean.flatMap { $0 }
-        let pass = ForwardPass(model: model, layout: layout, tokens: tokens, readout: .last, keepActivations: true, captureSenders: true)
-        let patch = MaskPatch(graph: model.graph, masks: [mask], plane: plane, corrupt: corrupt.pointer, corruptResiduals: nil,
-                              run: pass.senders!.pointer, earlier: nil, firstRunSender: 0,
-                              buffers: MaskPatch.buffers(heads: model.config.heads, copies: 1, plane: plane))
-        model.embed(pass.entry(0), tokens: tokens, layout: layout)
-        model.run(pass, patch: patch)
-        return pass
+    /// Backpropagates the metric of `pass`, scaled by `scale`, adding `Σ ⟨diffs_s, ∂M/∂input_r⟩` to
+    /// every edge's score as the receiver gradients arrive; with `routing`, also builds its corrections.
+    ///
+    /// - Parameters:
+    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
+    /// - Returns: `[T, d]` the scaled gradient with respect to the input embedding
+    static func backpropagate(
+        model: TransformerModel, pass: ForwardPass, metric: Metric, targets: MetricTargets, scale: Float, diffs: FloatBuffer,
+        routing: MaskRouting?, into scores: inout [Float], profile: Profile?
+    ) -> FloatBuffer {
+        let vocab = model.config.vocabularySize, plane = pass.layout.rows * model.config.dModel
+        let dLogits = FloatBuffer(count: pass.logits.count)
+        _ = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
+        for i in 0..<dLogits.count { dLogits[i] *= scale }
+        let backwardStart = Date(), contractionBefore = profile?.contraction ?? 0
+        let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing) { group in
+            let contractionStart = Date()
+            contract(group, diffs: diffs, plane: plane, graph: model.graph, into: &scores)
+            routing?.add(group)
+            profile?.contraction += Date().timeIntervalSince(contractionStart)
+        }
+        profile?.backward += Date().timeIntervalSince(backwardStart) - ((profile?.contraction ?? 0) - contractionBefore)
+        return dInput
     }
 
     /// Adds Σ diff·grad of one chunk of a group of receivers to their edges' scores: one GEMM over the
@@ -172,7 +167,7 @@ public enum EdgeAttribution {
     ///
     /// - Parameters:
     ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
-    private static func contract(_ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, into scores: inout [Float]) {
+    static func contract(_ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, into scores: inout [Float]) {
         let receivers = group.receivers.map { graph.index(of: $0) }
         let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
         let n = receivers.count

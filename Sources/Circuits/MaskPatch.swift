@@ -25,12 +25,20 @@ final class MaskPatch: ReceiverPatch {
     let earlier: UnsafePointer<Float>?
     /// The first sender the run writes (every sender of the layers it runs).
     var firstRunSender: Int
-    /// One `[copies·T, d]` buffer per receiver of a block (`3·heads` attention receivers, then the MLP or logits).
+    /// One `[copies·T, d]` buffer per receiver of a block (`3·heads` attention receivers, then the MLP
+    /// or logits), consecutive in memory so one GEMM can write a block's inputs.
     private let buffers: [FloatBuffer]
+    /// `[senders, T, d]` `corrupt_s − current_s` for the senders before `diffsReady` (single-mask runs
+    /// whose inputs are computed as one product).
+    private var diffs: FloatBuffer?
+    private var diffsReady = 0
+    /// Whether inputs may be computed as one product (dense single masks, as in learned masks). The
+    /// patching engine keeps edge-by-edge sums, so its results do not depend on how masks are batched.
+    private let allowsProduct: Bool
 
     /// A patch for `masks` over a run whose senders from `firstRunSender` on are written to `run`.
     init(graph: CircuitGraph, masks: [EdgeMask], plane: Int, corrupt: UnsafePointer<Float>, corruptResiduals: UnsafePointer<Float>?,
-         run: UnsafePointer<Float>, earlier: UnsafePointer<Float>?, firstRunSender: Int, buffers: [FloatBuffer]) {
+         run: UnsafePointer<Float>, earlier: UnsafePointer<Float>?, firstRunSender: Int, buffers: [FloatBuffer], allowsProduct: Bool = false) {
         precondition(earlier != nil || firstRunSender == 0, "senders before the run's first layer need their outputs")
         self.graph = graph
         alphas = masks.map(\.alpha)
@@ -44,11 +52,14 @@ final class MaskPatch: ReceiverPatch {
         self.earlier = earlier
         self.firstRunSender = firstRunSender
         self.buffers = buffers
+        self.allowsProduct = allowsProduct
     }
 
-    /// `3·heads + 1` buffers for runs of `copies` copies of `plane` floats.
+    /// `3·heads + 1` buffers for runs of `copies` copies of `plane` floats, views into one block.
     static func buffers(heads: Int, copies: Int, plane: Int) -> [FloatBuffer] {
-        (0...(3 * heads)).map { _ in FloatBuffer(uninitializedCount: copies * plane) }
+        let size = copies * plane
+        let block = FloatBuffer(uninitializedCount: (3 * heads + 1) * size)
+        return (0...(3 * heads)).map { FloatBuffer(viewing: block, offset: $0 * size, count: size) }
     }
 
     /// The first receiver any mask patches, or nil when every mask is all zeros.
@@ -57,6 +68,50 @@ final class MaskPatch: ReceiverPatch {
     /// Sender `s`'s output in copy `k`.
     private func current(_ s: Int, _ k: Int) -> UnsafePointer<Float> {
         s < firstRunSender ? earlier! + s * plane : run + s * alphas.count * plane + k * plane
+    }
+
+    /// Whether the inputs of `receivers` (consecutive) are cheaper as one product
+    /// `inputs = resid + A·diffs` than edge by edge: a single mask with more than 1/64 of the group's
+    /// edges to add (counting, when the corrupted stream is known, only the edges not fully corrupted).
+    private func usesProduct(_ receivers: Range<Int>) -> Bool {
+        guard allowsProduct, alphas.count == 1 else { return false }
+        let alpha = alphas[0]
+        let edges = graph.edgeOffsets[receivers.lowerBound]..<graph.edgeOffsets[receivers.upperBound]
+        var nonZero = 0, notOne = 0
+        for e in edges {
+            if alpha[e] != 0 { nonZero += 1 }
+            if alpha[e] != 1 { notOne += 1 }
+        }
+        return 64 * min(nonZero, corruptResiduals == nil ? nonZero : notOne) > edges.count
+    }
+
+    /// Writes the inputs of `receivers` (consecutive, all reading at most `upstream` senders) into
+    /// `buffers[first...]` as one product: `out_i = resid + Σ_s α_{s→r_i}·(corrupt_s − current_s)`.
+    private func productInputs(_ receivers: Range<Int>, upstream: Int, resid: UnsafePointer<Float>, first: Int) {
+        let alpha = alphas[0]
+        let diffs = differences(upTo: upstream)
+        let n = receivers.count
+        var a = [Float](repeating: 0, count: n * upstream)  // [n, upstream]
+        for (i, r) in receivers.enumerated() {
+            for s in 0..<graph.upstreamCount(receiverAt: r) { a[i * upstream + s] = alpha[graph.edgeOffsets[r] + s] }
+            buffers[first + i].pointer.update(from: resid, count: plane)
+        }
+        gemm(buffers[first].pointer, ldc: plane, a, lda: upstream, transposeA: false, diffs.pointer, ldb: plane, transposeB: false,
+             accumulate: true, n, plane, upstream)
+    }
+
+    /// `[senders, T, d]` `corrupt_s − current_s` of the single mask's run, filled for the senders
+    /// before `upstream` (after the run, every sender's: the differences its edge gradients contract with).
+    func differences(upTo upstream: Int) -> FloatBuffer {
+        precondition(alphas.count == 1, "sender differences are kept for single-mask runs")
+        let diffs = self.diffs ?? FloatBuffer(uninitializedCount: graph.senders.count * plane)
+        self.diffs = diffs
+        for s in diffsReady..<upstream {
+            let d = diffs.pointer + s * plane, c = corrupt + s * plane, x = current(s, 0)
+            for i in 0..<plane { d[i] = c[i] - x[i] }
+        }
+        diffsReady = max(diffsReady, upstream)
+        return diffs
     }
 
     /// Writes receiver `r`'s input in every copy into `out`, given the run's stream `resid` there and
@@ -97,8 +152,11 @@ final class MaskPatch: ReceiverPatch {
     func attentionInputs(layer: Int, resid: UnsafePointer<Float>) -> ReceiverInputs? {
         var inputs = ReceiverInputs(heads: graph.heads)
         var any = false
-        for (i, r) in graph.attentionReceivers(ofLayer: layer).enumerated() where patched[r].contains(true) {
-            input(r, resid: resid, point: 2 * layer, into: buffers[i].pointer)
+        let receivers = graph.attentionReceivers(ofLayer: layer)
+        let product = usesProduct(receivers)
+        if product { productInputs(receivers, upstream: graph.firstSender(ofLayer: layer), resid: resid, first: 0) }
+        for (i, r) in receivers.enumerated() where patched[r].contains(true) {
+            if !product { input(r, resid: resid, point: 2 * layer, into: buffers[i].pointer) }
             guard case .head(_, let h, let port) = graph.receivers[r] else { continue }
             inputs[h, port] = UnsafePointer(buffers[i].pointer)
             any = true
@@ -109,14 +167,23 @@ final class MaskPatch: ReceiverPatch {
     func mlpInput(layer: Int, resid: UnsafePointer<Float>) -> UnsafePointer<Float>? {
         let r = graph.index(of: Receiver.mlp(layer: layer))
         guard patched[r].contains(true) else { return nil }
-        input(r, resid: resid, point: 2 * layer + 1, into: buffers[3 * graph.heads].pointer)
+        writeInput(r, resid: resid, point: 2 * layer + 1)
         return UnsafePointer(buffers[3 * graph.heads].pointer)
     }
 
     func logitsInput(resid: UnsafePointer<Float>) -> UnsafePointer<Float>? {
         let r = graph.receivers.count - 1
         guard patched[r].contains(true) else { return nil }
-        input(r, resid: resid, point: 2 * graph.layers, into: buffers[3 * graph.heads].pointer)
+        writeInput(r, resid: resid, point: 2 * graph.layers)
         return UnsafePointer(buffers[3 * graph.heads].pointer)
+    }
+
+    /// Writes the input of the MLP or `logits` receiver `r` into the last buffer, by product or edge by edge.
+    private func writeInput(_ r: Int, resid: UnsafePointer<Float>, point: Int) {
+        if usesProduct(r..<(r + 1)) {
+            productInputs(r..<(r + 1), upstream: graph.upstreamCount(receiverAt: r), resid: resid, first: 3 * graph.heads)
+        } else {
+            input(r, resid: resid, point: point, into: buffers[3 * graph.heads].pointer)
+        }
     }
 }

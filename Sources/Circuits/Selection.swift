@@ -190,3 +190,66 @@ extension Experiment {
         return (hi, best.edges, best.point)
     }
 }
+
+/// MIB's circuit-localisation metrics (Mueller et al. 2025, circuit track; design §12): faithfulness
+/// of the top ⌊k·E⌋ edges at edge budgets k, and the areas under f (CPR, higher is better) and under
+/// |1 − f| (CMD, lower is better) by the trapezoid rule over k on a linear scale.
+public struct MIBScores: Codable, Sendable, Equatable {
+    /// Budgets as fractions of the graph's edges.
+    public static let budgets = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1]
+
+    /// One budget: edges asked for, edges after pruning, faithfulness.
+    public struct Point: Codable, Sendable, Equatable {
+        public var budget: Double
+        public var requested: Int
+        public var edges: Int
+        public var faithfulness: Double
+
+        /// A point of a budget curve.
+        public init(budget: Double, requested: Int, edges: Int, faithfulness: Double) {
+            self.budget = budget
+            self.requested = requested
+            self.edges = edges
+            self.faithfulness = faithfulness
+        }
+    }
+
+    /// Points of the CPR ranking: edges that help the behaviour most first (signed score).
+    public var cprPoints: [Point]
+    /// Points of the CMD ranking: largest |score| first.
+    public var cmdPoints: [Point]
+    public var cpr: Double
+    public var cmd: Double
+
+    /// The area under `value(f)` over the budgets, by the trapezoid rule.
+    public static func area(_ points: [Point], _ value: (Double) -> Double) -> Double {
+        zip(points, points.dropFirst()).reduce(0) { sum, pair in
+            sum + (pair.1.budget - pair.0.budget) * (value(pair.0.faithfulness) + value(pair.1.faithfulness)) / 2
+        }
+    }
+}
+
+extension Experiment {
+    /// MIB's CPR and CMD of `scores` on this experiment's pairs.
+    ///
+    /// Scores estimate the change of the metric when an edge is corrupted, so the edges that help the
+    /// behaviour most are the most negative for metrics where higher means more of the behaviour
+    /// (`logit_diff`, `prob_diff`, `logprob`) and the most positive for `kl`.
+    public func mibScores(_ scores: [Float], budgets: [Double] = MIBScores.budgets) -> MIBScores {
+        let helpful = scores.indices.sorted { a, b in
+            let x = metric == .kl ? -scores[a] : scores[a], y = metric == .kl ? -scores[b] : scores[b]
+            return x != y ? x < y : a < b
+        }
+        let byMagnitude = Selection.ranked(scores)
+        func points(_ ranked: [Int]) -> [MIBScores.Point] {
+            budgets.map { k in
+                let n = Int((k * Double(graph.edgeCount)).rounded(.down))
+                let edges = graph.pruned(ranked.prefix(n))
+                return MIBScores.Point(budget: k, requested: n, edges: edges.count, faithfulness: evaluate(circuit: edges).faithfulness)
+            }
+        }
+        let cprPoints = points(helpful), cmdPoints = points(byMagnitude)
+        return MIBScores(cprPoints: cprPoints, cmdPoints: cmdPoints, cpr: MIBScores.area(cprPoints) { $0 },
+                         cmd: MIBScores.area(cmdPoints) { abs(1 - $0) })
+    }
+}

@@ -11,7 +11,9 @@ enum DiscoverCommand: Subcommand {
     static let options = [
         OptionSpec(name: "model", value: "M", help: "model: .gguf file, HF directory, HF cache name, or \(DefaultModel.name) (default)"),
     ] + pairOptions + [
-        OptionSpec(name: "method", value: "NAME", help: "eap-ig (default), eap, exact or acdc"),
+        OptionSpec(name: "method", value: "NAME", help: "eap-ig (default), eap, exact, eap-ig-exact (EAP-IG, then exact patching of its top --candidates), acdc, or prune (learned edge masks)"),
+        OptionSpec(name: "edges-from", value: "SOURCE", help: "exact: patch only these edges: a circuit JSON file or comma-separated edge names"),
+        OptionSpec(name: "candidates", value: "K", help: "eap-ig-exact: EAP-IG's top K edges to patch exactly (default 500)"),
         OptionSpec(name: "steps", value: "M", help: "EAP-IG interpolation steps (default 5)"),
         OptionSpec(name: "metric", value: "NAME", help: "logit_diff, prob_diff, kl or logprob (default: the task's)"),
         OptionSpec(name: "ablation", value: "KIND", help: "resample (default), mean or zero"),
@@ -20,8 +22,13 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "threshold", value: "T", help: "keep every edge with |score| ≥ T"),
         OptionSpec(name: "target-faithfulness", value: "F", help: "smallest top-n circuit with faithfulness ≥ F (bisection)"),
         OptionSpec(name: "tau", value: "τ", help: "ACDC threshold (default 0.01)"),
-        OptionSpec(name: "resume", value: "STATE", help: "resume ACDC from a state file it saved"),
+        OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved"),
+        OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 200)"),
+        OptionSpec(name: "learning-rate", value: "LR", help: "prune: Adam step size for the gates (default 0.1)"),
+        OptionSpec(name: "mask-seed", value: "S", help: "prune: seed of the gate noise (default 0)"),
+        OptionSpec(name: "warm-start", value: nil, help: "prune: start the gates from EAP-IG scores (--steps steps)"),
         OptionSpec(name: "curve", value: nil, help: "also print the faithfulness curve (50 … 2000 edges)"),
+        OptionSpec(name: "mib", value: nil, help: "also print MIB's CPR and CMD (faithfulness at 0.1 % … 100 % of the edges) on the pairs and the fresh pairs"),
         OptionSpec(name: "chunk-size", value: "N", help: "pairs per forward/backward chunk for eap/eap-ig (default 32)"),
         OptionSpec(name: "out", value: "DIR", help: "output folder (default Graphs)"),
         OptionSpec(name: "name", value: "NAME", help: "output file name without extension (default: the task name)"),
@@ -39,7 +46,11 @@ enum DiscoverCommand: Subcommand {
         let selectionChoices = ["edges", "threshold", "target-faithfulness"].filter { options.string($0) != nil }
         guard selectionChoices.count <= 1 else { throw UsageError(description: "give only one of --edges, --threshold, --target-faithfulness") }
         if methodName == "acdc", !selectionChoices.isEmpty { throw UsageError(description: "acdc chooses its circuit with --tau; --\(selectionChoices[0]) does not apply") }
-        if options.string("resume") != nil, methodName != "acdc" { throw UsageError(description: "--resume only applies to --method acdc") }
+        if options.string("resume") != nil, !["acdc", "prune"].contains(methodName) {
+            throw UsageError(description: "--resume only applies to --method acdc or prune")
+        }
+        let pruneOptions = ["train-steps", "learning-rate", "mask-seed", "warm-start"].filter { options.string($0) != nil || options.flag($0) }
+        if methodName != "prune", let first = pruneOptions.first { throw UsageError(description: "--\(first) only applies to --method prune") }
         let edgesWanted = try options.int("edges", default: 200, in: 1...Int.max)!
         let choice: CircuitChoice
         if let target = try options.double("target-faithfulness", in: -10...10) {
@@ -50,15 +61,27 @@ enum DiscoverCommand: Subcommand {
             choice = .selection(options.flag("greedy") ? .greedy(edgesWanted) : .topN(edgesWanted))
         }
         let outDirectory = URL(fileURLWithPath: options.string("out") ?? "Graphs")
-        let resume = try options.string("resume").map { path -> ACDC.State in
-            guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError(path, "cannot read ACDC state") }
-            do { return try JSONDecoder().decode(ACDC.State.self, from: data) } catch {
-                throw ModelFileError(path, "not an ACDC state file")
+        guard ["eap-ig", "eap", "exact", "eap-ig-exact", "acdc", "prune"].contains(methodName) else {
+            throw UsageError(description: "unknown --method '\(methodName)' (eap-ig, eap, exact, eap-ig-exact, acdc, prune)")
+        }
+        if options.string("edges-from") != nil, methodName != "exact" { throw UsageError(description: "--edges-from only applies to --method exact") }
+        if options.string("candidates") != nil, methodName != "eap-ig-exact" {
+            throw UsageError(description: "--candidates only applies to --method eap-ig-exact")
+        }
+        let candidates = try options.int("candidates", default: 500, in: 1...Int.max)!
+        /// The state file given with --resume, decoded as `type`.
+        func resumeState<State: Decodable>(_ type: State.Type, _ what: String) throws -> State? {
+            try options.string("resume").map { path in
+                guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError(path, "cannot read \(what) state") }
+                do { return try JSONDecoder().decode(State.self, from: data) } catch {
+                    throw ModelFileError(path, "not \(what) state file")
+                }
             }
         }
-        guard ["eap-ig", "eap", "exact", "acdc"].contains(methodName) else {
-            throw UsageError(description: "unknown --method '\(methodName)' (eap-ig, eap, exact, acdc)")
-        }
+        let pruning = EdgePruning.Options(
+            targetEdges: edgesWanted, steps: try options.int("train-steps", default: 200, in: 1...1_000_000)!,
+            learningRate: Float(try options.double("learning-rate", default: 0.1, in: 1e-6...100)!),
+            seed: UInt64(try options.int("mask-seed", default: 0, in: 0...Int.max)!), chunkSize: chunkSize)
 
         let model = try loadModel(options.string("model"))
         let tokenizer = try requireTokenizer(model)
@@ -73,18 +96,31 @@ enum DiscoverCommand: Subcommand {
         switch methodName {
         case "eap": method = EAPMethod(steps: nil, chunkSize: chunkSize)
         case "eap-ig": method = EAPMethod(steps: steps, chunkSize: chunkSize)
-        case "exact": method = ExactMethod()
+        case "exact": method = ExactMethod(edges: try options.string("edges-from").map { try edgeList($0, graph: model.graph) })
+        case "eap-ig-exact": method = RerankMethod(steps: steps, chunkSize: chunkSize, candidates: candidates)
+        case "prune":
+            let stateURL = outDirectory.appendingPathComponent("\(outName).prune-state.json")
+            try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
+            method = PruneMethod(options: pruning, warmStartSteps: options.flag("warm-start") ? steps : nil,
+                                 resume: try resumeState(EdgePruning.State.self, "an edge pruning")) { state in
+                guard state.step % 10 == 0 || state.step == state.options.steps else { return }
+                if let data = try? JSONEncoder().encode(state) { try? data.write(to: stateURL, options: .atomic) }
+            }
         default:
             let stateURL = outDirectory.appendingPathComponent("\(outName).acdc-state.json")
             try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
-            method = ACDCMethod(tau: tau, resume: resume) { state, _ in
+            method = ACDCMethod(tau: tau, resume: try resumeState(ACDC.State.self, "an ACDC")) { state, _ in
                 if let data = try? JSONEncoder().encode(state) { try? data.write(to: stateURL, options: .atomic) }
             }
         }
         let setup = DiscoverySetup(model: model, pairs: loaded.batch, source: loaded.source, metric: metric, ablation: ablation,
                                    progress: note)
+        let heldOut = loaded.heldOut.map {
+            DiscoverySetup(model: model, pairs: $0.batch, source: $0.source, metric: metric, ablation: ablation, progress: note)
+        }
         let result = try Discovery.run(method, on: setup, choice: choice,
-                                       curveSizes: options.flag("curve") ? [50, 100, 200, 500, 1000, 2000] : [], progress: note)
+                                       curveSizes: options.flag("curve") ? [50, 100, 200, 500, 1000, 2000] : [], heldOut: heldOut,
+                                       progress: note)
         let circuit = result.circuit
 
         let written = try writeOutputs(circuit, directory: outDirectory, name: outName)
@@ -106,7 +142,22 @@ enum DiscoverCommand: Subcommand {
         print(String(format: "corrupt %@   %.4f", m, circuit.corruptMetric))
         print("circuit       \(circuit.edges.count) edges (\(circuit.selection), pruned)")
         print(String(format: "circuit %@   %.4f", m, circuit.circuitMetric))
-        print(String(format: "faithfulness  %.4f", circuit.faithfulness))
+        print(String(format: "faithfulness  %.4f on the %d pairs it was found on", circuit.faithfulness, circuit.pairs))
+        if let fresh = circuit.heldOut {
+            print(String(format: "held out      %.4f on %d fresh pairs (%@; clean %.4f, corrupt %.4f, circuit %.4f)", fresh.faithfulness,
+                         fresh.pairs, fresh.source, fresh.cleanMetric, fresh.corruptMetric, fresh.circuitMetric))
+        }
+        if let warning = faithfulnessWarning(circuit) { print(warning) }
+        if options.flag("mib"), let scores = result.scores {
+            for (label, run) in [("its pairs", setup)] + (heldOut.map { [("fresh pairs", $0)] } ?? []) {
+                let mib = try run.experiment().mibScores(scores)
+                print(String(format: "MIB on %@: CPR %.3f, CMD %.3f", label, mib.cpr, mib.cmd))
+                for (p, q) in zip(mib.cprPoints, mib.cmdPoints) {
+                    print(String(format: "  %6.1f %% (%6d edges): f %.4f signed, %.4f by |score|", 100 * p.budget, p.requested,
+                                 p.faithfulness, q.faithfulness))
+                }
+            }
+        }
         if !result.curve.isEmpty {
             print("faithfulness curve (top n → edges after pruning: faithfulness):")
             for p in result.curve { print(String(format: "  %6d → %6d: %.4f", p.requested, p.edges, p.faithfulness)) }
@@ -120,6 +171,28 @@ enum DiscoverCommand: Subcommand {
         print("wrote " + written.map(\.path).joined(separator: ", "))
         return 0
     }
+}
+
+/// Edge indices from `--edges-from`: a circuit JSON file's edges, or comma-separated edge names.
+func edgeList(_ source: String, graph: CircuitGraph) throws -> [Int] {
+    if source.hasSuffix(".json") || FileManager.default.fileExists(atPath: source) {
+        return try Circuit.load(URL(fileURLWithPath: source)).edgeIndices(in: graph)
+    }
+    let names = source.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    guard !names.isEmpty else { throw UsageError(description: "--edges-from names no edges") }
+    return try names.map { name in
+        guard let edge = graph.edge(named: name), let i = graph.index(of: edge) else {
+            throw UsageError(description: "--edges-from: '\(name)' is not an edge of this model (edges look like a0.h1->a3.h2<q>)")
+        }
+        return i
+    }
+}
+
+/// A warning line when a circuit explains less than half of the behaviour on its pairs or on fresh ones.
+func faithfulnessWarning(_ circuit: Circuit) -> String? {
+    let values = [circuit.faithfulness] + (circuit.heldOut.map { [$0.faithfulness] } ?? [])
+    guard values.contains(where: { !($0 >= 0.5) }) else { return nil }
+    return "warning       this circuit keeps less than half of the behaviour (faithfulness below 0.5): it does not explain it"
 }
 
 /// Writes `name.json`, `name.dot` and, when Graphviz is installed, `name.svg` into `directory`.

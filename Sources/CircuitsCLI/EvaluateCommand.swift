@@ -30,19 +30,24 @@ enum EvaluateCommand: Subcommand {
         let experiment = try Experiment(model: model, pairs: loaded.batch, metric: metric, ablation: ablation)
         let edges = try circuit.edgeIndices(in: experiment.graph)
         let (value, faithfulness) = experiment.evaluate(circuit: edges)
+        let fresh = try loaded.heldOut.map {
+            Circuit.Evaluation(edges, on: try Experiment(model: model, pairs: $0.batch, metric: metric, ablation: ablation), source: $0.source)
+        }
         if options.flag("json") {
             struct Output: Encodable {
                 let circuit: String, model: String, task: String, pairs: Int, metric: String, ablation: String
                 let edges: Int, clean: Double, corrupt: Double, circuitMetric: Double, faithfulness: Double
+                let heldOut: Circuit.Evaluation?
                 enum CodingKeys: String, CodingKey {
                     case circuit, model, task, pairs, metric, ablation, edges, clean, corrupt, faithfulness
                     case circuitMetric = "circuit_metric"
+                    case heldOut = "held_out"
                 }
             }
             try printJSON(Output(circuit: path, model: model.source, task: loaded.source, pairs: loaded.batch.count,
                                  metric: metric.rawValue, ablation: ablation.rawValue, edges: edges.count,
                                  clean: experiment.cleanMetric, corrupt: experiment.corruptMetric, circuitMetric: value,
-                                 faithfulness: faithfulness))
+                                 faithfulness: faithfulness, heldOut: fresh))
             return 0
         }
         let m = metric.rawValue
@@ -52,6 +57,10 @@ enum EvaluateCommand: Subcommand {
         print(String(format: "corrupt %@   %.4f", m, experiment.corruptMetric))
         print(String(format: "circuit %@   %.4f", m, value))
         print(String(format: "faithfulness  %.4f", faithfulness))
+        if let fresh {
+            print(String(format: "held out      %.4f on %d fresh pairs (%@; clean %.4f, corrupt %.4f, circuit %.4f)", fresh.faithfulness,
+                         fresh.pairs, fresh.source, fresh.cleanMetric, fresh.corruptMetric, fresh.circuitMetric))
+        }
         return 0
     }
 }

@@ -11,6 +11,7 @@ let pairOptions = [
     OptionSpec(name: "skip-invalid", value: nil, help: "skip invalid pairs in --data (and report how many) instead of stopping"),
     OptionSpec(name: "pairs", short: "n", value: "N", help: "number of pairs (default 100; for --data, the first N)"),
     OptionSpec(name: "seed", value: "S", help: "seed for generating task pairs (default 0)"),
+    OptionSpec(name: "held-out", value: "N", help: "fresh pairs to report faithfulness on too: the task's next seed, or the --data rows after the first -n (default: as many as -n; 0: none)"),
 ]
 
 /// Prompt pairs ready for a model, with where they came from.
@@ -22,11 +23,14 @@ struct LoadedPairs {
     let batch: PairBatch
     /// Notes from the generator (e.g. the greater-than variant).
     let notes: [String]
+    /// Fresh pairs that play no part in finding a circuit, and where they came from (nil: none asked or left).
+    let heldOut: (source: String, batch: PairBatch)?
 }
 
 /// Reads `--task`/`--data` pairs for `tokenizer`, reporting skipped lines on stderr.
 func loadPairs(_ options: ParsedOptions, tokenizer: Tokenizer, defaultTask: String? = "ioi") throws -> LoadedPairs {
-    let count = try options.int("pairs", in: 1...1_000_000)
+    let count = try options.int("pairs", default: 100, in: 1...1_000_000)!
+    let heldOutCount = try options.int("held-out", default: count, in: 0...1_000_000)!
     if let path = options.string("data") {
         guard options.string("task") == nil else { throw UsageError(description: "give either --task or --data, not both") }
         let format = try options.string("format").map { name in
@@ -40,14 +44,25 @@ func loadPairs(_ options: ParsedOptions, tokenizer: Tokenizer, defaultTask: Stri
         if !contents.skipped.isEmpty {
             note("skipped \(contents.skipped.count) invalid pairs; first: \(contents.skipped[0])")
         }
-        let pairs = count.map { Array(contents.tokenized.prefix($0)) } ?? contents.tokenized
-        return LoadedPairs(source: URL(fileURLWithPath: path).lastPathComponent, defaultMetric: .logitDiff,
-                           batch: PairBatch(pairs), notes: [])
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        let pairs = Array(contents.tokenized.prefix(count))
+        let rest = Array(contents.tokenized.dropFirst(count).prefix(heldOutCount))
+        var notes: [String] = []
+        if heldOutCount > 0 && rest.isEmpty {
+            notes.append("no fresh pairs: \(name) has \(contents.tokenized.count) valid pairs and all are used; pass a smaller -n to hold some out")
+        }
+        let heldOut = rest.isEmpty ? nil : (source: "\(name) pairs \(count + 1)–\(count + rest.count)", batch: PairBatch(rest))
+        return LoadedPairs(source: name, defaultMetric: .logitDiff, batch: PairBatch(pairs), notes: notes, heldOut: heldOut)
     }
     guard let name = options.string("task") ?? defaultTask else { throw UsageError(description: "give --task or --data") }
     let seed = try options.int("seed", default: 0, in: 0...Int.max)!
-    let dataset = try TaskRegistry.located().generate(name, count: count ?? 100, seed: UInt64(seed), tokenizer: tokenizer)
-    return LoadedPairs(source: name, defaultMetric: dataset.metric, batch: PairBatch(dataset.tokenized), notes: dataset.notes)
+    let registry = try TaskRegistry.located()
+    let dataset = try registry.generate(name, count: count, seed: UInt64(seed), tokenizer: tokenizer)
+    let heldOut = try heldOutCount == 0 ? nil
+        : (source: "\(name) seed \(UInt64(seed) + 1)",
+           batch: PairBatch(registry.generate(name, count: heldOutCount, seed: UInt64(seed) + 1, tokenizer: tokenizer).tokenized))
+    return LoadedPairs(source: name, defaultMetric: dataset.metric, batch: PairBatch(dataset.tokenized), notes: dataset.notes,
+                       heldOut: heldOut)
 }
 
 /// Parses `--metric`, falling back to `fallback`.

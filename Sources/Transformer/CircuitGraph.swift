@@ -62,8 +62,8 @@ public struct CircuitGraph: Sendable, Equatable {
         for r in receivers {
             let upstream: Int
             switch r {
-            case .head(let l, _, _): upstream = 1 + l * (heads + 1)
-            case .mlp(let l): upstream = 1 + l * (heads + 1) + (blockLayout == .sequential ? heads : 0)
+            case .head(let l, _, _): upstream = Self.firstSender(ofLayer: l, heads: heads)
+            case .mlp(let l): upstream = Self.firstSender(ofLayer: l, heads: heads) + (blockLayout == .sequential ? heads : 0)
             case .logits: upstream = senders.count
             }
             offsets.append(offsets.last! + upstream)
@@ -100,7 +100,10 @@ public struct CircuitGraph: Sendable, Equatable {
 
     /// Index of layer `layer`'s first head in `senders` (`senders.count` for `layer == layers`): every
     /// sender before it belongs to an earlier layer or is `input`.
-    public func firstSender(ofLayer layer: Int) -> Int { 1 + layer * (heads + 1) }
+    public func firstSender(ofLayer layer: Int) -> Int { Self.firstSender(ofLayer: layer, heads: heads) }
+
+    /// The numbering itself: `input`, then per layer its heads and its MLP.
+    private static func firstSender(ofLayer layer: Int, heads: Int) -> Int { 1 + layer * (heads + 1) }
 
     /// Receivers of block `layer`'s attention: `a{l}.h{h}<q|k|v>` for every head, as a range of `receivers`.
     public func attentionReceivers(ofLayer layer: Int) -> Range<Int> {

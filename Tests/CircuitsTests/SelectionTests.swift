@@ -122,3 +122,28 @@ final class SelectionTests: XCTestCase {
         XCTAssertTrue(svg.contains("<svg"))
     }
 }
+
+/// MIB's areas (design §12).
+final class MIBScoresTests: XCTestCase {
+    /// The trapezoid areas of known curves.
+    func testAreasByTheTrapezoidRule() {
+        let points = [(0.0, 0.0), (0.5, 1.0), (1.0, 1.0)].map { MIBScores.Point(budget: $0.0, requested: 0, edges: 0, faithfulness: $0.1) }
+        XCTAssertEqual(MIBScores.area(points) { $0 }, 0.75, accuracy: 1e-12)
+        XCTAssertEqual(MIBScores.area(points) { abs(1 - $0) }, 0.25, accuracy: 1e-12)
+    }
+
+    /// No edges is the corrupted run (f = 0) and every edge the clean one (f = 1), whatever the scores.
+    func testEndpointsOfTheBudgetAxis() throws {
+        let model = AttributionTests.plantedModel(), pairs = AttributionTests.plantedPairs()
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+        let scores = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 5)
+        let mib = experiment.mibScores(scores, budgets: [0, 1])
+        XCTAssertEqual(mib.cpr, 0.5, accuracy: 1e-6)
+        XCTAssertEqual(mib.cmd, 0.5, accuracy: 1e-6)
+        // The planted circuit's two edges carry everything: at a budget of 2 edges both rankings find it.
+        let two = experiment.mibScores(scores, budgets: [2.5 / Double(model.graph.edgeCount)])
+        XCTAssertEqual(two.cprPoints[0].requested, 2)
+        XCTAssertEqual(two.cprPoints[0].faithfulness, 1, accuracy: 0.05)
+        XCTAssertEqual(two.cmdPoints[0].faithfulness, 1, accuracy: 0.05)
+    }
+}

@@ -1,0 +1,229 @@
+import Foundation
+import Kernels
+import Transformer
+
+/// Learned edge masks (Edge Pruning, Bhaskar et al. 2024; design §10): one hard-concrete gate per
+/// edge, trained with Adam so that the model with closed gates' edges corrupted stays close to the
+/// clean model (KL(p_clean ‖ p_masked)), while a Lagrangian drives the expected number of open gates
+/// to a target that falls from the whole graph to `targetEdges` during the warm-up.
+///
+/// A gate's coefficient is α = 1 − z, with z from the hard concrete distribution (Louizos et al.
+/// 2018): `s = σ((log u − log(1 − u) + log a)/β)`, `z = min(1, max(0, s·(r − l) + l))`. The gradient
+/// of the KL with respect to every α comes from one masked run and its backward pass
+/// (`MaskedGradient`); `∂z/∂log a = (r − l)·s(1 − s)/β` where z is not clamped. Runs are
+/// deterministic for a seed (the gate noise of step k comes from the seed and k alone) and can be
+/// resumed from a saved `State`.
+public final class EdgePruning {
+    /// The hard concrete's stretch interval (l, r) and temperature β.
+    static let lower: Float = -0.1, upper: Float = 1.1, beta: Float = 2.0 / 3.0
+
+    /// Training options.
+    public struct Options: Codable, Sendable, Equatable {
+        /// Expected open gates at the end of the warm-up.
+        public var targetEdges: Int
+        /// Optimizer steps; every step runs all training pairs once.
+        public var steps: Int
+        /// Adam's step size for log a.
+        public var learningRate: Float
+        /// Step size of the Lagrange multipliers' ascent.
+        public var lambdaLearningRate: Float
+        /// Fraction of the steps over which the target falls linearly from every edge to `targetEdges`.
+        public var warmup: Double
+        /// log a of every gate at the start, when there is no warm start.
+        public var initialLogAlpha: Float
+        /// Seed of the gate noise.
+        public var seed: UInt64
+        /// Pairs per forward/backward chunk.
+        public var chunkSize: Int
+
+        /// Options with the defaults used by `circuits discover --method prune`.
+        public init(targetEdges: Int, steps: Int = 200, learningRate: Float = 0.1, lambdaLearningRate: Float = 1, warmup: Double = 0.5,
+                    initialLogAlpha: Float = 3, seed: UInt64 = 0, chunkSize: Int = 32) {
+            self.targetEdges = targetEdges
+            self.steps = steps
+            self.learningRate = learningRate
+            self.lambdaLearningRate = lambdaLearningRate
+            self.warmup = warmup
+            self.initialLogAlpha = initialLogAlpha
+            self.seed = seed
+            self.chunkSize = chunkSize
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case targetEdges = "target_edges"
+            case steps
+            case learningRate = "learning_rate"
+            case lambdaLearningRate = "lambda_learning_rate"
+            case warmup
+            case initialLogAlpha = "initial_log_alpha"
+            case seed
+            case chunkSize = "chunk_size"
+        }
+    }
+
+    /// Where a run stands: enough to resume it and get the same result.
+    public struct State: Codable, Sendable {
+        public var options: Options
+        /// Steps done.
+        public var step: Int
+        /// `[edges]` log a of every gate.
+        public var logAlpha: [Float]
+        /// `[edges]` Adam's running means of the gradient and of its square.
+        var adamFirst: [Float]
+        var adamSecond: [Float]
+        /// Lagrange multipliers of the linear and quadratic sparsity terms.
+        public var lambda1: Double
+        public var lambda2: Double
+        /// Seconds spent so far, over all sessions.
+        public var seconds: Double
+        /// Edge count of the graph, to check a resumed state fits the model.
+        public var graphEdges: Int
+
+        enum CodingKeys: String, CodingKey {
+            case options, step
+            case logAlpha = "log_alpha"
+            case adamFirst = "adam_first"
+            case adamSecond = "adam_second"
+            case lambda1 = "lambda1"
+            case lambda2 = "lambda2"
+            case seconds
+            case graphEdges = "graph_edges"
+        }
+    }
+
+    /// A progress report after a step.
+    public struct Progress: Sendable {
+        public let step: Int
+        public let steps: Int
+        /// KL(p_clean ‖ p_masked) under this step's sampled gates.
+        public let kl: Double
+        /// Expected open gates.
+        public let expectedEdges: Double
+        /// The target the sparsity term pulls towards at this step.
+        public let target: Double
+        public let seconds: Double
+
+        /// Seconds left at the pace so far.
+        public var secondsLeft: Double { step == 0 ? 0 : seconds / Double(step) * Double(steps - step) }
+    }
+
+    public let gradient: MaskedGradient
+    /// The run's state: the gates and the optimizer.
+    public private(set) var state: State
+
+    /// A run on `pairs`; `warmStart` (scores of every edge, e.g. EAP-IG's) opens the gates of the
+    /// edges with the largest |score| wider at the start; `resume` continues a saved run.
+    public init(model: TransformerModel, pairs: PairBatch, ablation: Ablation = .resample, options: Options, warmStart: [Float]? = nil,
+                resume: State? = nil) throws {
+        let edges = model.graph.edgeCount
+        guard options.targetEdges >= 1, options.targetEdges <= edges else {
+            throw ModelInputError("target of \(options.targetEdges) edges is outside 1...\(edges)")
+        }
+        guard options.steps >= 1 else { throw ModelInputError("edge pruning needs at least one step, got \(options.steps)") }
+        gradient = try MaskedGradient(model: model, pairs: pairs, metric: .kl, ablation: ablation, chunkSize: options.chunkSize,
+                                      cachesChunks: true)
+        if let resume {
+            guard resume.graphEdges == edges, resume.logAlpha.count == edges, resume.adamFirst.count == edges,
+                  resume.adamSecond.count == edges else {
+                throw ModelInputError("edge pruning state is for a graph of \(resume.graphEdges) edges; this model has \(edges)")
+            }
+            state = resume
+            return
+        }
+        var logAlpha = [Float](repeating: options.initialLogAlpha, count: edges)
+        if let warmStart {
+            guard warmStart.count == edges else { throw ModelInputError("warm start has \(warmStart.count) scores; the graph has \(edges) edges") }
+            // Rank by |score|: the best edges start wide open, the rest fall off with their rank.
+            for (rank, e) in Selection.ranked(warmStart).enumerated() {
+                let position = Float(rank) / Float(max(1, 4 * options.targetEdges))
+                logAlpha[e] = options.initialLogAlpha - 2 * min(position, 3)
+            }
+        }
+        state = State(options: options, step: 0, logAlpha: logAlpha, adamFirst: [Float](repeating: 0, count: edges),
+                      adamSecond: [Float](repeating: 0, count: edges), lambda1: 0, lambda2: 0, seconds: 0, graphEdges: edges)
+    }
+
+    /// `σ(log a − β·log(−l/r))`: the probability that a gate is open (z > 0).
+    static func openProbability(_ logAlpha: Float) -> Float {
+        sigmoid(logAlpha - beta * log(-lower / upper))
+    }
+
+    /// The gates' deterministic open probabilities σ(log a): the score of every edge, higher kept first.
+    public var gateScores: [Float] { state.logAlpha.map { Self.sigmoid($0) } }
+
+    /// Expected open gates.
+    public var expectedEdges: Double { state.logAlpha.reduce(0.0) { $0 + Double(Self.openProbability($1)) } }
+
+    /// The sparsity target at `step`: every edge at step 0, `targetEdges` from the end of the warm-up on.
+    func target(at step: Int) -> Double {
+        let o = state.options, edges = Double(state.graphEdges)
+        let warmupSteps = max(1, Int((Double(o.steps) * o.warmup).rounded()))
+        let done = min(1, Double(step) / Double(warmupSteps))
+        return edges + (Double(o.targetEdges) - edges) * done
+    }
+
+    /// The gates of step `step` for gate parameters `logAlpha`: coefficients α = 1 − z and ∂z/∂log a,
+    /// from noise that depends only on the seed and the step.
+    func sampleGates(step: Int, logAlpha: [Float]) -> (alpha: [Float], dz: [Float]) {
+        var rng = SeededRandom(seed: state.options.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15)
+        let (l, r, beta) = (Self.lower, Self.upper, Self.beta)
+        var alpha = [Float](repeating: 0, count: logAlpha.count), dz = alpha
+        for e in alpha.indices {
+            let u = Float(Double(rng.next() >> 40) * 0x1p-24).clamped(1e-6, 1 - 1e-6)
+            let s = Self.sigmoid((log(u) - log(1 - u) + logAlpha[e]) / beta)
+            let stretched = s * (r - l) + l
+            alpha[e] = 1 - stretched.clamped(0, 1)
+            dz[e] = stretched > 0 && stretched < 1 ? (r - l) * s * (1 - s) / beta : 0
+        }
+        return (alpha, dz)
+    }
+
+    /// The faithfulness loss KL(p_clean ‖ p_masked) under the gates sampled at `step` from `logAlpha`
+    /// (default: the current gates), and its gradient with respect to every log a.
+    public func klGradient(step: Int, logAlpha: [Float]? = nil) throws -> (kl: Double, logAlpha: [Float]) {
+        let (alpha, dz) = sampleGates(step: step, logAlpha: logAlpha ?? state.logAlpha)
+        let g = try gradient.gradient(EdgeMask(alpha: alpha))
+        // ∂KL/∂log a = ∂KL/∂α · ∂α/∂z · ∂z/∂log a, with ∂α/∂z = −1.
+        return (g.metric, zip(g.edges, dz).map { -$0 * $1 })
+    }
+
+    /// Trains until `options.steps`, reporting after every step and offering the state to save.
+    ///
+    /// - Returns: `gateScores`
+    public func run(progress: ((Progress) -> Void)? = nil, checkpoint: ((State) -> Void)? = nil) throws -> [Float] {
+        let o = state.options, edges = state.graphEdges
+        let (b1, b2, eps): (Float, Float, Float) = (0.9, 0.999, 1e-8)
+        while state.step < o.steps {
+            let start = Date()
+            let (kl, klGradient) = try klGradient(step: state.step)
+            let expected = expectedEdges, target = target(at: state.step)
+            let gap = (expected - target) / Double(edges)  // in fractions of the graph
+            let pull = Float(state.lambda1 + 2 * state.lambda2 * gap) / Float(edges)
+            state.step += 1
+            let t = Float(state.step)
+            let correction1 = 1 - pow(b1, t), correction2 = 1 - pow(b2, t)
+            for e in 0..<edges {
+                let open = Self.openProbability(state.logAlpha[e])
+                let grad = klGradient[e] + pull * open * (1 - open)
+                state.adamFirst[e] = b1 * state.adamFirst[e] + (1 - b1) * grad
+                state.adamSecond[e] = b2 * state.adamSecond[e] + (1 - b2) * grad * grad
+                let m = state.adamFirst[e] / correction1, v = state.adamSecond[e] / correction2
+                state.logAlpha[e] -= o.learningRate * m / (v.squareRoot() + eps)
+            }
+            // The multipliers ascend: a gap that persists is penalized more and more.
+            state.lambda1 += Double(o.lambdaLearningRate) * gap
+            state.lambda2 += Double(o.lambdaLearningRate) * gap * gap
+            state.seconds += Date().timeIntervalSince(start)
+            progress?(Progress(step: state.step, steps: o.steps, kl: kl, expectedEdges: expected, target: target, seconds: state.seconds))
+            checkpoint?(state)
+        }
+        return gateScores
+    }
+
+    static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+}
+
+extension Float {
+    /// The value limited to `lo ... hi`.
+    func clamped(_ lo: Float, _ hi: Float) -> Float { Swift.min(hi, Swift.max(lo, self)) }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Kernels
+import Transformer
+
+/// The metric and its gradient under edge masks on one batch of pairs: `∂M/∂α` for every edge and,
+/// on request, `∂M/∂input`, from a run under the mask and its backward pass with sender gradients
+/// routed through `(1 − α)` (design §4).
+///
+/// Learned edge masks call it once per step. Each chunk's clean reference (the answers and, for
+/// `kl`, the clean distribution) and its corrupted sender outputs do not depend on the mask: with
+/// `cachesChunks` they are computed once and kept (about `senders × T × d` floats per chunk),
+/// otherwise they are recomputed on every call and memory stays bounded by one chunk.
+public final class MaskedGradient {
+    /// What a chunk's masked runs need that does not depend on the mask.
+    private struct Chunk {
+        let pairs: PairBatch
+        let layout: SequenceLayout
+        let targets: MetricTargets
+        /// `[senders, T, d]` corrupted sender outputs under the ablation.
+        let corrupt: FloatBuffer
+        /// The chunk's share of the pairs.
+        let weight: Float
+    }
+
+    public let model: TransformerModel
+    public let pairs: PairBatch
+    public let metric: Metric
+    public let ablation: Ablation
+    public let chunkSize: Int
+    private let means: PositionMeans?
+    private let ranges: [Range<Int>]
+    private var cache: [Int: Chunk]?
+
+    /// Prepares the gradient of `metric` on `pairs`.
+    public init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, chunkSize: Int = 32,
+                cachesChunks: Bool = false) throws {
+        try pairs.validate()
+        guard chunkSize >= 1 else { throw ModelInputError("chunk size must be at least 1, got \(chunkSize)") }
+        self.model = model
+        self.pairs = pairs
+        self.metric = metric
+        self.ablation = ablation
+        self.chunkSize = chunkSize
+        means = ablation == .mean ? try PositionMeans(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
+        ranges = stride(from: 0, to: pairs.count, by: chunkSize).map { $0..<min($0 + chunkSize, pairs.count) }
+        cache = cachesChunks ? [:] : nil
+    }
+
+    /// The chunk at `index`, from the cache or freshly run.
+    private func chunk(_ index: Int) throws -> Chunk {
+        if let cached = cache?[index] { return cached }
+        let chunk = pairs.slice(ranges[index])
+        let clean = try model.forward(chunk.clean)
+        let corrupt = try ablation.corruptSenders(model: model, corrupt: chunk.corrupt, layout: clean.layout, means: means).senders
+        let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
+                                    reference: MetricTargets.probabilities(clean.logits, vocab: model.config.vocabularySize))
+        let prepared = Chunk(pairs: chunk, layout: clean.layout, targets: targets, corrupt: corrupt,
+                             weight: Float(chunk.count) / Float(pairs.count))
+        cache?[index] = prepared
+        return prepared
+    }
+
+    /// The metric under `mask`, averaged over pairs, and its gradient.
+    ///
+    /// - Parameters:
+    ///   - inputGradient: also return `[T, d]` ∂M/∂(input embedding) for every row of the batch
+    public func gradient(
+        _ mask: EdgeMask, inputGradient: Bool = false, profile: EdgeAttribution.Profile? = nil, progress: EdgeAttribution.Progress? = nil
+    ) throws -> EdgeAttribution.Gradient {
+        let graph = model.graph, c = model.config, d = c.dModel
+        guard mask.alpha.count == graph.edgeCount else {
+            throw ModelInputError("the mask has \(mask.alpha.count) coefficients; the graph has \(graph.edgeCount) edges")
+        }
+        var scores = [Float](repeating: 0, count: graph.edgeCount)
+        var metricValue = 0.0
+        let input = inputGradient ? FloatBuffer(count: pairs.clean.reduce(0) { $0 + $1.count } * d) : nil
+        var firstRow = 0
+        for index in ranges.indices {
+            let start = Date()
+            let chunk = try chunk(index)
+            let plane = chunk.layout.rows * d
+            let tokens = chunk.pairs.clean.flatMap { $0 }
+            let pass = ForwardPass(model: model, layout: chunk.layout, tokens: tokens, readout: .last, keepActivations: true,
+                                   captureSenders: true)
+            let patch = MaskPatch(graph: graph, masks: [mask], plane: plane, corrupt: chunk.corrupt.pointer, corruptResiduals: nil,
+                                  run: pass.senders!.pointer, earlier: nil, firstRunSender: 0,
+                                  buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane), allowsProduct: true)
+            model.embed(pass.entry(0), tokens: tokens, layout: chunk.layout)
+            model.run(pass, patch: patch)
+            // corrupt_s − current_s for every sender: what each edge's gradient contracts with.
+            let diffs = patch.differences(upTo: graph.senders.count)
+            profile?.forward += Date().timeIntervalSince(start)
+            metricValue += Double(chunk.weight)
+                * metric.evaluate(logits: pass.logits.pointer, vocab: c.vocabularySize, targets: chunk.targets).mean
+            let routing = MaskRouting(graph: graph, alpha: mask.alpha, rows: chunk.layout.rows, dModel: d)
+            let dInput = EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: chunk.targets, scale: chunk.weight,
+                                                       diffs: diffs, routing: routing, into: &scores, profile: profile)
+            input.map { ($0.pointer + firstRow * d).update(from: dInput.pointer, count: plane) }
+            firstRow += chunk.layout.rows
+            progress?(index + 1, ranges.count)
+        }
+        return EdgeAttribution.Gradient(edges: scores, metric: metricValue, input: input)
+    }
+}

@@ -1,0 +1,70 @@
+import Circuits
+import Kernels
+import TestSupport
+import Transformer
+import XCTest
+
+/// Learned edge masks (design §10) on the tiny fixtures and the planted model.
+final class EdgePruningTests: XCTestCase {
+    private func fixturePairs(_ name: String) throws -> (TransformerModel, PairBatch) {
+        let model = try TransformerModel.load(contentsOf: Fixtures.url(name))
+        let reference = try ReferenceFile(name)
+        return (model, PairBatch(clean: try reference.batch("clean_tokens"), corrupt: try reference.batch("corrupt_tokens"),
+                                 correct: try reference.json("correct"), incorrect: try reference.json("incorrect")))
+    }
+
+    /// The gates find the planted copy circuit: its two edges get the most open gates, and the circuit
+    /// they make is faithful.
+    func testRecoversThePlantedCircuit() throws {
+        let model = AttributionTests.plantedModel(), pairs = AttributionTests.plantedPairs()
+        let g = model.graph
+        let planted = Set([Edge(.input, .head(layer: 0, head: 0, port: .v)), Edge(.head(layer: 0, head: 0), .logits)].map { g.index(of: $0)! })
+        let pruning = try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 2, steps: 150))
+        let scores = try pruning.run()
+        let top = Set(Selection.topN(2).select(scores, graph: g))
+        XCTAssertEqual(top, planted, "most open gates: \(Selection.topN(6).select(scores, graph: g).map { "\(g.edge($0).name) \(scores[$0])" })")
+        XCTAssertLessThan(pruning.expectedEdges, 20, "the sparsity term should close most of the \(g.edgeCount) gates")
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+        XCTAssertEqual(experiment.evaluate(circuit: g.pruned(top)).faithfulness, 1, accuracy: 0.05)
+    }
+
+    /// ∂KL/∂log a through the hard concrete against central differences with the same gate noise.
+    func testGateGradientMatchesFiniteDifferences() throws {
+        let (model, pairs) = try fixturePairs("tiny-llama")
+        let pruning = try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 20, steps: 1, initialLogAlpha: 0.5))
+        let base = pruning.state.logAlpha
+        let (_, analytic) = try pruning.klGradient(step: 3)
+        let scale = Double(analytic.map(abs).max()!)
+        XCTAssertGreaterThan(scale, 0)
+        // Edges whose gates are inside (0, 1) at this step have a nonzero gradient; check those.
+        let checked = analytic.indices.filter { analytic[$0] != 0 }.prefix(12)
+        XCTAssertGreaterThan(checked.count, 5)
+        for e in checked {
+            func kl(_ h: Float) throws -> Double {
+                var shifted = base
+                shifted[e] += h
+                return try pruning.klGradient(step: 3, logAlpha: shifted).kl
+            }
+            let h: Float = 1e-2
+            let numeric = (try kl(h) - kl(-h)) / (2 * Double(h))
+            XCTAssertEqual(Double(analytic[e]), numeric, accuracy: 3e-3 * scale, model.graph.edge(e).name)
+        }
+    }
+
+    /// The same seed gives the same gates; a run resumed from a saved state ends where the uninterrupted one does.
+    func testDeterministicAndResumable() throws {
+        let (model, pairs) = try fixturePairs("tiny-gpt2")
+        let options = EdgePruning.Options(targetEdges: 15, steps: 12, seed: 5)
+        let first = try EdgePruning(model: model, pairs: pairs, options: options).run()
+        var saved: EdgePruning.State?
+        let second = try EdgePruning(model: model, pairs: pairs, options: options).run(checkpoint: { state in if state.step == 5 { saved = state } })
+        XCTAssertEqual(first, second)
+        let data = try JSONEncoder().encode(try XCTUnwrap(saved))
+        let resumed = try EdgePruning(model: model, pairs: pairs, options: options,
+                                      resume: JSONDecoder().decode(EdgePruning.State.self, from: data)).run()
+        XCTAssertEqual(resumed, first)
+        var other = options
+        other.seed = 6
+        XCTAssertNotEqual(try EdgePruning(model: model, pairs: pairs, options: other).run(), first, "another seed should draw other noise")
+    }
+}
