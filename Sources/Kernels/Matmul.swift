@@ -9,7 +9,8 @@
 /// threads, each thread packs an `mc × kc` block of `A` into `MR`-row panels, and an `MR × NR`
 /// micro-kernel keeps its 24 accumulators (8 rows × 3 `SIMD16<Float>`) in registers: per step of
 /// the depth it loads 3 vectors of B and broadcasts 8 elements of A for 24 fused multiply-adds
-/// (an 8 × 32 kernel, 16 accumulators, ran 3–14 % slower at every model shape).
+/// (an 8 × 32 kernel, 16 accumulators, ran 3–14 % slower at every model shape). Processors with
+/// 8-float registers run the same tile in quarters (`GemmMicroKernel.narrow`).
 
 /// Rows of `C` one micro-kernel call produces.
 private let microRows = 8
@@ -32,12 +33,13 @@ private let blockCols = 768
 ///   - a: `[m, k]` with row stride `lda`, or, when `transposeA`, stored as `[k, m]`.
 ///   - b: `[k, n]` with row stride `ldb`, or, when `transposeB`, stored as `[n, k]`.
 ///   - m, n, k: sizes of `op(A)` (`m × k`) and `op(B)` (`k × n`).
+///   - microKernel: the packed path's register blocking (tests run both)
 public func gemm(
     _ c: UnsafeMutablePointer<Float>, ldc: Int,
     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
     _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
     accumulate: Bool,
-    _ m: Int, _ n: Int, _ k: Int
+    _ m: Int, _ n: Int, _ k: Int, microKernel: GemmMicroKernel = .preferred
 ) {
     if m == 0 || n == 0 { return }
     if k == 0 {
@@ -59,7 +61,7 @@ public func gemm(
     // Small products, and calls from inside a parallel iteration (which runs on its thread alone),
     // are blocked for one thread.
     gemmBlocked(c, ldc: ldc, a, lda: lda, transposeA: transposeA, b, ldb: ldb, transposeB: transposeB,
-                accumulate: accumulate, m, n, k, serial: m * n * k < 1 << 16 || WorkerPool.insideJob)
+                accumulate: accumulate, m, n, k, serial: m * n * k < 1 << 16 || WorkerPool.insideJob, wide: microKernel == .wide)
 }
 
 /// Depth of one block of the dot-product path: runs of 16 KB per row keep the prefetcher streaming.
@@ -146,7 +148,7 @@ private func gemmBlocked(
     _ c: UnsafeMutablePointer<Float>, ldc: Int,
     _ a: UnsafePointer<Float>, lda: Int, transposeA: Bool,
     _ b: UnsafePointer<Float>, ldb: Int, transposeB: Bool,
-    accumulate: Bool, _ m: Int, _ n: Int, _ k: Int, serial: Bool
+    accumulate: Bool, _ m: Int, _ n: Int, _ k: Int, serial: Bool, wide: Bool
 ) {
     // Element (i, p) of op(A) is a[i * aRow + p * aCol]; element (p, j) of op(B) is b[p * bRow + j * bCol].
     let aRow = transposeA ? 1 : lda, aCol = transposeA ? lda : 1
@@ -217,7 +219,12 @@ private func gemmBlocked(
                         let bPanel = inPlace ? b + pc * ldb + jc + j0 : UnsafePointer(packedB + panel * kc * microCols)
                         let bStride = inPlace ? ldb : microCols
                         microKernelTile(c + (i0 + mp * microRows) * ldc + jc + j0, ldc, rows, cols, overwrite: firstDepthBlock) {
-                            out, ldo, overwrite in microKernel(out, ldo, aPanel, bPanel, bStride, kc, overwrite: overwrite)
+                            out, ldo, overwrite in
+                            if wide {
+                                microKernel(out, ldo, aPanel, bPanel, bStride, kc, overwrite: overwrite)
+                            } else {
+                                microKernelQuarters(out, ldo, aPanel, bPanel, bStride, kc, overwrite: overwrite)
+                            }
                         }
                     }
                 }
@@ -389,6 +396,58 @@ private func microKernel(
     }
     storeTile(c, ldc, overwrite, (c00, c01, c02), (c10, c11, c12), (c20, c21, c22), (c30, c31, c32),
               (c40, c41, c42), (c50, c51, c52), (c60, c61, c62), (c70, c71, c72))
+}
+
+/// The same 8 × 48 tile as four 4 × 24 quarters, for 8-float registers (AVX2's 16): each quarter
+/// holds 12 `SIMD8` accumulators and per step of the depth loads 3 vectors of B and broadcasts 4
+/// elements of A. Each element is summed over the depth in the same order as by `microKernel`.
+@inline(__always)
+private func microKernelQuarters(
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ packedA: UnsafePointer<Float>, _ packedB: UnsafePointer<Float>,
+    _ bStride: Int, _ kc: Int, overwrite: Bool
+) {
+    for rows in 0..<2 {
+        for cols in 0..<2 {
+            quarterKernel(c + rows * 4 * ldc + cols * 24, ldc, packedA + rows * 4 * panelStride, packedB + cols * 24, bStride, kc,
+                          overwrite: overwrite)
+        }
+    }
+}
+
+/// `C[4, 24] (+)= packedA[4][panelStride] · B[kc][24]` in 12 `SIMD8` accumulators.
+@inline(__always)
+private func quarterKernel(
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ packedA: UnsafePointer<Float>, _ packedB: UnsafePointer<Float>,
+    _ bStride: Int, _ kc: Int, overwrite: Bool
+) {
+    typealias V = SIMD8<Float>
+    @inline(__always) func load8(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    @inline(__always) func store8(_ p: UnsafeMutablePointer<Float>, _ v: V) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self) }
+    var c00 = V(), c01 = V(), c02 = V(), c10 = V(), c11 = V(), c12 = V()
+    var c20 = V(), c21 = V(), c22 = V(), c30 = V(), c31 = V(), c32 = V()
+    var ap = packedA, bp = packedB
+    for _ in 0..<kc {
+        let b0 = load8(bp), b1 = load8(bp + 8), b2 = load8(bp + 16)
+        var x = V(repeating: ap[0])
+        c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1); c02 = c02.addingProduct(x, b2)
+        x = V(repeating: ap[panelStride])
+        c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1); c12 = c12.addingProduct(x, b2)
+        x = V(repeating: ap[2 * panelStride])
+        c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1); c22 = c22.addingProduct(x, b2)
+        x = V(repeating: ap[3 * panelStride])
+        c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1); c32 = c32.addingProduct(x, b2)
+        ap += 1
+        bp += bStride
+    }
+    @inline(__always) func put(_ row: Int, _ v0: V, _ v1: V, _ v2: V) {
+        let p = c + row * ldc
+        if overwrite {
+            store8(p, v0); store8(p + 8, v1); store8(p + 16, v2)
+        } else {
+            store8(p, load8(p) + v0); store8(p + 8, load8(p + 8) + v1); store8(p + 16, load8(p + 16) + v2)
+        }
+    }
+    put(0, c00, c01, c02); put(1, c10, c11, c12); put(2, c20, c21, c22); put(3, c30, c31, c32)
 }
 
 /// Writes (or adds) eight rows of three vectors into C.

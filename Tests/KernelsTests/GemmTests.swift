@@ -3,7 +3,7 @@ import XCTest
 
 /// The blocked SIMD `gemm` against the naive `gemmReference`, in all four transpose forms, overwriting
 /// and accumulating, on awkward and round sizes, on sub-matrices, and down each internal path
-/// (serial small products, threaded blocks, the depth split).
+/// (serial small products, threaded blocks, the depth split), with both micro-kernels.
 final class GemmTests: XCTestCase {
     /// One product: `op(A)` is `m × k`, `op(B)` is `k × n`; every matrix row has `padding` extra floats.
     private struct Case: CustomStringConvertible {
@@ -44,9 +44,17 @@ final class GemmTests: XCTestCase {
                 initial[i * ldc + j] = j >= n ? sentinel : test.accumulate ? 2 * rng.nextFloat() - 1 : .nan
             }
         }
-        let actual = FloatBuffer(initial.array), expected = FloatBuffer(initial.array)
-        gemm(actual.pointer, ldc: ldc, a.pointer, lda: lda, transposeA: test.transposeA, b.pointer, ldb: ldb,
-             transposeB: test.transposeB, accumulate: test.accumulate, m, n, k)
+        let expected = FloatBuffer(initial.array)
+        // Both register blockings, which must agree bit for bit (they sum in the same order).
+        let results = GemmMicroKernel.allCases.map { kernel in
+            let out = FloatBuffer(initial.array)
+            gemm(out.pointer, ldc: ldc, a.pointer, lda: lda, transposeA: test.transposeA, b.pointer, ldb: ldb,
+                 transposeB: test.transposeB, accumulate: test.accumulate, m, n, k, microKernel: kernel)
+            return out
+        }
+        let actual = results[0]
+        XCTAssertEqual(results[0].array.map(\.bitPattern), results[1].array.map(\.bitPattern), "\(test): wide and narrow kernels differ",
+                       file: file, line: line)
         gemmReference(expected.pointer, ldc: ldc, a.pointer, lda: lda, transposeA: test.transposeA, b.pointer,
                       ldb: ldb, transposeB: test.transposeB, accumulate: test.accumulate, m, n, k)
 
