@@ -27,7 +27,8 @@ public final class EdgePruning {
         public var learningRate: Float
         /// Step size of the Lagrange multipliers' ascent.
         public var lambdaLearningRate: Float
-        /// Fraction of the steps over which the target falls linearly from every edge to `targetEdges`.
+        /// Fraction of the steps over which the target falls linearly from the gates' expected count at
+        /// the start to `targetEdges`.
         public var warmup: Double
         /// log a of every gate at the start, when there is no warm start.
         public var initialLogAlpha: Float
@@ -78,9 +79,12 @@ public final class EdgePruning {
         public var seconds: Double
         /// Edge count of the graph, to check a resumed state fits the model.
         public var graphEdges: Int
+        /// Expected open gates at step 0, where the target schedule starts.
+        public var startEdges: Double
 
         enum CodingKeys: String, CodingKey {
             case options, step
+            case startEdges = "start_edges"
             case logAlpha = "log_alpha"
             case adamFirst = "adam_first"
             case adamSecond = "adam_second"
@@ -140,7 +144,8 @@ public final class EdgePruning {
             }
         }
         state = State(options: options, step: 0, logAlpha: logAlpha, adamFirst: [Float](repeating: 0, count: edges),
-                      adamSecond: [Float](repeating: 0, count: edges), lambda1: 0, lambda2: 0, seconds: 0, graphEdges: edges)
+                      adamSecond: [Float](repeating: 0, count: edges), lambda1: 0, lambda2: 0, seconds: 0, graphEdges: edges,
+                      startEdges: logAlpha.reduce(0.0) { $0 + Double(Self.openProbability($1)) })
     }
 
     /// `σ(log a − β·log(−l/r))`: the probability that a gate is open (z > 0).
@@ -154,12 +159,13 @@ public final class EdgePruning {
     /// Expected open gates.
     public var expectedEdges: Double { state.logAlpha.reduce(0.0) { $0 + Double(Self.openProbability($1)) } }
 
-    /// The sparsity target at `step`: every edge at step 0, `targetEdges` from the end of the warm-up on.
+    /// The sparsity target at `step`: the expected open gates at step 0, falling linearly to
+    /// `targetEdges` by the end of the warm-up.
     func target(at step: Int) -> Double {
-        let o = state.options, edges = Double(state.graphEdges)
+        let o = state.options
         let warmupSteps = max(1, Int((Double(o.steps) * o.warmup).rounded()))
         let done = min(1, Double(step) / Double(warmupSteps))
-        return edges + (Double(o.targetEdges) - edges) * done
+        return state.startEdges + (Double(o.targetEdges) - state.startEdges) * done
     }
 
     /// The gates of step `step` for gate parameters `logAlpha`: coefficients α = 1 − z and ∂z/∂log a,

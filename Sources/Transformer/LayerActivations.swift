@@ -59,6 +59,9 @@ public final class LayerActivations {
 
 /// The inputs of one block's receivers that read their own copy of the residual stream (edge
 /// patching), and what the forward pass computed from them, kept for the backward pass.
+///
+/// Every buffer is a view into one allocation per kind, made when the block is first patched, so a
+/// patched pass allocates a few large blocks instead of hundreds of small ones.
 public final class OwnReceiverInputs {
     /// Per attention receiver (index `3·head + port`), its `[T, d]` input, or nil when it read `residPre`.
     public internal(set) var inputs: [FloatBuffer?]
@@ -72,13 +75,47 @@ public final class OwnReceiverInputs {
     var values: [FloatBuffer?]
     /// `[T, d]` the MLP's own input, or nil (its norm statistics are the block's `norm2Mean`/`norm2Rstd`).
     public internal(set) var mlp: FloatBuffer?
+    /// `[3·heads, T, d]` room for the attention inputs.
+    private let inputBlock: FloatBuffer
+    /// `[2, 3·heads, T]` room for the norm statistics.
+    private let statsBlock: FloatBuffer
+    /// `[2, heads, T, headDim]` room for own keys and values.
+    private let kvBlock: FloatBuffer
+    private let rows: Int
+    private let dModel: Int
+    private let headDim: Int
 
-    /// No own inputs yet, for a block of `heads` heads.
-    init(heads: Int) {
+    /// No own inputs yet, for a block of `heads` heads over `rows` rows.
+    init(heads: Int, rows: Int, dModel: Int, headDim: Int) {
         inputs = Array(repeating: nil, count: 3 * heads)
         mean = inputs
         rstd = inputs
         keys = Array(repeating: nil, count: heads)
         values = keys
+        inputBlock = FloatBuffer(uninitializedCount: 3 * heads * rows * dModel)
+        statsBlock = FloatBuffer(uninitializedCount: 2 * 3 * heads * rows)
+        kvBlock = FloatBuffer(uninitializedCount: 2 * heads * rows * headDim)
+        self.rows = rows
+        self.dModel = dModel
+        self.headDim = headDim
+    }
+
+    /// Keeps a copy of attention receiver `i`'s input `x` and returns buffers for its norm statistics.
+    func keep(input x: UnsafePointer<Float>, receiver i: Int) -> (mean: FloatBuffer, rstd: FloatBuffer) {
+        let size = rows * dModel, receivers = inputs.count
+        let copy = FloatBuffer(viewing: inputBlock, offset: i * size, count: size)
+        copy.pointer.update(from: x, count: size)
+        let m = FloatBuffer(viewing: statsBlock, offset: i * rows, count: rows)
+        let r = FloatBuffer(viewing: statsBlock, offset: (receivers + i) * rows, count: rows)
+        (inputs[i], mean[i], rstd[i]) = (copy, m, r)
+        return (m, r)
+    }
+
+    /// Room for head `head`'s own keys (`values` false) or values, `[T, headDim]`, kept.
+    func ownKV(head: Int, values isValues: Bool) -> FloatBuffer {
+        let size = rows * headDim, heads = keys.count
+        let buffer = FloatBuffer(viewing: kvBlock, offset: ((isValues ? heads : 0) + head) * size, count: size)
+        if isValues { values[head] = buffer } else { keys[head] = buffer }
+        return buffer
     }
 }

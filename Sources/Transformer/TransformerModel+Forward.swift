@@ -133,7 +133,7 @@ extension TransformerModel {
         var ownKV: [FloatBuffer] = []
         acts.ownInputs = nil
         if let inputs {
-            let own = keepInputs ? OwnReceiverInputs(heads: c.heads) : nil
+            let own = keepInputs ? OwnReceiverInputs(heads: c.heads, rows: t, dModel: d, headDim: dh) : nil
             acts.ownInputs = own
             let normed = FloatBuffer(uninitializedCount: t * d)
             let scratchMean = FloatBuffer(uninitializedCount: t), scratchRstd = FloatBuffer(uninitializedCount: t)
@@ -141,13 +141,7 @@ extension TransformerModel {
             /// `weight` into `out` (row stride `ldc`).
             func project(_ x: UnsafePointer<Float>, receiver i: Int, _ weight: FloatBuffer, _ bias: FloatBuffer?, row0: Int,
                          into out: UnsafeMutablePointer<Float>, ldc: Int) {
-                var mean = scratchMean, rstd = scratchRstd
-                if let own {
-                    (mean, rstd) = (FloatBuffer(uninitializedCount: t), FloatBuffer(uninitializedCount: t))
-                    let copy = FloatBuffer(uninitializedCount: t * d)
-                    copy.pointer.update(from: x, count: t * d)
-                    (own.inputs[i], own.mean[i], own.rstd[i]) = (copy, mean, rstd)
-                }
+                let (mean, rstd) = own?.keep(input: x, receiver: i) ?? (scratchMean, scratchRstd)
                 normForward(normed.pointer, mean.pointer, rstd.pointer, x, weight: w.norm1Weight, bias: w.norm1Bias, t)
                 gemm(out, ldc: ldc, normed.pointer, lda: d, transposeA: false, weight.pointer + row0 * d, ldb: d,
                      transposeB: true, accumulate: false, t, dh, d)
@@ -157,18 +151,16 @@ extension TransformerModel {
                 let g = h / c.groupSize
                 if let x = inputs.q[h] { project(x, receiver: 3 * h, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: stride) }
                 if let x = inputs.k[h] {
-                    let keys = FloatBuffer(uninitializedCount: t * dh)
+                    let keys = own?.ownKV(head: h, values: false) ?? FloatBuffer(uninitializedCount: t * dh)
                     project(x, receiver: 3 * h + 1, w.wk, w.bk, row0: g * dh, into: keys.pointer, ldc: dh)
                     if let rope { ropeForward(keys.pointer, keys.pointer, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh) }
                     ownKV.append(keys)
-                    own?.keys[h] = keys
                     kSlices[h] = HeadSlice(keys.pointer, stride: dh)
                 }
                 if let x = inputs.v[h] {
-                    let values = FloatBuffer(uninitializedCount: t * dh)
+                    let values = own?.ownKV(head: h, values: true) ?? FloatBuffer(uninitializedCount: t * dh)
                     project(x, receiver: 3 * h + 2, w.wv, w.bv, row0: g * dh, into: values.pointer, ldc: dh)
                     ownKV.append(values)
-                    own?.values[h] = values
                     vSlices[h] = HeadSlice(values.pointer, stride: dh)
                 }
             }
@@ -212,7 +204,7 @@ extension TransformerModel {
         if keepInput, let input {
             let copy = FloatBuffer(uninitializedCount: t * d)
             copy.pointer.update(from: input, count: t * d)
-            let own = acts.ownInputs ?? OwnReceiverInputs(heads: c.heads)
+            let own = acts.ownInputs ?? OwnReceiverInputs(heads: c.heads, rows: t, dModel: d, headDim: c.headDim)
             own.mlp = copy
             acts.ownInputs = own
         }
