@@ -49,13 +49,13 @@ public func gemm(
     // Few columns and a long depth with both operands contiguous along it (EAP's contraction of
     // sender differences with receiver gradients over T·d): dot products along the depth.
     if !transposeA && transposeB && n <= 64 && k >= 4 * dotBlockDepth {
-        gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k, splitB: false)
+        gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k, splitB: false, wide: microKernel == .wide)
         return
     }
     // Few rows against a wide weight (the unembedding at each example's last token): stream B's rows
     // once, each against every row of A, instead of packing all of B for a handful of uses.
     if !transposeA && transposeB && m <= 128 && n >= 32 * m && k <= dotBlockDepth {
-        gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k, splitB: true)
+        gemmDotProducts(c, ldc: ldc, a, lda: lda, b, ldb: ldb, accumulate: accumulate, m, n, k, splitB: true, wide: microKernel == .wide)
         return
     }
     // Small products, and calls from inside a parallel iteration (which runs on its thread alone),
@@ -75,7 +75,7 @@ private let dotBlockDepth = 4096
 /// each tile runs over the whole depth, so every row of B is read once.
 private func gemmDotProducts(
     _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int,
-    _ b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, _ m: Int, _ n: Int, _ k: Int, splitB: Bool
+    _ b: UnsafePointer<Float>, ldb: Int, accumulate: Bool, _ m: Int, _ n: Int, _ k: Int, splitB: Bool, wide: Bool
 ) {
     if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
     let depth = splitB ? k : dotBlockDepth
@@ -86,7 +86,17 @@ private func gemmDotProducts(
     func tile(_ i0: Int, _ j0: Int, _ kb: Int, _ kc: Int, _ sums: UnsafeMutablePointer<Float>) {
         func rowA(_ i: Int) -> UnsafePointer<Float> { i < m ? a + i * lda + kb : UnsafePointer(zeros) }
         func rowB(_ j: Int) -> UnsafePointer<Float> { j < n ? b + j * ldb + kb : UnsafePointer(zeros) }
-        dotTile(sums, rowA(i0), rowA(i0 + 1), rowA(i0 + 2), rowA(i0 + 3), rowB(j0), rowB(j0 + 1), rowB(j0 + 2), rowB(j0 + 3), kc)
+        let (a0, a1, a2, a3) = (rowA(i0), rowA(i0 + 1), rowA(i0 + 2), rowA(i0 + 3))
+        let (b0, b1, b2, b3) = (rowB(j0), rowB(j0 + 1), rowB(j0 + 2), rowB(j0 + 3))
+        if wide {
+            dotTile(sums, a0, a1, a2, a3, b0, b1, b2, b3, kc)
+        } else {
+            // Four 2 × 2 quarters of the tile, each in 8 registers of 8 floats.
+            dotQuarter(sums, a0, a1, b0, b1, kc)
+            dotQuarter(sums + 2, a0, a1, b2, b3, kc)
+            dotQuarter(sums + 8, a2, a3, b0, b1, kc)
+            dotQuarter(sums + 10, a2, a3, b2, b3, kc)
+        }
         for i in 0..<min(4, m - i0) {
             for j in 0..<min(4, n - j0) { c[(i0 + i) * ldc + j0 + j] += sums[i * 4 + j] }
         }
@@ -139,6 +149,39 @@ private func dotTile(
     let rows = [a0, a1, a2, a3], cols = [b0, b1, b2, b3]
     while p < kc {
         for i in 0..<4 { for j in 0..<4 { out[i * 4 + j] += rows[i][p] * cols[j][p] } }
+        p += 1
+    }
+}
+
+/// `out[i·4 + j] = xᵢ · yⱼ` over `kc` floats for two rows of A and two of B: `dotTile` for 8-float
+/// registers. Each product is summed as two 8-lane halves that together are `dotTile`'s 16 lanes, and
+/// reduced the same way, so both give the same bits.
+@inline(__always)
+private func dotQuarter(
+    _ out: UnsafeMutablePointer<Float>, _ x0: UnsafePointer<Float>, _ x1: UnsafePointer<Float>,
+    _ y0: UnsafePointer<Float>, _ y1: UnsafePointer<Float>, _ kc: Int
+) {
+    typealias V = SIMD8<Float>
+    @inline(__always) func load8(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+    // s{i}{j}{half}: lanes 0–7 and 8–15 of row i times row j.
+    var s000 = V(), s001 = V(), s010 = V(), s011 = V(), s100 = V(), s101 = V(), s110 = V(), s111 = V()
+    var p = 0
+    while p + 16 <= kc {
+        let a0 = load8(x0 + p), a1 = load8(x1 + p), b0 = load8(y0 + p), b1 = load8(y1 + p)
+        s000 = s000.addingProduct(a0, b0); s010 = s010.addingProduct(a0, b1)
+        s100 = s100.addingProduct(a1, b0); s110 = s110.addingProduct(a1, b1)
+        let c0 = load8(x0 + p + 8), c1 = load8(x1 + p + 8), d0 = load8(y0 + p + 8), d1 = load8(y1 + p + 8)
+        s001 = s001.addingProduct(c0, d0); s011 = s011.addingProduct(c0, d1)
+        s101 = s101.addingProduct(c1, d0); s111 = s111.addingProduct(c1, d1)
+        p += 16
+    }
+    out[0] = Vec(lowHalf: s000, highHalf: s001).sum()
+    out[1] = Vec(lowHalf: s010, highHalf: s011).sum()
+    out[4] = Vec(lowHalf: s100, highHalf: s101).sum()
+    out[5] = Vec(lowHalf: s110, highHalf: s111).sum()
+    while p < kc {
+        out[0] += x0[p] * y0[p]; out[1] += x0[p] * y1[p]
+        out[4] += x1[p] * y0[p]; out[5] += x1[p] * y1[p]
         p += 1
     }
 }

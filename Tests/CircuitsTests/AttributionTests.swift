@@ -7,17 +7,10 @@ import XCTest
 
 /// EAP, EAP-IG, ACDC and node patching against finite differences, definitions and a planted circuit.
 final class AttributionTests: XCTestCase {
-    private func fixturePairs(_ name: String) throws -> (TransformerModel, PairBatch) {
-        let model = try TransformerModel.load(contentsOf: Fixtures.url(name))
-        let reference = try ReferenceFile(name)
-        return (model, PairBatch(clean: try reference.batch("clean_tokens"), corrupt: try reference.batch("corrupt_tokens"),
-                                 correct: try reference.json("correct"), incorrect: try reference.json("incorrect")))
-    }
-
     /// EAP's score of an edge is ∂M/∂α_e at 0: compare with a central difference of the patched metric.
     func testEAPEqualsFiniteDifferenceOfPatchedMetric() throws {
         for name in ["tiny-gpt2", "tiny-llama"] {
-            let (model, pairs) = try fixturePairs(name)
+            let (model, _, pairs) = try tinyFixture(name)
             for metric in [Metric.logitDiff, .probDiff, .logprob] {
                 let scores = try EdgeAttribution.scores(model: model, pairs: pairs, metric: metric)
                 let experiment = try Experiment(model: model, pairs: pairs, metric: metric)
@@ -42,7 +35,7 @@ final class AttributionTests: XCTestCase {
     }
 
     func testEAPDoesNotDependOnChunking() throws {
-        let (model, pairs) = try fixturePairs("tiny-llama")
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
         let whole = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, chunkSize: 8)
         let single = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, chunkSize: 1)
         XCTAssertLessThanOrEqual(maxAbsDifference(whole, single), 1e-5 * (whole.map { abs($0) }.max() ?? 1))
@@ -54,7 +47,7 @@ final class AttributionTests: XCTestCase {
     /// EAP-IG with m steps is the mean of EAP-style contractions at the interpolated inputs, written out here
     /// with the backward pass and the reference's sender outputs.
     func testEAPIGMatchesItsDefinition() throws {
-        let (model, pairs) = try fixturePairs("tiny-gpt2")
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
         let steps = 3
         let scores = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: steps)
         let g = CircuitGraph(config: model.config)
@@ -171,7 +164,7 @@ final class AttributionTests: XCTestCase {
 
     /// Speculative batches must not change what ACDC decides.
     func testBatchedACDCEqualsOneEdgeAtATime() throws {
-        let (model, pairs) = try fixturePairs("tiny-llama")
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
         let single = try ACDC(experiment, tau: 0.01, maxBatch: 1)
         let keptSingle = single.run()
@@ -186,7 +179,7 @@ final class AttributionTests: XCTestCase {
     /// The pruned circuit ACDC returns reproduces the metric it tracked while removing edges: dropped
     /// and pruned edges change nothing, so the circuit's KL is the drift ACDC accumulated.
     func testACDCCircuitReproducesTheTrackedMetric() throws {
-        let (model, pairs) = try fixturePairs("tiny-llama")
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
         let acdc = try ACDC(experiment, tau: 0.01)
         let circuit = experiment.graph.pruned(acdc.run())
@@ -196,7 +189,7 @@ final class AttributionTests: XCTestCase {
     }
 
     func testACDCCanResumeFromASavedState() throws {
-        let (model, pairs) = try fixturePairs("tiny-gpt2")
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
         let full = try ACDC(experiment, tau: 0.02).run()
         var saved: ACDC.State?

@@ -6,13 +6,6 @@ import XCTest
 
 /// Learned edge masks (design §10) on the tiny fixtures and the planted model.
 final class EdgePruningTests: XCTestCase {
-    private func fixturePairs(_ name: String) throws -> (TransformerModel, PairBatch) {
-        let model = try TransformerModel.load(contentsOf: Fixtures.url(name))
-        let reference = try ReferenceFile(name)
-        return (model, PairBatch(clean: try reference.batch("clean_tokens"), corrupt: try reference.batch("corrupt_tokens"),
-                                 correct: try reference.json("correct"), incorrect: try reference.json("incorrect")))
-    }
-
     /// The gates find the planted copy circuit: its two edges get the most open gates, and the circuit
     /// they make is faithful.
     func testRecoversThePlantedCircuit() throws {
@@ -30,7 +23,7 @@ final class EdgePruningTests: XCTestCase {
 
     /// ∂KL/∂log a through the hard concrete against central differences with the same gate noise.
     func testGateGradientMatchesFiniteDifferences() throws {
-        let (model, pairs) = try fixturePairs("tiny-llama")
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
         let pruning = try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 20, steps: 1, initialLogAlpha: 0.5))
         let base = pruning.state.logAlpha
         let (_, analytic) = try pruning.klGradient(step: 3)
@@ -53,7 +46,7 @@ final class EdgePruningTests: XCTestCase {
 
     /// The same seed gives the same gates; a run resumed from a saved state ends where the uninterrupted one does.
     func testDeterministicAndResumable() throws {
-        let (model, pairs) = try fixturePairs("tiny-gpt2")
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
         let options = EdgePruning.Options(targetEdges: 15, steps: 12, seed: 5)
         let first = try EdgePruning(model: model, pairs: pairs, options: options).run()
         var saved: EdgePruning.State?

@@ -12,10 +12,7 @@ final class MaskedGradientTests: XCTestCase {
 
     /// The tiny model, its masked reference and its prompt pairs.
     private func fixture(_ name: String) throws -> (TransformerModel, ReferenceFile, PairBatch) {
-        let model = try TransformerModel.load(contentsOf: Fixtures.url(name))
-        let reference = try ReferenceFile("masked-\(name)")
-        let pairs = PairBatch(clean: try reference.batch("clean_tokens"), corrupt: try reference.batch("corrupt_tokens"),
-                              correct: try reference.json("correct"), incorrect: try reference.json("incorrect"))
+        let (model, reference, pairs) = try tinyFixture(name, reference: "masked-\(name)")
         XCTAssertEqual(try reference.json("edges", as: [String].self), (0..<model.graph.edgeCount).map { model.graph.edge($0).name },
                        "\(name): the reference's edge order differs from CircuitGraph's")
         return (model, reference, pairs)

@@ -7,17 +7,9 @@ import XCTest
 
 /// The patching engine against its invariants, the PyTorch reference, and deliberately naive code.
 final class PatchingTests: XCTestCase {
-    private func fixture(_ name: String) throws -> (TransformerModel, ReferenceFile, PairBatch) {
-        let model = try TransformerModel.load(contentsOf: Fixtures.url(name))
-        let reference = try ReferenceFile(name)
-        let pairs = PairBatch(clean: try reference.batch("clean_tokens"), corrupt: try reference.batch("corrupt_tokens"),
-                              correct: try reference.json("correct"), incorrect: try reference.json("incorrect"))
-        return (model, reference, pairs)
-    }
-
     func testCleanAndFullyCorruptedMasksReproduceTheRuns() throws {
         for name in ["tiny-gpt2", "tiny-llama"] {
-            let (model, _, pairs) = try fixture(name)
+            let (model, _, pairs) = try tinyFixture(name)
             let engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt)
             let clean = try model.forward(pairs.clean).logits.array
             let corrupt = try model.forward(pairs.corrupt).logits.array
@@ -44,7 +36,7 @@ final class PatchingTests: XCTestCase {
             enum CodingKeys: String, CodingKey { case edges, values }
         }
         for name in ["tiny-gpt2", "tiny-llama"] {
-            let (model, reference, pairs) = try fixture(name)
+            let (model, reference, pairs) = try tinyFixture(name)
             let patches: [Patch] = try reference.json("patches")
             XCTAssertGreaterThanOrEqual(patches.count, 6)
             for metric in Metric.allCases {
@@ -65,7 +57,7 @@ final class PatchingTests: XCTestCase {
 
     /// Corrupting every edge into one receiver equals feeding that receiver the corrupted run's input.
     func testCorruptingAllEdgesIntoAReceiverFeedsItTheCorruptedInput() throws {
-        let (model, _, pairs) = try fixture("tiny-llama")
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
         let engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt)
         let corruptPass = try model.forward(pairs.corrupt, keepActivations: true)
         let g = engine.graph
@@ -89,7 +81,7 @@ final class PatchingTests: XCTestCase {
     /// `exact` against a brute-force patching written for this test: a full forward from the embedding
     /// in which one receiver reads `clean + corrupt_s − clean_s`.
     func testExactEqualsBruteForce() throws {
-        let (model, _, pairs) = try fixture("tiny-gpt2")
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
         let clean = try model.forward(pairs.clean, keepActivations: true, captureSenders: true)
         let corrupt = try model.forward(pairs.corrupt, captureSenders: true)
@@ -163,7 +155,7 @@ final class PatchingTests: XCTestCase {
 
     /// Several masks in one batched run give each mask's own logits.
     func testBatchedRunEqualsSeparateRuns() throws {
-        let (model, _, pairs) = try fixture("tiny-llama")
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
         let engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt)
         let g = engine.graph
         var masks = [EdgeMask(graph: g), EdgeMask(graph: g, value: 1), EdgeMask(graph: g), EdgeMask(graph: g)]
@@ -178,7 +170,7 @@ final class PatchingTests: XCTestCase {
     }
 
     func testMeanAndZeroAblationBaselines() throws {
-        let (model, _, pairs) = try fixture("tiny-llama")
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
         let zero = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt, ablation: .zero)
         // Every edge zero-ablated: every receiver reads only bias constants (none in Llama): zeros in, so the
         // logits equal the unembedding of the final norm of a zero vector, the same for every example.
@@ -195,7 +187,7 @@ final class PatchingTests: XCTestCase {
     }
 
     func testMismatchedPairLengthsAreAnError() throws {
-        let (model, _, pairs) = try fixture("tiny-gpt2")
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
         var bad = pairs
         bad.corrupt[1].append(3)
         XCTAssertThrowsError(try Experiment(model: model, pairs: bad, metric: .logitDiff)) { error in
