@@ -143,6 +143,11 @@ final class CommandLineTests: XCTestCase {
         let circuit = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(discover.stdout.utf8)) as? [String: Any])
         let faithfulness = try XCTUnwrap(circuit["faithfulness"] as? Double)
         XCTAssertGreaterThan((circuit["edges"] as? [Any])?.count ?? 0, 0)
+        // Measured again on fresh pairs: by default as many as -n, from the task's next seed.
+        let heldOut = try XCTUnwrap(circuit["held_out"] as? [String: Any], "discover --json has held_out")
+        XCTAssertEqual(heldOut["source"] as? String, "ioi seed 1")
+        XCTAssertEqual(heldOut["pairs"] as? Int, 4)
+        let freshFaithfulness = try XCTUnwrap(heldOut["faithfulness"] as? Double)
         for ext in ["json", "dot"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: directory.appendingPathComponent("c.\(ext)").path), ext)
         }
@@ -151,8 +156,44 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
         let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as? [String: Any])
         XCTAssertEqual(try XCTUnwrap(result["faithfulness"] as? Double), faithfulness, accuracy: 1e-6)
+        let evaluatedFresh = try XCTUnwrap(result["held_out"] as? [String: Any], "evaluate --json has held_out")
+        XCTAssertEqual(try XCTUnwrap(evaluatedFresh["faithfulness"] as? Double), freshFaithfulness, accuracy: 1e-6)
         let notACircuit = try circuits(["evaluate", "--circuit", Fixtures.url("tiny-llama/config.json").path])
         XCTAssertEqual(notACircuit.status, 1)
         XCTAssertTrue(notACircuit.stderr.contains("config.json"), notACircuit.stderr)
+    }
+
+    /// Options of one method given to another are usage errors, before any model is loaded.
+    func testMethodOptionsBelongToTheirMethod() throws {
+        for (arguments, expected) in [
+            (["--method", "eap", "--train-steps", "5"], "--train-steps only applies to --method prune"),
+            (["--method", "eap-ig", "--edges-from", "m0->logits"], "--edges-from only applies to --method exact"),
+            (["--method", "exact", "--candidates", "9"], "--candidates only applies to --method eap-ig-exact"),
+            (["--method", "eap", "--resume", "state.json"], "--resume only applies to --method acdc or prune"),
+            (["--method", "pruning"], "unknown --method 'pruning'"),
+        ] {
+            let run = try circuits(["discover"] + arguments)
+            XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains(expected), "\(expected) in: \(run.stderr)")
+        }
+    }
+
+    /// Exact patching of edges named on the command line scores those edges and no others.
+    func testExactPatchingOfChosenEdges() throws {
+        _ = try Fixtures.smolLM2()
+        let directory = try temporaryDirectory()
+        let chosen = ["input->m0", "m0->a23.h3<v>", "a23.h3->logits"]
+        let run = try circuits(["discover", "--task", "ioi", "-n", "2", "--held-out", "0", "--method", "exact", "--edges-from",
+                                chosen.joined(separator: ","), "--edges", "3", "--out", directory.path, "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let circuit = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let edges = try XCTUnwrap(circuit["edges"] as? [[String: Any]])
+        XCTAssertEqual(Set(edges.compactMap { $0["name"] as? String }), Set(chosen), "the path input → m0 → a23.h3 → logits survives pruning")
+        XCTAssertTrue(edges.allSatisfy { ($0["score"] as? Double ?? 0) != 0 }, "every chosen edge was patched: \(edges)")
+        XCTAssertNil(circuit["held_out"], "--held-out 0 measures no fresh pairs")
+        let bad = try circuits(["discover", "--task", "ioi", "-n", "2", "--method", "exact", "--edges-from", "a99.h0->logits",
+                                "--out", directory.path])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertTrue(bad.stderr.contains("'a99.h0->logits' is not an edge"), bad.stderr)
     }
 }
