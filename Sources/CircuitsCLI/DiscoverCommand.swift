@@ -61,6 +61,9 @@ enum DiscoverCommand: Subcommand {
             choice = .selection(options.flag("greedy") ? .greedy(edgesWanted) : .topN(edgesWanted))
         }
         let outDirectory = URL(fileURLWithPath: options.string("out") ?? "Graphs")
+        if let name = options.string("name"), name.isEmpty || name.contains("/") || name.hasPrefix(".") {
+            throw UsageError(description: "--name must be a plain file name (no '/', no leading '.'), got '\(name)': outputs stay inside --out")
+        }
         guard ["eap-ig", "eap", "exact", "eap-ig-exact", "acdc", "prune"].contains(methodName) else {
             throw UsageError(description: "unknown --method '\(methodName)' (eap-ig, eap, exact, eap-ig-exact, acdc, prune)")
         }

@@ -171,6 +171,7 @@ final class CommandLineTests: XCTestCase {
             (["--method", "exact", "--candidates", "9"], "--candidates only applies to --method eap-ig-exact"),
             (["--method", "eap", "--resume", "state.json"], "--resume only applies to --method acdc or prune"),
             (["--method", "pruning"], "unknown --method 'pruning'"),
+            (["--name", "../outside"], "--name must be a plain file name"),
         ] {
             let run = try circuits(["discover"] + arguments)
             XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
