@@ -92,6 +92,10 @@ enum DiscoverCommand: Subcommand {
         let metric = try metricOption(options, default: loaded.defaultMetric)
         let ablation = try ablationOption(options)
         let outName = options.string("name") ?? loaded.source.replacingOccurrences(of: ".", with: "-")
+        if let source = options.string("edges-from"),
+           URL(fileURLWithPath: source).standardizedFileURL == outDirectory.appendingPathComponent("\(outName).json").standardizedFileURL {
+            throw UsageError(description: "--edges-from \(source) is also where this run would write its circuit; give another --name or --out")
+        }
         for line in loaded.notes { note(line) }
         note("\(loaded.batch.count) pairs of \(loaded.source), metric \(metric.rawValue), ablation \(ablation.rawValue)")
 

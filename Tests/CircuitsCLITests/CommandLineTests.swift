@@ -192,6 +192,14 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(Set(edges.compactMap { $0["name"] as? String }), Set(chosen), "the path input → m0 → a23.h3 → logits survives pruning")
         XCTAssertTrue(edges.allSatisfy { ($0["score"] as? Double ?? 0) != 0 }, "every chosen edge was patched: \(edges)")
         XCTAssertNil(circuit["held_out"], "--held-out 0 measures no fresh pairs")
+        // Reading a circuit from the file this run would write is refused; the file stays as it was.
+        let written = directory.appendingPathComponent("ioi.json")
+        let before = try Data(contentsOf: written)
+        let clash = try circuits(["discover", "--task", "ioi", "-n", "2", "--held-out", "0", "--method", "exact", "--edges-from",
+                                  written.path, "--out", directory.path])
+        XCTAssertEqual(clash.status, 2, clash.stderr)
+        XCTAssertTrue(clash.stderr.contains("give another --name or --out"), clash.stderr)
+        XCTAssertEqual(try Data(contentsOf: written), before)
         let bad = try circuits(["discover", "--task", "ioi", "-n", "2", "--method", "exact", "--edges-from", "a99.h0->logits",
                                 "--out", directory.path])
         XCTAssertEqual(bad.status, 2, bad.stderr)
