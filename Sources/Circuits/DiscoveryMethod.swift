@@ -57,8 +57,15 @@ public protocol DiscoveryMethod {
     var name: String { get }
     /// Its options in words for reports (`5 steps`), or empty.
     var details: String { get }
+    /// Whether its scores estimate the change of the metric when an edge is corrupted (signed, as
+    /// design §6 defines them), rather than only ranking edges to keep (higher first).
+    var scoresAreSigned: Bool { get }
     /// Scores the setup's edges or chooses a circuit.
     func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput
+}
+
+extension DiscoveryMethod {
+    public var scoresAreSigned: Bool { true }
 }
 
 /// EAP (`steps` nil) or EAP-IG: gradient attribution at α = 0, pairs in chunks.
@@ -147,9 +154,10 @@ public struct ACDCMethod: DiscoveryMethod {
     }
 }
 
-/// Learned edge masks (Edge Pruning): trains one gate per edge; an edge's score is its gate's open
-/// probability, so selection keeps the most open gates.
+/// Learned edge masks (Edge Pruning): trains one gate per edge; an edge's score ranks its gate
+/// (`EdgePruning.gateScores`), so selection keeps the most open gates.
 public struct PruneMethod: DiscoveryMethod {
+    public var scoresAreSigned: Bool { false }
     public var options: EdgePruning.Options
     /// EAP-IG steps for a warm start of the gates, or nil to start them all equal.
     public var warmStartSteps: Int?

@@ -76,6 +76,7 @@ public enum EdgeAttribution {
                                       + "use EAP (or exact patching) with \(ablation.rawValue) ablation")
             }
             guard mask == nil else { throw ModelInputError("EAP-IG is defined at α = 0; give no mask") }
+            guard !inputGradient else { throw ModelInputError("EAP-IG averages gradients over interpolated inputs; ask for the input gradient without it") }
         }
         if let mask {
             return try MaskedGradient(model: model, pairs: pairs, metric: metric, ablation: ablation, chunkSize: chunkSize)

@@ -116,7 +116,8 @@ public final class EdgePruning {
     public private(set) var state: State
 
     /// A run on `pairs`; `warmStart` (scores of every edge, e.g. EAP-IG's) opens the gates of the
-    /// edges with the largest |score| wider at the start; `resume` continues a saved run.
+    /// edges with the largest |score| wider at the start; `resume` continues a saved run with its own
+    /// options (`options` is then ignored).
     public init(model: TransformerModel, pairs: PairBatch, ablation: Ablation = .resample, options: Options, warmStart: [Float]? = nil,
                 resume: State? = nil) throws {
         let edges = model.graph.edgeCount
@@ -124,8 +125,8 @@ public final class EdgePruning {
             throw ModelInputError("target of \(options.targetEdges) edges is outside 1...\(edges)")
         }
         guard options.steps >= 1 else { throw ModelInputError("edge pruning needs at least one step, got \(options.steps)") }
-        gradient = try MaskedGradient(model: model, pairs: pairs, metric: .kl, ablation: ablation, chunkSize: options.chunkSize,
-                                      cachesChunks: true)
+        gradient = try MaskedGradient(model: model, pairs: pairs, metric: .kl, ablation: ablation,
+                                      chunkSize: (resume?.options ?? options).chunkSize, cachesChunks: true)
         if let resume {
             guard resume.graphEdges == edges, resume.logAlpha.count == edges, resume.adamFirst.count == edges,
                   resume.adamSecond.count == edges else {
@@ -153,8 +154,12 @@ public final class EdgePruning {
         sigmoid(logAlpha - beta * log(-lower / upper))
     }
 
-    /// The gates' deterministic open probabilities σ(log a): the score of every edge, higher kept first.
-    public var gateScores: [Float] { state.logAlpha.map { Self.sigmoid($0) } }
+    /// The score of every edge, higher kept first: its gate's log a, shifted so the lowest is 1 (σ(log a)
+    /// would order the same but rounds to exactly 1 in Float above log a ≈ 17, tying the most open gates).
+    public var gateScores: [Float] {
+        let lowest = state.logAlpha.min() ?? 0
+        return state.logAlpha.map { $0 - lowest + 1 }
+    }
 
     /// Expected open gates.
     public var expectedEdges: Double { state.logAlpha.reduce(0.0) { $0 + Double(Self.openProbability($1)) } }

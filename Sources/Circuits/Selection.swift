@@ -232,12 +232,14 @@ public struct MIBScores: Codable, Sendable, Equatable {
 extension Experiment {
     /// MIB's CPR and CMD of `scores` on this experiment's pairs.
     ///
-    /// Scores estimate the change of the metric when an edge is corrupted, so the edges that help the
-    /// behaviour most are the most negative for metrics where higher means more of the behaviour
-    /// (`logit_diff`, `prob_diff`, `logprob`) and the most positive for `kl`.
-    public func mibScores(_ scores: [Float], budgets: [Double] = MIBScores.budgets) -> MIBScores {
+    /// Signed scores estimate the change of the metric when an edge is corrupted, so the edges that
+    /// help the behaviour most are the most negative for metrics where higher means more of the
+    /// behaviour (`logit_diff`, `prob_diff`, `logprob`) and the most positive for `kl`. Scores that
+    /// only rank edges to keep (`signed` false, e.g. learned gates) are taken highest first.
+    public func mibScores(_ scores: [Float], signed: Bool = true, budgets: [Double] = MIBScores.budgets) -> MIBScores {
+        let descending = !signed || metric == .kl
         let helpful = scores.indices.sorted { a, b in
-            let x = metric == .kl ? -scores[a] : scores[a], y = metric == .kl ? -scores[b] : scores[b]
+            let x = descending ? -scores[a] : scores[a], y = descending ? -scores[b] : scores[b]
             return x != y ? x < y : a < b
         }
         let byMagnitude = Selection.ranked(scores)

@@ -38,6 +38,15 @@ enum DiscoverCommand: Subcommand {
 
     static func run(_ options: ParsedOptions) throws -> Int32 {
         guard options.positionals.isEmpty else { throw UsageError(description: "unexpected argument '\(options.positionals[0])'") }
+        /// The state file given with --resume, decoded as `type`.
+        func resumeState<State: Decodable>(_ type: State.Type, _ what: String) throws -> State? {
+            try options.string("resume").map { path in
+                guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError(path, "cannot read \(what) state") }
+                do { return try JSONDecoder().decode(State.self, from: data) } catch {
+                    throw ModelFileError(path, "not \(what) state file")
+                }
+            }
+        }
         let methodName = options.string("method") ?? "eap-ig"
         let steps = try options.int("steps", default: 5, in: 1...1000)!
         let tau = try options.double("tau", default: 0.01, in: 0...Double.infinity)!
@@ -51,7 +60,20 @@ enum DiscoverCommand: Subcommand {
         }
         let pruneOptions = ["train-steps", "learning-rate", "mask-seed", "warm-start"].filter { options.string($0) != nil || options.flag($0) }
         if methodName != "prune", let first = pruneOptions.first { throw UsageError(description: "--\(first) only applies to --method prune") }
-        let edgesWanted = try options.int("edges", default: 200, in: 1...Int.max)!
+        if options.string("tau") != nil, methodName != "acdc" { throw UsageError(description: "--tau only applies to --method acdc") }
+        if options.flag("greedy"), methodName == "acdc" || selectionChoices.contains(where: { $0 != "edges" }) {
+            throw UsageError(description: "--greedy grows a top --edges circuit; it does not combine with --\(selectionChoices.first ?? "method acdc")")
+        }
+        let usesSteps = ["eap-ig", "eap-ig-exact"].contains(methodName) || methodName == "prune" && options.flag("warm-start")
+        if options.string("steps") != nil, !usesSteps {
+            throw UsageError(description: "--steps sets EAP-IG's interpolation points: it applies to eap-ig, eap-ig-exact and prune --warm-start")
+        }
+        // A resumed edge pruning run keeps the options it was started with.
+        let pruneResume = methodName == "prune" ? try resumeState(EdgePruning.State.self, "an edge pruning") : nil
+        if pruneResume != nil, let first = (pruneOptions + ["chunk-size"]).first(where: { options.string($0) != nil || options.flag($0) }) {
+            throw UsageError(description: "--\(first) does not apply with --resume: the state file's options are used")
+        }
+        let edgesWanted = try options.int("edges", default: pruneResume?.options.targetEdges ?? 200, in: 1...Int.max)!
         let choice: CircuitChoice
         if let target = try options.double("target-faithfulness", in: -10...10) {
             choice = .targetFaithfulness(target)
@@ -72,15 +94,6 @@ enum DiscoverCommand: Subcommand {
             throw UsageError(description: "--candidates only applies to --method eap-ig-exact")
         }
         let candidates = try options.int("candidates", default: 500, in: 1...Int.max)!
-        /// The state file given with --resume, decoded as `type`.
-        func resumeState<State: Decodable>(_ type: State.Type, _ what: String) throws -> State? {
-            try options.string("resume").map { path in
-                guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError(path, "cannot read \(what) state") }
-                do { return try JSONDecoder().decode(State.self, from: data) } catch {
-                    throw ModelFileError(path, "not \(what) state file")
-                }
-            }
-        }
         let pruning = EdgePruning.Options(
             targetEdges: edgesWanted, steps: try options.int("train-steps", default: 200, in: 1...1_000_000)!,
             learningRate: Float(try options.double("learning-rate", default: 0.1, in: 1e-6...100)!),
@@ -109,7 +122,7 @@ enum DiscoverCommand: Subcommand {
             let stateURL = outDirectory.appendingPathComponent("\(outName).prune-state.json")
             try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
             method = PruneMethod(options: pruning, warmStartSteps: options.flag("warm-start") ? steps : nil,
-                                 resume: try resumeState(EdgePruning.State.self, "an edge pruning")) { state in
+                                 resume: pruneResume) { state in
                 guard state.step % 10 == 0 || state.step == state.options.steps else { return }
                 if let data = try? JSONEncoder().encode(state) { try? data.write(to: stateURL, options: .atomic) }
             }
@@ -157,7 +170,7 @@ enum DiscoverCommand: Subcommand {
         if let warning = faithfulnessWarning(circuit) { print(warning) }
         if options.flag("mib"), let scores = result.scores {
             for (label, run) in [("its pairs", setup)] + (heldOut.map { [("fresh pairs", $0)] } ?? []) {
-                let mib = try run.experiment().mibScores(scores)
+                let mib = try run.experiment().mibScores(scores, signed: method.scoresAreSigned)
                 print(String(format: "MIB on %@: CPR %.3f, CMD %.3f", label, mib.cpr, mib.cmd))
                 for (p, q) in zip(mib.cprPoints, mib.cmdPoints) {
                     print(String(format: "  %6.1f %% (%6d edges): f %.4f signed, %.4f by |score|", 100 * p.budget, p.requested,

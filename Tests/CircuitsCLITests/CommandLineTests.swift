@@ -172,6 +172,9 @@ final class CommandLineTests: XCTestCase {
             (["--method", "eap", "--resume", "state.json"], "--resume only applies to --method acdc or prune"),
             (["--method", "pruning"], "unknown --method 'pruning'"),
             (["--name", "../outside"], "--name must be a plain file name"),
+            (["--method", "eap", "--tau", "0.1"], "--tau only applies to --method acdc"),
+            (["--method", "exact", "--steps", "3"], "--steps sets EAP-IG's interpolation points"),
+            (["--threshold", "0.1", "--greedy"], "--greedy grows a top --edges circuit"),
         ] {
             let run = try circuits(["discover"] + arguments)
             XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
