@@ -107,13 +107,14 @@ public enum EdgeAttribution {
             profile?.forward += Date().timeIntervalSince(start)
             let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
                                         reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
-            metricValue += Double(weight) * metric.evaluate(logits: cleanPass.logits.pointer, vocab: vocab, targets: targets).mean
-
             if steps == 0 {
-                let dInput = backpropagate(model: model, pass: cleanPass, metric: metric, targets: targets, scale: weight, diffs: diffs,
-                                           routing: nil, into: &scores, profile: profile)
+                let (value, dInput) = backpropagate(model: model, pass: cleanPass, metric: metric, targets: targets, scale: weight,
+                                                    diffs: diffs, routing: nil, into: &scores, profile: profile)
+                metricValue += Double(weight) * value
                 input.map { ($0.pointer + firstRow * d).update(from: dInput.pointer, count: plane) }
             } else {
+                // EAP-IG's steps run at interpolated inputs; the metric reported is the clean run's.
+                metricValue += Double(weight) * metric.evaluate(logits: cleanPass.logits.pointer, vocab: vocab, targets: targets).mean
                 let embedding = FloatBuffer(count: plane)
                 for k in 0..<steps {
                     let pass: ForwardPass
@@ -127,7 +128,7 @@ public enum EdgeAttribution {
                         pass = try model.forward(chunk.clean, keepActivations: true, inputEmbedding: embedding.pointer)
                         profile?.forward += Date().timeIntervalSince(start)
                     }
-                    _ = backpropagate(model: model, pass: pass, metric: metric, targets: targets, scale: weight / Float(steps), diffs: diffs,
+                    backpropagate(model: model, pass: pass, metric: metric, targets: targets, scale: weight / Float(steps), diffs: diffs,
                                       routing: nil, into: &scores, profile: profile)
                 }
             }
@@ -142,14 +143,15 @@ public enum EdgeAttribution {
     ///
     /// - Parameters:
     ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
-    /// - Returns: `[T, d]` the scaled gradient with respect to the input embedding
+    /// - Returns: the metric of `pass` (unscaled), and `[T, d]` the scaled gradient with respect to the input embedding
+    @discardableResult
     static func backpropagate(
         model: TransformerModel, pass: ForwardPass, metric: Metric, targets: MetricTargets, scale: Float, diffs: FloatBuffer,
         routing: MaskRouting?, into scores: inout [Float], profile: Profile?
-    ) -> FloatBuffer {
+    ) -> (metric: Double, input: FloatBuffer) {
         let vocab = model.config.vocabularySize, plane = pass.layout.rows * model.config.dModel
         let dLogits = FloatBuffer(count: pass.logits.count)
-        _ = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
+        let value = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
         for i in 0..<dLogits.count { dLogits[i] *= scale }
         let backwardStart = Date(), contractionBefore = profile?.contraction ?? 0
         let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing) { group in
@@ -159,7 +161,7 @@ public enum EdgeAttribution {
             profile?.contraction += Date().timeIntervalSince(contractionStart)
         }
         profile?.backward += Date().timeIntervalSince(backwardStart) - ((profile?.contraction ?? 0) - contractionBefore)
-        return dInput
+        return (value.mean, dInput)
     }
 
     /// Adds Σ diff·grad of one chunk of a group of receivers to their edges' scores: one GEMM over the

@@ -107,8 +107,9 @@ final class MaskPatch: ReceiverPatch {
         let diffs = self.diffs ?? FloatBuffer(uninitializedCount: graph.senders.count * plane)
         self.diffs = diffs
         for s in diffsReady..<upstream {
-            let d = diffs.pointer + s * plane, c = corrupt + s * plane, x = current(s, 0)
-            for i in 0..<plane { d[i] = c[i] - x[i] }
+            let d = diffs.pointer + s * plane
+            d.update(from: corrupt + s * plane, count: plane)
+            axpy(d, -1, current(s, 0), plane)
         }
         diffsReady = max(diffsReady, upstream)
         return diffs

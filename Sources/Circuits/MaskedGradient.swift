@@ -90,11 +90,10 @@ public final class MaskedGradient {
             // corrupt_s − current_s for every sender: what each edge's gradient contracts with.
             let diffs = patch.differences(upTo: graph.senders.count)
             profile?.forward += Date().timeIntervalSince(start)
-            metricValue += Double(chunk.weight)
-                * metric.evaluate(logits: pass.logits.pointer, vocab: c.vocabularySize, targets: chunk.targets).mean
             let routing = MaskRouting(graph: graph, alpha: mask.alpha, rows: chunk.layout.rows, dModel: d)
-            let dInput = EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: chunk.targets, scale: chunk.weight,
+            let (value, dInput) = EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: chunk.targets, scale: chunk.weight,
                                                        diffs: diffs, routing: routing, into: &scores, profile: profile)
+            metricValue += Double(chunk.weight) * value
             input.map { ($0.pointer + firstRow * d).update(from: dInput.pointer, count: plane) }
             firstRow += chunk.layout.rows
             progress?(index + 1, ranges.count)

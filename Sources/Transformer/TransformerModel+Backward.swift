@@ -97,7 +97,8 @@ extension TransformerModel {
         /// The output gradient of sender `s`: dResid itself when nothing is routed away from it.
         func outputGradient(_ s: Int) -> UnsafePointer<Float> {
             guard let correction = routing?.correction(sender: s), let out = senderGradient else { return UnsafePointer(dResid.pointer) }
-            for i in 0..<plane { out[i] = dResid[i] - correction[i] }
+            out.pointer.update(from: dResid.pointer, count: plane)
+            axpy(out.pointer, -1, correction, plane)
             return UnsafePointer(out.pointer)
         }
 
