@@ -121,16 +121,26 @@ public final class EdgePruning {
     public init(model: TransformerModel, pairs: PairBatch, ablation: Ablation = .resample, options: Options, warmStart: [Float]? = nil,
                 resume: State? = nil) throws {
         let edges = model.graph.edgeCount
-        guard options.targetEdges >= 1, options.targetEdges <= edges else {
-            throw ModelInputError("target of \(options.targetEdges) edges is outside 1...\(edges)")
+        // A resumed run keeps its own options, so those are the ones checked.
+        let used = resume?.options ?? options
+        guard used.targetEdges >= 1, used.targetEdges <= edges else {
+            throw ModelInputError("target of \(used.targetEdges) edges is outside 1...\(edges)")
         }
-        guard options.steps >= 1 else { throw ModelInputError("edge pruning needs at least one step, got \(options.steps)") }
-        gradient = try MaskedGradient(model: model, pairs: pairs, metric: .kl, ablation: ablation,
-                                      chunkSize: (resume?.options ?? options).chunkSize, cachesChunks: true)
+        guard used.steps >= 1 else { throw ModelInputError("edge pruning needs at least one step, got \(used.steps)") }
+        guard used.learningRate.isFinite, used.learningRate > 0, used.lambdaLearningRate.isFinite, used.warmup.isFinite,
+              used.initialLogAlpha.isFinite else {
+            throw ModelInputError("edge pruning options must be finite, and the learning rate positive")
+        }
+        gradient = try MaskedGradient(model: model, pairs: pairs, metric: .kl, ablation: ablation, chunkSize: used.chunkSize,
+                                      cachesChunks: true)
         if let resume {
             guard resume.graphEdges == edges, resume.logAlpha.count == edges, resume.adamFirst.count == edges,
                   resume.adamSecond.count == edges else {
                 throw ModelInputError("edge pruning state is for a graph of \(resume.graphEdges) edges; this model has \(edges)")
+            }
+            guard (0...used.steps).contains(resume.step), (resume.logAlpha + resume.adamFirst + resume.adamSecond).allSatisfy(\.isFinite),
+                  resume.lambda1.isFinite, resume.lambda2.isFinite, resume.startEdges.isFinite else {
+                throw ModelInputError("edge pruning state is inconsistent: step \(resume.step) of \(used.steps), or a value that is not finite")
             }
             state = resume
             return

@@ -60,4 +60,24 @@ final class EdgePruningTests: XCTestCase {
         other.seed = 6
         XCTAssertNotEqual(try EdgePruning(model: model, pairs: pairs, options: other).run(), first, "another seed should draw other noise")
     }
+
+    /// Saved states that do not fit the model, or contradict themselves, are refused with a reason.
+    func testInconsistentStatesAreRefused() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
+        let options = EdgePruning.Options(targetEdges: 15, steps: 4)
+        var saved: EdgePruning.State?
+        _ = try EdgePruning(model: model, pairs: pairs, options: options).run(checkpoint: { saved = $0 })
+        let good = try XCTUnwrap(saved)
+        var foreign = good
+        foreign.logAlpha.removeLast()
+        var beyond = good
+        beyond.step = 9
+        var target = good
+        target.options.targetEdges = model.graph.edgeCount + 1
+        for (state, reason) in [(foreign, "graph"), (beyond, "step 9 of 4"), (target, "outside")] {
+            XCTAssertThrowsError(try EdgePruning(model: model, pairs: pairs, options: options, resume: state)) { error in
+                XCTAssertTrue("\(error)".contains(reason), "\(reason) in: \(error)")
+            }
+        }
+    }
 }
