@@ -128,29 +128,33 @@ public struct ExactMethod: DiscoveryMethod {
 /// ACDC: greedy removal from the full graph with threshold τ, resumable.
 public struct ACDCMethod: DiscoveryMethod {
     public var tau: Double
-    /// A saved state to continue from (its τ replaces `tau`).
+    /// What each trial is compared with.
+    public var reference: ACDC.Reference
+    /// A saved state to continue from (its τ and reference replace `tau` and `reference`).
     public var resume: ACDC.State?
     /// Called after every receiver with the state to save and the progress.
     public var checkpoint: ((ACDC.State, ACDC.Progress) -> Void)?
 
-    /// ACDC with threshold `tau`.
-    public init(tau: Double, resume: ACDC.State? = nil, checkpoint: ((ACDC.State, ACDC.Progress) -> Void)? = nil) {
+    /// ACDC with threshold `tau`, comparing trials with `reference`.
+    public init(tau: Double, reference: ACDC.Reference = .current, resume: ACDC.State? = nil,
+                checkpoint: ((ACDC.State, ACDC.Progress) -> Void)? = nil) {
         self.tau = tau
+        self.reference = reference
         self.resume = resume
         self.checkpoint = checkpoint
     }
 
     public var name: String { "acdc" }
-    public var details: String { "τ \(tau)" }
+    public var details: String { "τ \(resume?.tau ?? tau), compared with the \((resume?.reference ?? reference).rawValue) graph" }
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
-        let acdc = try ACDC(try setup.experiment(), tau: tau, resume: resume)
+        let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, resume: resume)
         let kept = acdc.run { state, step in
             progress?("acdc: \(step.receiver.name) done (\(step.receiversDone)/\(step.receiverCount) receivers), "
                       + "\(step.edgesTried) edges tried, \(step.edgesRemoved) removed, \(String(format: "%.0f", step.seconds)) s")
             checkpoint?(state, step)
         }
-        return .circuit(edges: kept, scores: acdc.state.keptEffects, selection: "acdc tau \(acdc.state.tau)")
+        return .circuit(edges: kept, scores: acdc.state.keptEffects, selection: "acdc tau \(acdc.state.tau), \(acdc.state.reference.rawValue) reference")
     }
 }
 
@@ -228,5 +232,40 @@ public struct RerankMethod: DiscoveryMethod {
             preconditionFailure("EAP-IG scores every edge")
         }
         return try ExactMethod(edges: Array(Selection.ranked(approximate).prefix(candidates))).run(setup, progress: progress)
+    }
+}
+
+/// EAP-IG's top n, improved by a gradient-guided search over circuits of that size (`CircuitSearch`).
+///
+/// It chooses its circuit itself; each edge's score is ∂M/∂α at the found circuit, the estimated
+/// change of the metric if that edge alone were corrupted as well.
+public struct SearchMethod: DiscoveryMethod {
+    /// EAP-IG's scoring, where the search starts.
+    public var attribution: EAPMethod
+    public var options: CircuitSearch.Options
+
+    /// EAP-IG with `steps` points, then a search with `options`.
+    public init(steps: Int = 5, options: CircuitSearch.Options) {
+        attribution = EAPMethod(steps: steps, chunkSize: options.chunkSize)
+        self.options = options
+    }
+
+    public var name: String { "search" }
+    public var details: String { "from EAP-IG (\(attribution.details)), \(options.steps) search steps at \(options.edges) edges" }
+
+    public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
+        guard case .scores(let start) = try attribution.run(setup, progress: progress) else {
+            preconditionFailure("EAP-IG scores every edge")
+        }
+        let experiment = try setup.experiment()
+        let search = try CircuitSearch(model: setup.model, pairs: setup.pairs, metric: setup.metric, cleanMetric: experiment.cleanMetric,
+                                       ablation: setup.ablation, options: options)
+        let found = try search.run(start: start) { step in
+            progress?(String(format: "search: step %d/%d, faithfulness %.4f (best %.4f)%@, next %d moves, %.0f s, about %.0f s left",
+                             step.step, step.steps, experiment.faithfulness(of: step.metric), experiment.faithfulness(of: step.bestMetric),
+                             step.improved ? "" : ", undone", step.moves, step.seconds, step.secondsLeft))
+        }
+        return .circuit(edges: found.edges, scores: Dictionary(uniqueKeysWithValues: found.edges.map { ($0, found.gradient[$0]) }),
+                        selection: "search at \(options.edges) edges")
     }
 }

@@ -7,11 +7,11 @@ import Transformer
 enum DiscoverCommand: Subcommand {
     static let name = "discover"
     static let summary = "Find the circuit behind a task: score edges, select and prune a circuit, measure its faithfulness, write DOT, SVG and JSON."
-    static let usage = "[--model M] [--task T | --data F] [--method eap-ig] [--metric M] [--edges N | --target-faithfulness F] [--out DIR]"
+    static let usage = "[--model M] [--task T | --data F] [--method search] [--metric M] [--edges N | --target-faithfulness F] [--out DIR]"
     static let options = [
         OptionSpec(name: "model", value: "M", help: "model: .gguf file, HF directory, HF cache name, or \(DefaultModel.name) (default)"),
     ] + pairOptions + [
-        OptionSpec(name: "method", value: "NAME", help: "eap-ig (default), eap, exact, eap-ig-exact (EAP-IG, then exact patching of its top --candidates), acdc, or prune (learned edge masks)"),
+        OptionSpec(name: "method", value: "NAME", help: "search (default: EAP-IG's top --edges, then gradient-guided edge swaps at the circuit; eap-ig when --threshold, --target-faithfulness or --greedy is given), eap-ig, eap, exact, eap-ig-exact (EAP-IG, then exact patching of its top --candidates), acdc, or prune (learned edge masks)"),
         OptionSpec(name: "edges-from", value: "SOURCE", help: "exact: patch only these edges: a circuit JSON file or comma-separated edge names"),
         OptionSpec(name: "candidates", value: "K", help: "eap-ig-exact: EAP-IG's top K edges to patch exactly (default 500)"),
         OptionSpec(name: "steps", value: "M", help: "EAP-IG interpolation steps (default 5)"),
@@ -22,7 +22,9 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "threshold", value: "T", help: "keep every edge with |score| ≥ T"),
         OptionSpec(name: "target-faithfulness", value: "F", help: "smallest top-n circuit with faithfulness ≥ F (bisection)"),
         OptionSpec(name: "tau", value: "τ", help: "ACDC threshold (default 0.01)"),
+        OptionSpec(name: "compare", value: "WITH", help: "acdc: compare each trial with the current graph (published ACDC; default) or the clean model (τ then bounds the whole circuit's drift)"),
         OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved"),
+        OptionSpec(name: "search-steps", value: "N", help: "search: masked forward and backward passes after the first (default 25)"),
         OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 200)"),
         OptionSpec(name: "learning-rate", value: "LR", help: "prune: Adam step size for the gates (default 0.1)"),
         OptionSpec(name: "mask-seed", value: "S", help: "prune: seed of the gate noise (default 0)"),
@@ -47,7 +49,9 @@ enum DiscoverCommand: Subcommand {
                 }
             }
         }
-        let methodName = options.string("method") ?? "eap-ig"
+        // search looks for a circuit of a given size; the other selections need scores to rank.
+        let methodName = options.string("method")
+            ?? (["threshold", "target-faithfulness"].contains { options.string($0) != nil } || options.flag("greedy") ? "eap-ig" : "search")
         let steps = try options.int("steps", default: 5, in: 1...1000)!
         let tau = try options.double("tau", default: 0.01, in: 0...Double.infinity)!
         let chunkSize = try options.int("chunk-size", default: 32, in: 1...100_000)!
@@ -60,13 +64,25 @@ enum DiscoverCommand: Subcommand {
         }
         let pruneOptions = ["train-steps", "learning-rate", "mask-seed", "warm-start"].filter { options.string($0) != nil || options.flag($0) }
         if methodName != "prune", let first = pruneOptions.first { throw UsageError(description: "--\(first) only applies to --method prune") }
+        if options.string("search-steps") != nil, methodName != "search" { throw UsageError(description: "--search-steps only applies to --method search") }
+        if methodName == "search", let other = selectionChoices.first(where: { $0 != "edges" }) ?? (options.flag("greedy") ? "greedy" : nil) {
+            throw UsageError(description: "search looks for a circuit of --edges edges; --\(other) does not apply")
+        }
+        if options.string("compare") != nil, methodName != "acdc" { throw UsageError(description: "--compare only applies to --method acdc") }
+        let compare = options.string("compare") ?? "current"
+        guard let reference = ACDC.Reference(rawValue: compare) else {
+            throw UsageError(description: "--compare must be current or clean, got '\(compare)'")
+        }
+        if ["acdc", "search"].contains(methodName), let flag = ["mib", "curve"].first(where: { options.flag($0) }) {
+            throw UsageError(description: "--\(flag) ranks every edge by its score; \(methodName) chooses one circuit instead")
+        }
         if options.string("tau") != nil, methodName != "acdc" { throw UsageError(description: "--tau only applies to --method acdc") }
         if options.flag("greedy"), methodName == "acdc" || selectionChoices.contains(where: { $0 != "edges" }) {
             throw UsageError(description: "--greedy grows a top --edges circuit; it does not combine with --\(selectionChoices.first ?? "method acdc")")
         }
-        let usesSteps = ["eap-ig", "eap-ig-exact"].contains(methodName) || methodName == "prune" && options.flag("warm-start")
+        let usesSteps = ["eap-ig", "eap-ig-exact", "search"].contains(methodName) || methodName == "prune" && options.flag("warm-start")
         if options.string("steps") != nil, !usesSteps {
-            throw UsageError(description: "--steps sets EAP-IG's interpolation points: it applies to eap-ig, eap-ig-exact and prune --warm-start")
+            throw UsageError(description: "--steps sets EAP-IG's interpolation points: it applies to eap-ig, eap-ig-exact, search and prune --warm-start")
         }
         // A resumed edge pruning run keeps the options it was started with.
         let pruneResume = methodName == "prune" ? try resumeState(EdgePruning.State.self, "an edge pruning") : nil
@@ -86,8 +102,8 @@ enum DiscoverCommand: Subcommand {
         if let name = options.string("name"), name.isEmpty || name.contains("/") || name.hasPrefix(".") {
             throw UsageError(description: "--name must be a plain file name (no '/', no leading '.'), got '\(name)': outputs stay inside --out")
         }
-        guard ["eap-ig", "eap", "exact", "eap-ig-exact", "acdc", "prune"].contains(methodName) else {
-            throw UsageError(description: "unknown --method '\(methodName)' (eap-ig, eap, exact, eap-ig-exact, acdc, prune)")
+        guard ["eap-ig", "eap", "exact", "eap-ig-exact", "acdc", "prune", "search"].contains(methodName) else {
+            throw UsageError(description: "unknown --method '\(methodName)' (eap-ig, eap, exact, eap-ig-exact, acdc, prune, search)")
         }
         if options.string("edges-from") != nil, methodName != "exact" { throw UsageError(description: "--edges-from only applies to --method exact") }
         if options.string("candidates") != nil, methodName != "eap-ig-exact" {
@@ -117,6 +133,9 @@ enum DiscoverCommand: Subcommand {
         case "eap": method = EAPMethod(steps: nil, chunkSize: chunkSize)
         case "eap-ig": method = EAPMethod(steps: steps, chunkSize: chunkSize)
         case "exact": method = ExactMethod(edges: try options.string("edges-from").map { try edgeList($0, graph: model.graph) })
+        case "search":
+            method = SearchMethod(steps: steps, options: CircuitSearch.Options(
+                edges: edgesWanted, steps: try options.int("search-steps", default: 25, in: 0...100_000)!, chunkSize: chunkSize))
         case "eap-ig-exact": method = RerankMethod(steps: steps, chunkSize: chunkSize, candidates: candidates)
         case "prune":
             let stateURL = outDirectory.appendingPathComponent("\(outName).prune-state.json")
@@ -129,7 +148,11 @@ enum DiscoverCommand: Subcommand {
         default:
             let stateURL = outDirectory.appendingPathComponent("\(outName).acdc-state.json")
             try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
-            method = ACDCMethod(tau: tau, resume: try resumeState(ACDC.State.self, "an ACDC")) { state, _ in
+            let resume = try resumeState(ACDC.State.self, "an ACDC")
+            if resume != nil, let first = ["tau", "compare"].first(where: { options.string($0) != nil }) {
+                throw UsageError(description: "--\(first) does not apply with --resume: the state file's are used")
+            }
+            method = ACDCMethod(tau: tau, reference: reference, resume: resume) { state, _ in
                 if let data = try? JSONEncoder().encode(state) { try? data.write(to: stateURL, options: .atomic) }
             }
         }

@@ -163,6 +163,29 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(notACircuit.stderr.contains("config.json"), notACircuit.stderr)
     }
 
+    /// Without --method, discover searches at the edge budget: its circuit is at least as close to the
+    /// clean model (|1 − faithfulness|) as EAP-IG's top n it starts from, and evaluate measures the same.
+    func testDefaultMethodSearchesFromEAPIG() throws {
+        _ = try Fixtures.smolLM2()
+        let directory = try temporaryDirectory()
+        func discover(_ extra: [String], name: String) throws -> [String: Any] {
+            let run = try circuits(["discover", "--task", "ioi", "-n", "4", "--held-out", "0", "--edges", "40", "--out", directory.path,
+                                    "--name", name, "--json"] + extra)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        }
+        let searched = try discover(["--search-steps", "3"], name: "s")
+        let ranked = try discover(["--method", "eap-ig"], name: "e")
+        XCTAssertEqual(searched["method"] as? String, "search")
+        XCTAssertLessThanOrEqual((searched["edges"] as? [Any])?.count ?? .max, 40)
+        let f = try XCTUnwrap(searched["faithfulness"] as? Double), start = try XCTUnwrap(ranked["faithfulness"] as? Double)
+        XCTAssertLessThanOrEqual(abs(1 - f), abs(1 - start) + 1e-6)
+        let evaluate = try circuits(["evaluate", "--circuit", directory.appendingPathComponent("s.json").path, "-n", "4", "--held-out", "0", "--json"])
+        XCTAssertEqual(evaluate.status, 0, evaluate.stderr)
+        let result = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(evaluate.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(try XCTUnwrap(result["faithfulness"] as? Double), f, accuracy: 1e-6)
+    }
+
     /// Options of one method given to another are usage errors, before any model is loaded.
     func testMethodOptionsBelongToTheirMethod() throws {
         for (arguments, expected) in [
@@ -175,6 +198,12 @@ final class CommandLineTests: XCTestCase {
             (["--method", "eap", "--tau", "0.1"], "--tau only applies to --method acdc"),
             (["--method", "exact", "--steps", "3"], "--steps sets EAP-IG's interpolation points"),
             (["--threshold", "0.1", "--greedy"], "--greedy grows a top --edges circuit"),
+            (["--method", "eap", "--search-steps", "5"], "--search-steps only applies to --method search"),
+            (["--method", "search", "--threshold", "0.1"], "search looks for a circuit of --edges edges; --threshold does not apply"),
+            (["--method", "search", "--greedy"], "search looks for a circuit of --edges edges; --greedy does not apply"),
+            (["--mib"], "--mib ranks every edge by its score; search chooses one circuit instead"),
+            (["--method", "eap", "--compare", "clean"], "--compare only applies to --method acdc"),
+            (["--method", "acdc", "--compare", "full"], "--compare must be current or clean"),
         ] {
             let run = try circuits(["discover"] + arguments)
             XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
