@@ -5,19 +5,33 @@ import Transformer
 ///
 /// Starting from the full graph, receivers are visited in reverse topological order; each incoming
 /// edge is corrupted on top of the edges already removed and stays removed when the metric moves by
-/// less than τ (for `kl`: KL_new − KL_current < τ; otherwise |M_new − M_current| < τ). Receivers whose
-/// node has no remaining outgoing edge are skipped. The state can be saved after every receiver and
-/// a run resumed from it.
+/// less than τ from a reference. With the `current` reference (ACDC as published) that is the graph
+/// before the trial (for `kl`: KL_new − KL_current < τ; otherwise |M_new − M_current| < τ), so every
+/// removal may cost up to τ and the losses add up over thousands of removals. With the `clean`
+/// reference the trial is compared with the full model (KL_new < τ; |M_new − M_clean| < τ): τ bounds
+/// the whole circuit's distance from the model, and for a task metric τ = (1 − f)·|M_clean − M_corrupt|
+/// keeps faithfulness within 1 ± (1 − f). Receivers whose node has no remaining outgoing edge are
+/// skipped. The state can be saved after every receiver and a run resumed from it.
 ///
 /// Trials run in speculative batches: since most edges get removed, a batch evaluates "remove the next
 /// edge", "remove the next two", … in one batched forward pass, and decisions are taken in order until
 /// the first edge that stays; the trials after it are discarded. The result is exactly that of trying
 /// the edges one at a time.
 public final class ACDC {
+    /// What a trial's metric is compared with.
+    public enum Reference: String, Codable, Sendable, CaseIterable {
+        /// The graph before the trial (ACDC as published).
+        case current
+        /// The full model.
+        case clean
+    }
+
     /// Where a run stands: enough to resume it.
     public struct State: Codable, Sendable {
         /// Threshold.
         public var tau: Double
+        /// What trials are compared with.
+        public var reference: Reference
         /// Metric of the graph with the removed edges corrupted.
         public var current: Double
         /// Receivers finished, counted from the end of `CircuitGraph.receivers`.
@@ -55,16 +69,16 @@ public final class ACDC {
     /// Remaining outgoing edges per sender.
     private var outgoing: [Int]
 
-    /// A fresh run with threshold `tau`, or one resumed from `resume` (whose τ wins); `maxBatch`
-    /// trades memory (each trial in a batch holds its own activations) for speed.
-    public init(_ experiment: Experiment, tau: Double, resume: State? = nil, maxBatch: Int = 8) throws {
+    /// A fresh run with threshold `tau` and `reference`, or one resumed from `resume` (whose τ and
+    /// reference win); `maxBatch` trades memory (each trial in a batch holds its own activations) for speed.
+    public init(_ experiment: Experiment, tau: Double, reference: Reference = .current, resume: State? = nil, maxBatch: Int = 8) throws {
         self.experiment = experiment
         self.maxBatch = max(1, maxBatch)
         let g = experiment.graph
         if let resume, resume.edgeCount != g.edgeCount {
             throw ModelInputError("ACDC state is for a graph of \(resume.edgeCount) edges, this model has \(g.edgeCount)")
         }
-        state = resume ?? State(tau: tau, current: experiment.cleanMetric, receiversDone: 0, removed: [], dropped: [], keptEffects: [:], edgesTried: 0,
+        state = resume ?? State(tau: tau, reference: reference, current: experiment.cleanMetric, receiversDone: 0, removed: [], dropped: [], keptEffects: [:], edgesTried: 0,
                                 seconds: 0, edgeCount: g.edgeCount)
         mask = EdgeMask(graph: g)
         outgoing = [Int](repeating: 0, count: g.senders.count)
@@ -106,7 +120,8 @@ public final class ACDC {
                     for j in 0..<k {
                         let s = candidates[index + j], e = g.edgeOffsets[r] + s
                         state.edgesTried += 1
-                        let change = isKL ? values[j] - state.current : abs(values[j] - state.current)
+                        let base = state.reference == .clean ? experiment.cleanMetric : state.current
+                        let change = isKL ? values[j] - base : abs(values[j] - base)
                         if change < tau {
                             mask[e] = 1
                             state.current = values[j]
@@ -129,5 +144,22 @@ public final class ACDC {
         }
         let dropped = Set(state.dropped)
         return (0..<g.edgeCount).filter { mask[$0] == 0 && !dropped.contains($0) }
+    }
+}
+
+extension ACDC.State {
+    /// Decodes a saved state; states saved before the reference existed compared with the current graph.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        tau = try c.decode(Double.self, forKey: .tau)
+        reference = try c.decodeIfPresent(ACDC.Reference.self, forKey: .reference) ?? .current
+        current = try c.decode(Double.self, forKey: .current)
+        receiversDone = try c.decode(Int.self, forKey: .receiversDone)
+        removed = try c.decode([Int].self, forKey: .removed)
+        dropped = try c.decode([Int].self, forKey: .dropped)
+        keptEffects = try c.decode([Int: Float].self, forKey: .keptEffects)
+        edgesTried = try c.decode(Int.self, forKey: .edgesTried)
+        seconds = try c.decode(Double.self, forKey: .seconds)
+        edgeCount = try c.decode(Int.self, forKey: .edgeCount)
     }
 }

@@ -188,6 +188,31 @@ final class AttributionTests: XCTestCase {
         XCTAssertEqual(experiment.evaluate(circuit: circuit).metric, acdc.state.current, accuracy: 1e-4 * max(1, acdc.state.current))
     }
 
+    /// Compared with the clean model, τ bounds the whole circuit's distance from it (KL and a task
+    /// metric); compared with the current graph, the drift adds up past τ. States saved before the
+    /// reference existed resume as `current`.
+    func testACDCWithTheCleanReferenceKeepsTheCircuitWithinTau() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
+        for metric in [Metric.kl, .logitDiff] {
+            let experiment = try Experiment(model: model, pairs: pairs, metric: metric)
+            let tau = metric == .kl ? 0.05 : 0.2 * abs(experiment.cleanMetric - experiment.corruptMetric)
+            let acdc = try ACDC(experiment, tau: tau, reference: .clean)
+            let circuit = experiment.graph.pruned(acdc.run())
+            XCTAssertGreaterThan(acdc.state.removed.count, 0, "\(metric)")
+            let value = experiment.evaluate(circuit: circuit).metric
+            XCTAssertLessThan(metric == .kl ? value : abs(value - experiment.cleanMetric), tau, "\(metric)")
+            let published = try ACDC(experiment, tau: tau, reference: .current)
+            let drift = experiment.evaluate(circuit: experiment.graph.pruned(published.run())).metric
+            XCTAssertGreaterThan(metric == .kl ? drift : abs(drift - experiment.cleanMetric), tau,
+                                 "\(metric): on this fixture the published comparison drifts past τ, which is what the clean reference fixes")
+        }
+        var saved = try JSONSerialization.jsonObject(with: JSONEncoder().encode(
+            try ACDC(try Experiment(model: model, pairs: pairs, metric: .kl), tau: 0.05, reference: .clean).state)) as! [String: Any]
+        XCTAssertEqual(saved["reference"] as? String, "clean")
+        saved["reference"] = nil
+        XCTAssertEqual(try JSONDecoder().decode(ACDC.State.self, from: JSONSerialization.data(withJSONObject: saved)).reference, .current)
+    }
+
     func testACDCCanResumeFromASavedState() throws {
         let (model, _, pairs) = try tinyFixture("tiny-gpt2")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
