@@ -80,6 +80,7 @@ let benchmarks: [(String, String, (BenchmarkContext) throws -> Void)] = [
     ("forward", "forward tokens/s (batch 64 × 16) next to PyTorch", ModelBenchmarks.forward),
     ("backward", "forward+backward time and peak memory next to PyTorch autograd", ModelBenchmarks.backward),
     ("eap", "EAP and EAP-IG on 100 IOI pairs: time, memory, agreement with PyTorch", EAPBenchmark.run),
+    ("circuits", "each method's circuit at the task's edge budget: faithfulness on its pairs and fresh pairs, CPR/CMD, time (--task T, --edges N, --pairs N, --search-steps N, --candidates K, --prune-steps N)", CircuitsBenchmark.run),
     ("attribution", "EAP/EAP-IG vs exact patching and faithfulness curves with ACDC (--task T, --exact-top N, --exact-random N, --acdc-pairs N, --taus a,b,c)", AttributionBenchmark.run),
 ]
 

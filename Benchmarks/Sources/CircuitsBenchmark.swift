@@ -1,0 +1,86 @@
+import Circuits
+import Foundation
+import Tasks
+import Transformer
+
+/// Faithful circuits per method: for IOI, greater-than and induction on SmolLM2, each method's circuit
+/// at the task's edge budget, its faithfulness on the pairs it was found on and on fresh pairs, MIB's
+/// CPR and CMD on both, and its wall time. Runs the same pipeline as `circuits discover`.
+enum CircuitsBenchmark {
+    /// Edge budgets: the targets (IOI ≤ 1,232, greater-than ≤ 150, induction ≤ 500 edges).
+    static let budgets = ["ioi": 1000, "greater-than": 150, "induction": 500]
+
+    static func run(_ context: BenchmarkContext) throws {
+        let tasks = context.option("--task").map { [$0] } ?? ["ioi", "greater-than", "induction"]
+        let count = Int(context.option("--pairs") ?? "100") ?? 100
+        let searchSteps = Int(context.option("--search-steps") ?? "25") ?? 25
+        let pruneSteps = Int(context.option("--prune-steps") ?? "0") ?? 0
+        let model = try context.model()
+        for task in tasks {
+            let budget = try Int(context.option("--edges") ?? "").map { $0 } ?? budgets[task].unwrap(or: "give --edges for task \(task)")
+            try benchmark(task: task, budget: budget, count: count, searchSteps: searchSteps, pruneSteps: pruneSteps,
+                          candidates: Int(context.option("--candidates") ?? "") ?? budget, model: model, context: context)
+        }
+    }
+
+    static func benchmark(task: String, budget: Int, count: Int, searchSteps: Int, pruneSteps: Int, candidates: Int,
+                          model: TransformerModel, context: BenchmarkContext) throws {
+        let registry = try TaskRegistry.located()
+        let found = try registry.generate(task, count: count, seed: 0, tokenizer: model.tokenizer!)
+        let fresh = try registry.generate(task, count: count, seed: 1, tokenizer: model.tokenizer!)
+        let metric = found.metric
+        let setup = DiscoverySetup(model: model, pairs: PairBatch(found.tokenized), source: "\(task) seed 0", metric: metric, progress: progress)
+        let heldOut = DiscoverySetup(model: model, pairs: PairBatch(fresh.tokenized), source: "\(task) seed 1", metric: metric, progress: progress)
+        progress("== \(task): \(count) pairs, metric \(metric.rawValue), budget \(budget) edges")
+
+        var methods: [DiscoveryMethod] = [
+            EAPMethod(steps: nil), EAPMethod(steps: 5), RerankMethod(steps: 5, candidates: candidates),
+            SearchMethod(steps: 5, options: .init(edges: budget, steps: searchSteps)),
+        ]
+        if pruneSteps > 0 {
+            methods.append(PruneMethod(options: .init(targetEdges: budget, steps: pruneSteps), warmStartSteps: 5))
+        }
+        var table = ResultsTable(
+            title: "Circuits per method: \(task) on SmolLM2-135M-Instruct", command: context.command,
+            notes: ["\(count) pairs (\(task) seed 0) to find each circuit and \(count) fresh pairs (seed 1) to measure it again; metric \(metric.rawValue), resample ablation",
+                    "each method's circuit is its top \(budget) edges (search: the circuit it found at \(budget) edges), pruned to input→logits paths (the edges column)",
+                    "faithfulness = (M_circuit − M_corrupt) / (M_clean − M_corrupt); MIB's CPR is the area under f and CMD the area under |1 − f| over budgets of 0.1 % … 100 % of the \(model.graph.edgeCount) edges",
+                    "CPR ranks by signed score (prune, whose scores only rank, by score); search chooses one circuit and has no ranking to measure CPR/CMD on",
+                    "seconds: the method alone (scoring or searching), on 2 cores; the patching experiment (clean and corrupted runs, ~15 s) is shared"] + found.notes,
+            header: ["method", "edges", "faithfulness (its pairs)", "faithfulness (fresh pairs)", "CPR (its / fresh)", "CMD (its / fresh)", "seconds"])
+        var series: [LineChart.Series] = []
+        var markers: [(x: Double, y: Double)] = []
+        let colors = ["#d62728", "#1f77b4", "#9467bd", "#2ca02c", "#ff7f0e"]
+        for (method, color) in zip(methods, colors) {
+            let label = method.details.isEmpty ? method.name : "\(method.name) (\(method.details))"
+            progress("-- \(label)")
+            let result = try Discovery.run(method, on: setup, choice: .selection(.topN(budget)), heldOut: heldOut, progress: progress)
+            let circuit = result.circuit
+            var cpr = "—", cmd = "—"
+            if let scores = result.scores {
+                let own = try setup.experiment().mibScores(scores, signed: method.scoresAreSigned)
+                let other = try heldOut.experiment().mibScores(scores, signed: method.scoresAreSigned)
+                cpr = "\(format(own.cpr, 3)) / \(format(other.cpr, 3))"
+                cmd = "\(format(own.cmd, 3)) / \(format(other.cmd, 3))"
+                series.append(.init(name: method.name, color: color,
+                                    points: own.cprPoints.map { (Double(max($0.edges, 1)), $0.faithfulness) }))
+            }
+            markers.append((Double(max(circuit.edges.count, 1)), circuit.faithfulness))
+            table.rows.append([label, "\(circuit.edges.count)", format(circuit.faithfulness, 3), format(circuit.heldOut?.faithfulness, 3),
+                               cpr, cmd, format(result.methodSeconds, 0)])
+            try table.write("circuits-\(task)", to: context.resultsDirectory)
+            let chart = LineChart(title: "Faithfulness vs edges: \(task), SmolLM2-135M (its pairs)", xLabel: "edges in circuit (log scale)",
+                                  yLabel: "faithfulness",
+                                  series: series + [.init(name: "circuits at \(budget)", color: "#000000", points: markers, markersOnly: true)])
+            try Data(chart.svg.utf8).write(to: context.resultsDirectory.appendingPathComponent("circuits-\(task).svg"), options: .atomic)
+        }
+    }
+}
+
+extension Optional {
+    /// The value, or a benchmark error saying what is missing.
+    func unwrap(or message: String) throws -> Wrapped {
+        guard let self else { throw BenchmarkError(message) }
+        return self
+    }
+}
