@@ -31,6 +31,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "warm-start", value: nil, help: "prune: start the gates from EAP-IG scores (--steps steps)"),
         OptionSpec(name: "curve", value: nil, help: "also print the faithfulness curve (50 … 2000 edges)"),
         OptionSpec(name: "mib", value: nil, help: "also print MIB's CPR and CMD (faithfulness at 0.1 % … 100 % of the edges) on the pairs and the fresh pairs"),
+        OptionSpec(name: "mib-out", value: "DIR", help: "also write MIB's submission forms: DIR/scores/NAME.json (every edge's score) and DIR/circuits/NAME-<k>pct.json (one circuit per budget, 0.1 % … 50 %)"),
         OptionSpec(name: "chunk-size", value: "N", help: "pairs per forward/backward chunk for eap/eap-ig (default 32)"),
         OptionSpec(name: "out", value: "DIR", help: "output folder (default Graphs)"),
         OptionSpec(name: "name", value: "NAME", help: "output file name without extension (default: the task name)"),
@@ -73,7 +74,8 @@ enum DiscoverCommand: Subcommand {
         guard let reference = ACDC.Reference(rawValue: compare) else {
             throw UsageError(description: "--compare must be current or clean, got '\(compare)'")
         }
-        if ["acdc", "search"].contains(methodName), let flag = ["mib", "curve"].first(where: { options.flag($0) }) {
+        if ["acdc", "search"].contains(methodName),
+           let flag = ["mib", "curve"].first(where: { options.flag($0) }) ?? (options.string("mib-out") != nil ? "mib-out" : nil) {
             throw UsageError(description: "--\(flag) ranks every edge by its score; \(methodName) chooses one circuit instead")
         }
         if options.string("tau") != nil, methodName != "acdc" { throw UsageError(description: "--tau only applies to --method acdc") }
@@ -143,7 +145,7 @@ enum DiscoverCommand: Subcommand {
             method = PruneMethod(options: pruning, warmStartSteps: options.flag("warm-start") ? steps : nil,
                                  resume: pruneResume) { state in
                 guard state.step % 10 == 0 || state.step == state.options.steps else { return }
-                if let data = try? JSONEncoder().encode(state) { try? data.write(to: stateURL, options: .atomic) }
+                saveState(state, to: stateURL)
             }
         default:
             let stateURL = outDirectory.appendingPathComponent("\(outName).acdc-state.json")
@@ -153,7 +155,7 @@ enum DiscoverCommand: Subcommand {
                 throw UsageError(description: "--\(first) does not apply with --resume: the state file's are used")
             }
             method = ACDCMethod(tau: tau, reference: reference, resume: resume) { state, _ in
-                if let data = try? JSONEncoder().encode(state) { try? data.write(to: stateURL, options: .atomic) }
+                saveState(state, to: stateURL)
             }
         }
         let setup = DiscoverySetup(model: model, pairs: loaded.batch, source: loaded.source, metric: metric, ablation: ablation,
@@ -166,7 +168,16 @@ enum DiscoverCommand: Subcommand {
                                        progress: note)
         let circuit = result.circuit
 
-        let written = try writeOutputs(circuit, directory: outDirectory, name: outName)
+        var written = try writeOutputs(circuit, directory: outDirectory, name: outName)
+        if let folder = options.string("mib-out"), let scores = result.scores {
+            do {
+                written += try MIBSubmission.write(scores: scores, signed: method.scoresAreSigned, circuit: circuit.edgeIndices(in: model.graph),
+                                                   graph: model.graph, dModel: model.config.dModel, name: outName,
+                                                   to: URL(fileURLWithPath: folder))
+            } catch {
+                throw ModelFileError(folder, "cannot write MIB files (\(error.localizedDescription))")
+            }
+        }
         if options.flag("json") {
             FileHandle.standardOutput.write(try circuit.jsonData())
             print()
@@ -213,6 +224,15 @@ enum DiscoverCommand: Subcommand {
         }
         print("wrote " + written.map(\.path).joined(separator: ", "))
         return 0
+    }
+}
+
+/// Writes a resumable state (atomically); a failure is reported on stderr and the run goes on.
+func saveState(_ state: some Encodable, to url: URL) {
+    do {
+        try JSONEncoder().encode(state).write(to: url, options: .atomic)
+    } catch {
+        note("warning: could not save the state to \(url.path) (\(error.localizedDescription)); the run goes on but cannot be resumed from here")
     }
 }
 

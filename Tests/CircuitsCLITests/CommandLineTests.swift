@@ -137,9 +137,14 @@ final class CommandLineTests: XCTestCase {
     func testDiscoverThenEvaluate() throws {
         _ = try Fixtures.smolLM2()
         let directory = try temporaryDirectory()
+        let mib = directory.appendingPathComponent("mib")
         let discover = try circuits(["discover", "--task", "ioi", "-n", "4", "--method", "eap", "--edges", "60",
-                                     "--out", directory.path, "--name", "c", "--json"])
+                                     "--out", directory.path, "--name", "c", "--json", "--mib-out", mib.path])
         XCTAssertEqual(discover.status, 0, discover.stderr)
+        // MIB's forms: one score file, one circuit per budget.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: mib.appendingPathComponent("scores/c.json").path))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: mib.appendingPathComponent("circuits").path).sorted().first,
+                       "c-0.1pct.json")
         let circuit = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(discover.stdout.utf8)) as? [String: Any])
         let faithfulness = try XCTUnwrap(circuit["faithfulness"] as? Double)
         XCTAssertGreaterThan((circuit["edges"] as? [Any])?.count ?? 0, 0)
@@ -202,6 +207,7 @@ final class CommandLineTests: XCTestCase {
             (["--method", "search", "--threshold", "0.1"], "search looks for a circuit of --edges edges; --threshold does not apply"),
             (["--method", "search", "--greedy"], "search looks for a circuit of --edges edges; --greedy does not apply"),
             (["--mib"], "--mib ranks every edge by its score; search chooses one circuit instead"),
+            (["--method", "acdc", "--mib-out", "mib"], "--mib-out ranks every edge by its score; acdc chooses one circuit instead"),
             (["--method", "eap", "--compare", "clean"], "--compare only applies to --method acdc"),
             (["--method", "acdc", "--compare", "full"], "--compare must be current or clean"),
         ] {
