@@ -75,8 +75,11 @@ public final class ACDC {
         self.experiment = experiment
         self.maxBatch = max(1, maxBatch)
         let g = experiment.graph
-        if let resume, resume.edgeCount != g.edgeCount {
-            throw ModelInputError("ACDC state is for a graph of \(resume.edgeCount) edges, this model has \(g.edgeCount)")
+        if let resume {
+            guard resume.edgeCount == g.edgeCount else {
+                throw ModelInputError("ACDC state is for a graph of \(resume.edgeCount) edges, this model has \(g.edgeCount)")
+            }
+            try Self.validate(resume, graph: g)
         }
         state = resume ?? State(tau: tau, reference: reference, current: experiment.cleanMetric, receiversDone: 0, removed: [], dropped: [], keptEffects: [:], edgesTried: 0,
                                 seconds: 0, edgeCount: g.edgeCount)
@@ -85,6 +88,30 @@ public final class ACDC {
         for r in 0..<g.receivers.count { for s in 0..<g.upstreamCount(receiverAt: r) { outgoing[s] += 1 } }
         for e in state.removed { mask[e] = 1 }
         for e in state.removed + state.dropped { outgoing[g.index(of: g.edge(e).sender)] -= 1 }
+    }
+
+    /// Checks a saved state field by field against `graph`, so a damaged or edited file is refused
+    /// with the field that is wrong instead of trapping later.
+    static func validate(_ state: State, graph g: CircuitGraph) throws {
+        func refuse(_ what: String) -> ModelInputError { ModelInputError("ACDC state is inconsistent: \(what)") }
+        guard state.tau.isFinite, state.tau >= 0 else { throw refuse("tau \(state.tau) is not a finite threshold ≥ 0") }
+        guard state.current.isFinite else { throw refuse("current metric \(state.current) is not finite") }
+        guard (0...g.receivers.count).contains(state.receiversDone) else {
+            throw refuse("receivers_done \(state.receiversDone) is outside 0...\(g.receivers.count)")
+        }
+        guard state.edgesTried >= 0, state.edgesTried <= g.edgeCount, state.seconds.isFinite, state.seconds >= 0 else {
+            throw refuse("edges tried \(state.edgesTried) or seconds \(state.seconds) out of range")
+        }
+        let listed = state.removed + state.dropped + Array(state.keptEffects.keys)
+        if let bad = listed.first(where: { !(0..<g.edgeCount).contains($0) }) {
+            throw refuse("edge index \(bad) is outside 0..<\(g.edgeCount)")
+        }
+        guard Set(listed).count == listed.count else { throw refuse("an edge is listed twice among removed, dropped and kept") }
+        // Decisions are only taken at receivers already visited (the last receiversDone, counted from the end).
+        let visited = g.edgeOffsets[g.receivers.count - state.receiversDone]..<g.edgeCount
+        if let bad = listed.first(where: { !visited.contains($0) }) {
+            throw refuse("edge \(g.edge(bad).name) has a decision but its receiver was not visited yet")
+        }
     }
 
     /// Runs until every receiver is visited, calling `checkpoint` after each receiver.

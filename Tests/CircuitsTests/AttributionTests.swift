@@ -213,6 +213,35 @@ final class AttributionTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(ACDC.State.self, from: JSONSerialization.data(withJSONObject: saved)).reference, .current)
     }
 
+    /// A saved state that does not fit the graph or contradicts itself is refused, naming what is wrong.
+    func testACDCRefusesDamagedStates() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
+        var saved: ACDC.State?
+        _ = try ACDC(experiment, tau: 0.02).run { state, progress in if progress.receiversDone == 10 { saved = state } }
+        let good = try XCTUnwrap(saved)
+        XCTAssertNoThrow(try ACDC(experiment, tau: 0.02, resume: good))
+        let edges = experiment.graph.edgeCount
+        let damaged: [(String, (inout ACDC.State) -> Void)] = [
+            ("edge index \(edges)", { $0.removed.append(edges) }),
+            ("edge index -1", { $0.dropped.append(-1) }),
+            ("receivers_done -1", { $0.receiversDone = -1 }),
+            ("receivers_done \(Int.max)", { $0.receiversDone = .max }),
+            ("edges tried", { $0.edgesTried = .max }),
+            ("tau nan", { $0.tau = .nan }),
+            ("listed twice", { $0.removed.append($0.removed[0]) }),
+            ("not visited yet", { $0.keptEffects[0] = 0.5 }),
+        ]
+        XCTAssertFalse(good.removed.isEmpty)
+        for (expected, damage) in damaged {
+            var state = good
+            damage(&state)
+            XCTAssertThrowsError(try ACDC(experiment, tau: 0.02, resume: state), expected) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(expected) in: \(error)")
+            }
+        }
+    }
+
     func testACDCCanResumeFromASavedState() throws {
         let (model, _, pairs) = try tinyFixture("tiny-gpt2")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
