@@ -63,7 +63,13 @@ public enum Discovery {
                 progress?("bisecting for faithfulness ≥ \(target)…")
                 let found = experiment.smallestCircuit(scores: all, target: target)
                 edges = found.edges
-                selection = "target faithfulness \(target) (top \(found.requested))"
+                if found.point.faithfulness >= target {
+                    selection = "target faithfulness \(target) (top \(found.requested))"
+                } else {
+                    progress?(String(format: "warning: no top-n circuit reaches faithfulness %g; the whole graph gives %.4f", target,
+                                     found.point.faithfulness))
+                    selection = "target faithfulness \(target) not reached (top \(found.requested))"
+                }
             }
             curve = experiment.faithfulnessCurve(scores: all, sizes: curveSizes)
         }

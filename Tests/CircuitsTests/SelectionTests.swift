@@ -61,6 +61,26 @@ final class SelectionTests: XCTestCase {
         }
     }
 
+    /// A target no top-n circuit reaches gives the whole graph, said in the record and in a warning.
+    func testAnUnreachableTargetFaithfulnessIsReported() throws {
+        struct FixedScores: DiscoveryMethod {
+            let scores: [Float]
+            var name: String { "fixed" }
+            var details: String { "" }
+            func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput { .scores(scores) }
+        }
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
+        let setup = DiscoverySetup(model: model, pairs: pairs, source: "tiny", metric: .logitDiff)
+        let scores = (0..<model.graph.edgeCount).map { Float($0 % 7) - 3 }
+        var notes: [String] = []
+        let result = try Discovery.run(FixedScores(scores: scores), on: setup, choice: .targetFaithfulness(2)) { notes.append($0) }
+        XCTAssertTrue(result.circuit.selection.contains("not reached"), result.circuit.selection)
+        XCTAssertTrue(notes.contains { $0.contains("warning: no top-n circuit reaches faithfulness 2") }, "\(notes)")
+        let reached = try Discovery.run(FixedScores(scores: scores), on: setup, choice: .targetFaithfulness(0.5))
+        XCTAssertGreaterThanOrEqual(reached.circuit.faithfulness, 0.5)
+        XCTAssertFalse(reached.circuit.selection.contains("not reached"))
+    }
+
     private func sampleCircuit() -> Circuit {
         let edges = ["a2.h0->logits", "a0.h1->a2.h0<v>", "input->a0.h1<k>", "m1->logits", "a0.h1->a2.h0<q>", "input->m1"]
         let scores: [Float] = [-1.5, 0.9, -0.4, 0.3, -0.2, 0.1]
