@@ -19,7 +19,7 @@ enum CircuitsBenchmark {
         for task in tasks {
             let budget = try Int(context.option("--edges") ?? "").map { $0 } ?? budgets[task].unwrap(or: "give --edges for task \(task)")
             try benchmark(task: task, budget: budget, count: count, searchSteps: searchSteps, pruneSteps: pruneSteps,
-                          candidates: Int(context.option("--candidates") ?? "") ?? budget, model: model, context: context)
+                          candidates: Int(context.option("--candidates") ?? "") ?? 3 * budget, model: model, context: context)
         }
     }
 
@@ -33,10 +33,10 @@ enum CircuitsBenchmark {
         let heldOut = DiscoverySetup(model: model, pairs: PairBatch(fresh.tokenized), source: "\(task) seed 1", metric: metric, progress: progress)
         progress("== \(task): \(count) pairs, metric \(metric.rawValue), budget \(budget) edges")
 
-        var methods: [DiscoveryMethod] = [
-            EAPMethod(steps: nil), EAPMethod(steps: 5), RerankMethod(steps: 5, candidates: candidates),
-            SearchMethod(steps: 5, options: .init(edges: budget, steps: searchSteps)),
-        ]
+        var methods: [DiscoveryMethod] = [EAPMethod(steps: nil), EAPMethod(steps: 5)]
+        // Exact patching of EAP-IG's top K re-ranks them only when K exceeds the budget.
+        if candidates > budget { methods.append(RerankMethod(steps: 5, candidates: candidates)) }
+        methods.append(SearchMethod(steps: 5, options: .init(edges: budget, steps: searchSteps)))
         if pruneSteps > 0 {
             methods.append(PruneMethod(options: .init(targetEdges: budget, steps: pruneSteps), warmStartSteps: 5))
         }

@@ -28,14 +28,18 @@ public final class CircuitSearch {
         public var steps: Int
         /// Most moves in the first step, as a fraction of `edges`.
         public var moveFraction: Double
+        /// The search stops once the circuit's metric is this close to the clean model's (for `kl`: once
+        /// KL is this small).
+        public var tolerance: Double
         /// Pairs per forward/backward chunk.
         public var chunkSize: Int
 
         /// Options with the defaults of `circuits discover --method search`.
-        public init(edges: Int, steps: Int = 25, moveFraction: Double = 0.05, chunkSize: Int = 32) {
+        public init(edges: Int, steps: Int = 25, moveFraction: Double = 0.05, tolerance: Double = 0, chunkSize: Int = 32) {
             self.edges = edges
             self.steps = steps
             self.moveFraction = moveFraction
+            self.tolerance = tolerance
             self.chunkSize = chunkSize
         }
     }
@@ -73,6 +77,7 @@ public final class CircuitSearch {
         guard options.moveFraction.isFinite, options.moveFraction > 0, options.moveFraction <= 1 else {
             throw ModelInputError("the move fraction must be in (0, 1], got \(options.moveFraction)")
         }
+        guard options.tolerance.isFinite, options.tolerance >= 0 else { throw ModelInputError("the tolerance must be finite and ≥ 0, got \(options.tolerance)") }
         guard cleanMetric.isFinite else { throw ModelInputError("the clean metric is not finite (\(cleanMetric))") }
         self.options = options
         self.cleanMetric = cleanMetric
@@ -133,7 +138,8 @@ public final class CircuitSearch {
                            seconds: Date().timeIntervalSince(begin)))
         var step = 0
         var setAside = Set<Int>()
-        while step < options.steps {
+        let goal = gradient.metric == .kl ? options.tolerance : options.tolerance * options.tolerance
+        while step < options.steps, loss(bestMetric) > goal {
             let planned = moves(kept: best, free: options.edges - best.count, metric: bestMetric, g: bestGradient, limit: limit,
                                 excluding: setAside)
             guard !planned.restore.isEmpty else { break }  // no move is predicted to help

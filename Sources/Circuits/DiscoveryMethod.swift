@@ -238,7 +238,8 @@ public struct RerankMethod: DiscoveryMethod {
 /// EAP-IG's top n, improved by a gradient-guided search over circuits of that size (`CircuitSearch`).
 ///
 /// It chooses its circuit itself; each edge's score is ∂M/∂α at the found circuit, the estimated
-/// change of the metric if that edge alone were corrupted as well.
+/// change of the metric if that edge alone were corrupted as well. The search stops early once
+/// faithfulness is within 0.001 of 1 (for `kl`, once KL < 0.001).
 public struct SearchMethod: DiscoveryMethod {
     /// EAP-IG's scoring, where the search starts.
     public var attribution: EAPMethod
@@ -258,6 +259,9 @@ public struct SearchMethod: DiscoveryMethod {
             preconditionFailure("EAP-IG scores every edge")
         }
         let experiment = try setup.experiment()
+        var options = options
+        // Done once faithfulness is within 0.001 of 1 (KL: below 0.001).
+        options.tolerance = setup.metric == .kl ? 1e-3 : 1e-3 * abs(experiment.cleanMetric - experiment.corruptMetric)
         let search = try CircuitSearch(model: setup.model, pairs: setup.pairs, metric: setup.metric, cleanMetric: experiment.cleanMetric,
                                        ablation: setup.ablation, options: options)
         let found = try search.run(start: start) { step in

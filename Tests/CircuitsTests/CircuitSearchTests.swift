@@ -51,7 +51,7 @@ final class CircuitSearchTests: XCTestCase {
     func testRefusesBadOptions() throws {
         let (model, _, pairs) = try tinyFixture("tiny-gpt2")
         for options in [CircuitSearch.Options(edges: 0), .init(edges: model.graph.edgeCount), .init(edges: 5, steps: -1),
-                        .init(edges: 5, moveFraction: 0)] {
+                        .init(edges: 5, moveFraction: 0), .init(edges: 5, tolerance: -1)] {
             XCTAssertThrowsError(try CircuitSearch(model: model, pairs: pairs, metric: .logitDiff, cleanMetric: 1, options: options))
         }
     }
