@@ -85,14 +85,19 @@ public struct EAPMethod: DiscoveryMethod {
     public var details: String { steps.map { "\($0) steps" } ?? "" }
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
+        .scores(try scores(setup, progress: progress))
+    }
+
+    /// Every edge's score, for methods that start from EAP or EAP-IG.
+    public func scores(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> [Float] {
         if steps == nil && setup.metric == .kl {
             progress?("warning: at α = 0 the gradient of kl is zero, so EAP scores every edge 0; use eap-ig for kl")
         }
         let start = Date()
-        return .scores(try EdgeAttribution.scores(
+        return try EdgeAttribution.scores(
             model: setup.model, pairs: setup.pairs, metric: setup.metric, ablation: setup.ablation,
             integratedGradientSteps: steps, chunkSize: chunkSize
-        ) { done, total in progress?(String(format: "%@: chunk %d/%d, %.1f s", name, done, total, Date().timeIntervalSince(start))) })
+        ) { done, total in progress?(String(format: "%@: chunk %d/%d, %.1f s", name, done, total, Date().timeIntervalSince(start))) }
     }
 }
 
@@ -228,9 +233,7 @@ public struct RerankMethod: DiscoveryMethod {
     public var details: String { "\(attribution.details), exact patching of the top \(candidates)" }
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
-        guard case .scores(let approximate) = try attribution.run(setup, progress: progress) else {
-            preconditionFailure("EAP-IG scores every edge")
-        }
+        let approximate = try attribution.scores(setup, progress: progress)
         return try ExactMethod(edges: Array(Selection.ranked(approximate).prefix(candidates))).run(setup, progress: progress)
     }
 }
@@ -255,9 +258,7 @@ public struct SearchMethod: DiscoveryMethod {
     public var details: String { "from EAP-IG (\(attribution.details)), \(options.steps) search steps at \(options.edges) edges" }
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
-        guard case .scores(let start) = try attribution.run(setup, progress: progress) else {
-            preconditionFailure("EAP-IG scores every edge")
-        }
+        let start = try attribution.scores(setup, progress: progress)
         let experiment = try setup.experiment()
         var options = options
         // Done once faithfulness is within 0.001 of 1 (KL: below 0.001).
