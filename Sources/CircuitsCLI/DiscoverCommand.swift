@@ -33,7 +33,8 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "mib", value: nil, help: "also print MIB's CPR and CMD (faithfulness at 0.1 % … 100 % of the edges) on the pairs and the fresh pairs"),
         OptionSpec(name: "mib-out", value: "DIR", help: "also write MIB's submission forms: DIR/scores/NAME.json (every edge's score) and DIR/circuits/NAME-<k>pct.json (one circuit per budget, 0.1 % … 50 %)"),
         OptionSpec(name: "chunk-size", value: "N", help: "pairs per forward/backward chunk for eap/eap-ig (default 32)"),
-        OptionSpec(name: "out", value: "DIR", help: "output folder (default Graphs)"),
+        OptionSpec(name: "out", value: "DIR", help: "output folder (default Graphs; with --json, files are written only when --out or --name is given)"),
+        OptionSpec(name: "render-timeout", value: "S", help: "seconds Graphviz may take to draw the SVG (default 10; 0: no SVG)"),
         OptionSpec(name: "name", value: "NAME", help: "output file name without extension (default: the task name)"),
         OptionSpec(name: "top", value: "K", help: "edges to list (default 15)"),
         OptionSpec(name: "json", value: nil, help: "print the circuit JSON on stdout instead of the text report"),
@@ -57,6 +58,7 @@ enum DiscoverCommand: Subcommand {
         let tau = try options.double("tau", default: 0.01, in: 0...Double.infinity)!
         let chunkSize = try options.int("chunk-size", default: 32, in: 1...100_000)!
         let top = try options.int("top", default: 15, in: 0...100_000)!
+        let renderTimeout = try options.double("render-timeout", default: 10, in: 0...86_400)!
         let selectionChoices = ["edges", "threshold", "target-faithfulness"].filter { options.string($0) != nil }
         guard selectionChoices.count <= 1 else { throw UsageError(description: "give only one of --edges, --threshold, --target-faithfulness") }
         if methodName == "acdc", !selectionChoices.isEmpty { throw UsageError(description: "acdc chooses its circuit with --tau; --\(selectionChoices[0]) does not apply") }
@@ -168,7 +170,9 @@ enum DiscoverCommand: Subcommand {
                                        progress: note)
         let circuit = result.circuit
 
-        var written = try writeOutputs(circuit, directory: outDirectory, name: outName)
+        // With --json the record goes to stdout; files only when a place for them is named.
+        let writesFiles = !options.flag("json") || options.string("out") != nil || options.string("name") != nil
+        var written = writesFiles ? try OutputSet(directory: outDirectory, name: outName, renderTimeout: renderTimeout).write(circuit) : []
         if let folder = options.string("mib-out"), let scores = result.scores {
             do {
                 written += try MIBSubmission.write(scores: scores, signed: method.scoresAreSigned, circuit: circuit.edgeIndices(in: model.graph),
@@ -222,7 +226,7 @@ enum DiscoverCommand: Subcommand {
                 print(String(format: "  %3d. %@ %+.5f", i + 1, record.name.padding(toLength: 26, withPad: " ", startingAt: 0), record.score))
             }
         }
-        print("wrote " + written.map(\.path).joined(separator: ", "))
+        if !written.isEmpty { print("wrote " + written.map(\.path).joined(separator: ", ")) }
         return 0
     }
 }
@@ -256,59 +260,4 @@ func faithfulnessWarning(_ circuit: Circuit) -> String? {
     let values = [circuit.faithfulness] + (circuit.heldOut.map { [$0.faithfulness] } ?? [])
     guard values.contains(where: { !($0 >= 0.5) }) else { return nil }
     return "warning       this circuit keeps less than half of the behaviour (faithfulness below 0.5): it does not explain it"
-}
-
-/// Writes `name.json`, `name.dot` and, when Graphviz is installed, `name.svg` into `directory`.
-func writeOutputs(_ circuit: Circuit, directory: URL, name: String) throws -> [URL] {
-    do {
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    } catch {
-        throw ModelFileError(directory.path, "cannot create output folder (\(error.localizedDescription))")
-    }
-    let json = directory.appendingPathComponent("\(name).json"), dot = directory.appendingPathComponent("\(name).dot")
-    do {
-        try circuit.jsonData().write(to: json, options: .atomic)
-        try Data(circuit.dot().utf8).write(to: dot, options: .atomic)
-    } catch {
-        throw ModelFileError(directory.path, "cannot write outputs (\(error.localizedDescription))")
-    }
-    var written = [json, dot]
-    let svg = directory.appendingPathComponent("\(name).svg")
-    switch Graphviz.render(dot, to: svg) {
-    case .rendered(let warnings):
-        written.append(svg)
-        if !warnings.isEmpty { note("graphviz warnings:\n\(warnings)") }
-    case .notInstalled:
-        note("Graphviz `dot` not found: install it (Debian: apt-get install graphviz) to render \(svg.lastPathComponent)")
-    case .failed(let message):
-        note("graphviz failed: \(message)")
-    }
-    return written
-}
-
-/// Renders DOT files with Graphviz's `dot` when it is installed.
-enum Graphviz {
-    enum Outcome { case rendered(warnings: String), notInstalled, failed(String) }
-
-    /// Runs `dot -Tsvg` (or the format of `output`'s extension), writing to a temporary file first.
-    static func render(_ input: URL, to output: URL) -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let partial = output.deletingLastPathComponent().appendingPathComponent(".\(output.lastPathComponent).partial")
-        process.arguments = ["dot", "-T\(output.pathExtension)", input.path, "-o", partial.path]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        do { try process.run() } catch { return .notInstalled }
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        if process.terminationStatus == 127 { return .notInstalled }
-        guard process.terminationStatus == 0 else {
-            try? FileManager.default.removeItem(at: partial)
-            return .failed(message.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
-        _ = try? FileManager.default.removeItem(at: output)
-        do { try FileManager.default.moveItem(at: partial, to: output) } catch { return .failed(error.localizedDescription) }
-        return .rendered(warnings: message.trimmingCharacters(in: .whitespacesAndNewlines))
-    }
 }

@@ -1,0 +1,272 @@
+import Circuits
+import Foundation
+import Transformer
+
+/// A run's output files (`NAME.json`, `NAME.dot`, `NAME.svg`), written as a set.
+///
+/// The files are written to a hidden staging folder inside the output folder and moved into place
+/// only once all of them exist, so an interrupted run leaves the earlier set as it was. An earlier
+/// set with a different circuit is not replaced silently: it is kept as `NAME.1.*` (the first free
+/// number) and the run says so. SIGINT and SIGTERM remove the staging folder before the process
+/// exits; a folder left by SIGKILL is removed by the next run of the same name.
+struct OutputSet {
+    /// The files a set consists of, in the order they are moved into place (the JSON record last).
+    static let extensions = ["dot", "svg", "json"]
+
+    let directory: URL
+    let name: String
+    /// Seconds `dot` may take to render the SVG; 0 skips rendering.
+    let renderTimeout: Double
+
+    /// The path of one file of the set.
+    func file(_ ext: String, number: Int? = nil) -> URL {
+        directory.appendingPathComponent(number.map { "\(name).\($0).\(ext)" } ?? "\(name).\(ext)")
+    }
+
+    /// Writes the circuit's JSON and DOT, renders the SVG when Graphviz is installed, and moves them into place together.
+    ///
+    /// Returns the files written, in their final places.
+    func write(_ circuit: Circuit) throws -> [URL] {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ModelFileError(directory.path, "cannot create output folder (\(describeFileError(error)))")
+        }
+        removeAbandonedStaging()
+        let staging = directory.appendingPathComponent(".\(name).staging-\(getpid())")
+        StagingCleanup.begin(staging)
+        defer { StagingCleanup.end(staging) }
+        let json = try circuit.jsonData()
+        var staged: [String: URL] = [:]
+        do {
+            try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
+            for (ext, data) in [("json", json), ("dot", Data(circuit.dot().utf8))] {
+                let url = staging.appendingPathComponent("\(name).\(ext)")
+                try data.write(to: url)
+                staged[ext] = url
+            }
+        } catch {
+            throw ModelFileError(directory.path, "cannot write outputs (\(describeFileError(error)))")
+        }
+        let svg = staging.appendingPathComponent("\(name).svg")
+        if renderTimeout > 0 {
+            switch Graphviz.render(staged["dot"]!, to: svg, timeout: renderTimeout) {
+            case .rendered(let warnings):
+                staged["svg"] = svg
+                if !warnings.isEmpty { note("graphviz warnings:\n\(warnings)") }
+            case .notInstalled:
+                note("Graphviz `dot` not found: install it (Debian: apt-get install graphviz) to render \(name).svg")
+            case .timedOut:
+                note(String(format: "warning: Graphviz did not finish drawing %d edges within %g s (--render-timeout); no %@.svg. "
+                            + "Render it yourself with: dot -Tsvg %@ -o %@", circuit.edges.count, renderTimeout, name,
+                            file("dot").path, file("svg").path))
+            case .failed(let message):
+                note("warning: Graphviz failed, no \(name).svg: \(message)")
+            }
+        }
+        let plan = plan(staged: Self.extensions.filter { staged[$0] != nil }, json: json)
+        do {
+            try JSONEncoder().encode(plan).write(to: staging.appendingPathComponent(Self.planName))
+            try StagingCleanup.committing { try commit(staging) }
+        } catch {
+            throw ModelFileError(directory.path, "cannot move outputs into place (\(describeFileError(error)))")
+        }
+        if let number = plan.backup {
+            note("kept the earlier, different \(name) results as \(plan.backedUp.map { file($0, number: number).lastPathComponent }.joined(separator: ", "))")
+        }
+        return ["json", "dot", "svg"].filter { staged[$0] != nil }.map { file($0) }
+    }
+
+    /// What moving a staged set into place does, saved in the staging folder before it starts so that
+    /// the next run can finish it if this one is killed halfway.
+    struct Plan: Codable {
+        /// The staged files, by extension.
+        var staged: [String]
+        /// The number `k` under which the earlier set is kept as `NAME.k.*`, when it differs.
+        var backup: Int?
+        /// The earlier set's files, by extension, kept under `backup`.
+        var backedUp: [String]
+        /// Earlier files that stay although nothing new replaces them (the SVG of an identical record).
+        var kept: [String]
+    }
+
+    /// The staging file that holds the plan once every file of the set is written.
+    static let planName = "plan.json"
+
+    /// How the staged files replace the earlier set: an earlier set with a different JSON record is
+    /// kept under the first free number; an identical record keeps its SVG if no new one was drawn.
+    private func plan(staged: [String], json: Data) -> Plan {
+        let present = Self.extensions.filter { FileManager.default.fileExists(atPath: file($0).path) }
+        guard !present.isEmpty, FileManager.default.contents(atPath: file("json").path) != json else {
+            return Plan(staged: staged, backup: nil, backedUp: [], kept: present.filter { !staged.contains($0) })
+        }
+        var number = 1
+        while Self.extensions.contains(where: { FileManager.default.fileExists(atPath: file($0, number: number).path) }) { number += 1 }
+        return Plan(staged: staged, backup: number, backedUp: present, kept: [])
+    }
+
+    /// Carries out the plan in the staging folder: hard links keep the earlier set (it stays complete in
+    /// place until replaced), then each staged file is renamed over its counterpart (the JSON record
+    /// last) and earlier files without one are removed. Also finishes the commit of a killed run: each
+    /// step checks what is already done.
+    private func commit(_ staging: URL) throws {
+        let plan = try JSONDecoder().decode(Plan.self, from: Data(contentsOf: staging.appendingPathComponent(Self.planName)))
+        if let number = plan.backup {
+            for ext in plan.backedUp where !FileManager.default.fileExists(atPath: file(ext, number: number).path) {
+                try FileManager.default.linkItem(at: file(ext), to: file(ext, number: number))
+            }
+        }
+        for ext in Self.extensions {
+            let staged = staging.appendingPathComponent("\(name).\(ext)")
+            if FileManager.default.fileExists(atPath: staged.path) {
+                try replaceItem(at: file(ext), with: staged)
+            } else if !plan.staged.contains(ext), !plan.kept.contains(ext), FileManager.default.fileExists(atPath: file(ext).path) {
+                try FileManager.default.removeItem(at: file(ext))
+            }
+        }
+        try FileManager.default.removeItem(at: staging)
+    }
+
+    /// Deals with staging folders of this name left by runs that were killed outright: one killed while
+    /// moving its files into place is finished, the others are removed.
+    private func removeAbandonedStaging() {
+        let prefix = ".\(name).staging-"
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [] where entry.hasPrefix(prefix) {
+            guard let pid = Int32(entry.dropFirst(prefix.count)), pid == getpid() || kill(pid, 0) != 0 else { continue }
+            let folder = directory.appendingPathComponent(entry)
+            if FileManager.default.fileExists(atPath: folder.appendingPathComponent(Self.planName).path), (try? commit(folder)) != nil {
+                note("finished moving the \(name) files of an interrupted run into place")
+            } else {
+                try? FileManager.default.removeItem(at: folder)
+            }
+        }
+    }
+}
+
+/// Renames `source` over `destination` in one step (rename(2)), replacing what was there.
+private func replaceItem(at destination: URL, with source: URL) throws {
+    guard rename(source.path, destination.path) == 0 else {
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: destination.path,
+                                                       NSLocalizedDescriptionKey: String(cString: strerror(errno))])
+    }
+}
+
+/// A file-system error in plain words: the reason without Foundation's domain and code.
+func describeFileError(_ error: Error) -> String {
+    let described = (error as NSError).userInfo[NSUnderlyingErrorKey].map { ($0 as! NSError).localizedDescription }
+    return described ?? error.localizedDescription
+}
+
+/// Removes a run's staging folder when SIGINT or SIGTERM ends the process.
+///
+/// The handler only calls async-signal-safe functions on paths prepared beforehand. While the set is
+/// being moved into place, a signal is held until the move is complete.
+enum StagingCleanup {
+    /// The staging folder and the files in it, as C strings, while a set is being written.
+    nonisolated(unsafe) private static var paths: [UnsafeMutablePointer<CChar>] = []
+    /// 1 while the set is moved into place.
+    nonisolated(unsafe) private static var isCommitting: Int32 = 0
+    /// A signal that arrived while committing, delivered afterwards.
+    nonisolated(unsafe) private static var heldSignal: Int32 = 0
+    /// The `dot` process drawing into the staging folder, stopped before the folder is removed.
+    nonisolated(unsafe) static var renderer: pid_t = 0
+
+    /// Removes the staged files and exits as the signal would.
+    private static func exitOnSignal(_ received: Int32) -> Never {
+        if renderer > 0, kill(renderer, SIGKILL) == 0 { waitpid(renderer, nil, 0) }
+        for path in paths.dropLast() { unlink(path) }
+        if let folder = paths.last { rmdir(folder) }
+        _exit(128 + received)
+    }
+
+    /// Runs `body` (the moves into place) with SIGINT and SIGTERM held until it returns.
+    static func committing<T>(_ body: () throws -> T) rethrows -> T {
+        isCommitting = 1
+        defer {
+            isCommitting = 0
+            if heldSignal != 0 { exitOnSignal(heldSignal) }
+        }
+        return try body()
+    }
+
+    /// Registers `folder` (and the files a set may put in it) for removal on SIGINT/SIGTERM.
+    static func begin(_ folder: URL) {
+        let name = folder.lastPathComponent.dropFirst().split(separator: ".staging-").first.map(String.init) ?? ""
+        let files = (OutputSet.extensions + ["svg.partial"]).map { folder.appendingPathComponent("\(name).\($0)").path }
+            + [folder.appendingPathComponent(OutputSet.planName).path]
+        paths = (files + [folder.path]).map { strdup($0)! }
+        for signal in [SIGINT, SIGTERM] {
+            Foundation.signal(signal) { received in
+                if StagingCleanup.isCommitting != 0 { StagingCleanup.heldSignal = received } else { StagingCleanup.exitOnSignal(received) }
+            }
+        }
+    }
+
+    /// Removes the staging folder and stops handling the signals.
+    static func end(_ folder: URL) {
+        try? FileManager.default.removeItem(at: folder)
+        Foundation.signal(SIGINT, SIG_DFL)
+        Foundation.signal(SIGTERM, SIG_DFL)
+        paths.forEach { free($0) }
+        paths = []
+    }
+}
+
+/// Renders DOT files with Graphviz's `dot` when it is installed, within a time limit.
+enum Graphviz {
+    enum Outcome { case rendered(warnings: String), notInstalled, timedOut, failed(String) }
+
+    /// Runs `dot -Tsvg` (or the format of `output`'s extension) into `output.partial`, then renames it to `output`.
+    ///
+    /// `dot` is stopped after `timeout` seconds: its layout of a few thousand edges can take many minutes.
+    static func render(_ input: URL, to output: URL, timeout: Double) -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let partial = output.appendingPathExtension("partial")
+        process.arguments = ["dot", "-T\(output.pathExtension)", input.path, "-o", partial.path]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        let finished = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in finished.signal() }
+        do { try process.run() } catch { return .notInstalled }
+        StagingCleanup.renderer = process.processIdentifier
+        defer { StagingCleanup.renderer = 0 }
+        // Read stderr while dot runs, so a chatty dot never blocks on a full pipe.
+        let message = Messages()
+        let reader = Thread { message.deliver(errors.fileHandleForReading.readDataToEndOfFile()) }
+        reader.start()
+        if finished.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            finished.wait()
+            try? FileManager.default.removeItem(at: partial)
+            return .timedOut
+        }
+        let text = message.wait().trimmingCharacters(in: .whitespacesAndNewlines)
+        if process.terminationStatus == 127 { return .notInstalled }
+        guard process.terminationStatus == 0 else {
+            try? FileManager.default.removeItem(at: partial)
+            return .failed(text.isEmpty ? "dot exited with status \(process.terminationStatus)" : text)
+        }
+        do { try replaceItem(at: output, with: partial) } catch { return .failed(describeFileError(error)) }
+        return .rendered(warnings: text)
+    }
+
+    /// Text a reader thread collects, handed over once it is complete.
+    private final class Messages: @unchecked Sendable {
+        private var data = Data()
+        private let done = DispatchSemaphore(value: 0)
+
+        /// Stores the text and wakes `wait`.
+        func deliver(_ read: Data) {
+            data = read
+            done.signal()
+        }
+
+        /// The collected text, after the reader finished.
+        func wait() -> String {
+            done.wait()
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+}
