@@ -26,13 +26,18 @@ struct UsageError: Error, CustomStringConvertible {
 
 /// Parsed options and positional arguments of one subcommand.
 struct ParsedOptions {
+    /// The arguments as given.
+    let arguments: [String]
     private var values: [String: String] = [:]
     private var flags: Set<String> = []
     /// Arguments that are not options, in order.
     private(set) var positionals: [String] = []
+    /// The options with their values, in order (the arguments without the positionals).
+    private(set) var optionArguments: [String] = []
 
     /// Parses `arguments` against `specs`; `--name value`, `--name=value` and `--` are understood.
     init(_ arguments: [String], specs: [OptionSpec]) throws {
+        self.arguments = arguments
         let byName = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
         let longFor = Dictionary(uniqueKeysWithValues: specs.compactMap { spec in spec.short.map { ("-\($0)", "--\(spec.name)") } })
         var i = 0
@@ -49,6 +54,7 @@ struct ParsedOptions {
                 continue
             }
             if argument == "--" { onlyPositionals = true; continue }
+            optionArguments.append(argument)
             var name = String(argument.dropFirst(2))
             var inlineValue: String?
             if let eq = name.firstIndex(of: "=") {
@@ -64,6 +70,7 @@ struct ParsedOptions {
             } else {
                 guard i < arguments.count else { throw UsageError(description: "option '--\(name)' needs a value (\(spec.value!))") }
                 values[name] = arguments[i]
+                optionArguments.append(arguments[i])
                 i += 1
             }
         }

@@ -32,6 +32,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "curve", value: nil, help: "also print the faithfulness curve (50 … 2000 edges)"),
         OptionSpec(name: "mib", value: nil, help: "also print MIB's CPR and CMD (faithfulness at 0.1 % … 100 % of the edges) on the pairs and the fresh pairs"),
         OptionSpec(name: "mib-out", value: "DIR", help: "also write MIB's submission forms: DIR/scores/NAME.json (every edge's score) and DIR/circuits/NAME-<k>pct.json (one circuit per budget, 0.1 % … 50 %)"),
+        OptionSpec(name: "shard", value: "I/N", help: "eap, eap-ig, exact: compute part I of N (pairs for eap/eap-ig, edges for exact) and write OUT/NAME.shard-I-of-N.json for `circuits merge`; the selection options apply at the merge"),
         OptionSpec(name: "chunk-size", value: "N", help: "pairs per forward/backward chunk for eap/eap-ig (default 32)"),
         OptionSpec(name: "out", value: "DIR", help: "output folder (default Graphs; with --json, files are written only when --out or --name is given)"),
         OptionSpec(name: "render-timeout", value: "S", help: "seconds Graphviz may take to draw the SVG (default 10; 0: no SVG)"),
@@ -40,7 +41,10 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "json", value: nil, help: "print the circuit JSON on stdout instead of the text report"),
     ]
 
-    static func run(_ options: ParsedOptions) throws -> Int32 {
+    static func run(_ options: ParsedOptions) throws -> Int32 { try run(options, merged: nil) }
+
+    /// Runs discover; with `merged`, the scores of a sharded run take the place of the method's.
+    static func run(_ options: ParsedOptions, merged: MergedScores?) throws -> Int32 {
         guard options.positionals.isEmpty else { throw UsageError(description: "unexpected argument '\(options.positionals[0])'") }
         /// The state file given with --resume, decoded as `type`.
         func resumeState<State: Decodable>(_ type: State.Type, _ what: String) throws -> State? {
@@ -114,6 +118,7 @@ enum DiscoverCommand: Subcommand {
             throw UsageError(description: "--candidates only applies to --method eap-ig-exact")
         }
         let candidates = try options.int("candidates", default: 500, in: 1...Int.max)!
+        let shard = try shardOption(options, method: methodName)
         let pruning = EdgePruning.Options(
             targetEdges: edgesWanted, steps: try options.int("train-steps", default: 200, in: 1...1_000_000)!,
             learningRate: Float(try options.double("learning-rate", default: 0.1, in: 1e-6...100)!),
@@ -133,7 +138,8 @@ enum DiscoverCommand: Subcommand {
         note("\(loaded.batch.count) pairs of \(loaded.source), metric \(metric.rawValue), ablation \(ablation.rawValue)")
 
         let method: DiscoveryMethod
-        switch methodName {
+        switch merged == nil ? methodName : "merged" {
+        case "merged": method = merged!
         case "eap": method = EAPMethod(steps: nil, chunkSize: chunkSize)
         case "eap-ig": method = EAPMethod(steps: steps, chunkSize: chunkSize)
         case "exact": method = ExactMethod(edges: try options.string("edges-from").map { try edgeList($0, graph: model.graph) })
@@ -162,6 +168,10 @@ enum DiscoverCommand: Subcommand {
         }
         let setup = DiscoverySetup(model: model, pairs: loaded.batch, source: loaded.source, metric: metric, ablation: ablation,
                                    progress: note)
+        if let shard {
+            return try runShard(shard, method: method, setup: setup, arguments: options.arguments,
+                                to: outDirectory.appendingPathComponent("\(outName).shard-\(shard.index)-of-\(shard.count).json"))
+        }
         let heldOut = loaded.heldOut.map {
             DiscoverySetup(model: model, pairs: $0.batch, source: $0.source, metric: metric, ablation: ablation, progress: note)
         }
@@ -192,7 +202,7 @@ enum DiscoverCommand: Subcommand {
         print("model         \(describe(model))")
         print("task          \(loaded.source), \(loaded.batch.count) pairs, metric \(m), ablation \(ablation.rawValue)")
         if result.scores != nil {
-            print("method        \(method.name)\(details), \(circuit.graphEdges) edges scored in \(String(format: "%.1f", result.methodSeconds)) s")
+            print("method        \(method.name)\(details), \(circuit.graphEdges) edges scored in \(String(format: "%.1f", merged?.seconds ?? result.methodSeconds)) s")
         } else {
             print("method        \(method.name)\(details), \(String(format: "%.1f", result.methodSeconds)) s")
         }

@@ -49,4 +49,17 @@ class CLITestCase: XCTestCase {
         addTeardownBlock { try? FileManager.default.removeItem(at: url) }
         return url
     }
+
+    /// The tiny Llama GGUF fixture: a model small enough to run discover in a fraction of a second.
+    let tinyLlama = Fixtures.url("tiny-llama-gguf/tiny-llama.gguf").path
+
+    /// Eight pairs the tiny model's tokenizer reads with one-token answers, written into `directory`.
+    func tinyPairs(in directory: URL) throws -> String {
+        let url = directory.appendingPathComponent("pairs.jsonl")
+        let lines = ["the", "a", "one", "my", "your", "his", "our", "that"].map {
+            #"{"clean": "\#($0) cat sat on the", "corrupt": "\#($0) dog sat on the", "correct": [" c"], "incorrect": [" d"]}"#
+        }
+        try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
 }

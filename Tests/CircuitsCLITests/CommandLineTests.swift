@@ -5,8 +5,6 @@ import XCTest
 /// The `circuits` command as a user meets it: help, exit statuses, errors for bad input, and the
 /// discover → evaluate round trip.
 final class CommandLineTests: CLITestCase {
-    private let tinyModel = Fixtures.url("tiny-llama-gguf/tiny-llama.gguf").path
-
     func testEverySubcommandHasHelp() throws {
         let top = try circuits(["--help"])
         XCTAssertEqual(top.status, 0)
@@ -32,7 +30,7 @@ final class CommandLineTests: CLITestCase {
     }
 
     func testRunOnAGGUFFile() throws {
-        let run = try circuits(["run", "--model", tinyModel, "--top", "3", "--json", "hello world"])
+        let run = try circuits(["run", "--model", tinyLlama, "--top", "3", "--json", "hello world"])
         XCTAssertEqual(run.status, 0, run.stderr)
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
         XCTAssertEqual((json["next"] as? [Any])?.count, 3)
@@ -42,7 +40,7 @@ final class CommandLineTests: CLITestCase {
     func testBadModelFilesAndNamesAreOneLineErrors() throws {
         let directory = try temporaryDirectory()
         let truncated = directory.appendingPathComponent("truncated.gguf")
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: tinyModel))
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: tinyLlama))
         try bytes.prefix(bytes.count / 2).write(to: truncated)
         for (model, expected) in [(truncated.path, "truncated"), ("no-such-model-anywhere", "unknown model"),
                                   (directory.appendingPathComponent("missing.gguf").path, "no such file")] {

@@ -5,22 +5,9 @@ import XCTest
 /// `discover`'s outputs as a set: an earlier different result is kept, `--json` alone writes no files,
 /// a slow or failed render leaves no stale picture, and a killed run leaves the old set or the new one.
 final class OutputSetTests: CLITestCase {
-    private let tinyModel = Fixtures.url("tiny-llama-gguf/tiny-llama.gguf").path
-
-    /// A pairs file the tiny tokenizer reads with one-token answers, written into `directory`.
-    private func tinyPairs(in directory: URL) throws -> String {
-        let url = directory.appendingPathComponent("pairs.jsonl")
-        try """
-            {"clean": "the cat sat on the", "corrupt": "the dog sat on the", "correct": [" c"], "incorrect": [" d"]}
-            {"clean": "a cat ran to the", "corrupt": "a dog ran to the", "correct": [" c"], "incorrect": [" d"]}
-
-            """.write(to: url, atomically: true, encoding: .utf8)
-        return url.path
-    }
-
     /// `discover` on the tiny model keeping `edges` edges, written to `out` as `c.*`.
     private func discoverArguments(pairs: String, edges: Int, out: URL, extra: [String] = []) -> [String] {
-        ["discover", "--model", tinyModel, "--data", pairs, "--method", "eap", "--held-out", "0", "--edges", "\(edges)",
+        ["discover", "--model", tinyLlama, "--data", pairs, "--method", "eap", "--held-out", "0", "--edges", "\(edges)",
          "--out", out.path, "--name", "c", "--top", "0"] + extra
     }
 
@@ -54,7 +41,7 @@ final class OutputSetTests: CLITestCase {
         }
         XCTAssertNotEqual(after["c.json"], original["c.json"])
         // --json without --out or --name prints the record and writes no files (not even Graphs/).
-        let json = try circuits(["discover", "--model", tinyModel, "--data", pairs, "--method", "eap", "--held-out", "0",
+        let json = try circuits(["discover", "--model", tinyLlama, "--data", pairs, "--method", "eap", "--held-out", "0",
                                  "--edges", "5", "--json"], in: directory)
         XCTAssertEqual(json.status, 0, json.stderr)
         XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)))
