@@ -4,49 +4,117 @@ import Transformer
 
 /// A model, a batch of prompt pairs and a metric: everything the discovery methods share.
 ///
-/// Holds the patching engine (clean and corrupted runs cached) and the metric's baselines.
+/// Patched runs reuse each pair's clean and corrupted runs, which a `PatchingEngine` keeps: about
+/// `(3·senders + 4·layers)·T·d` floats for `T` tokens. When the engines of all pairs fit in the
+/// memory budget, one engine holds the whole batch (the fastest way). Otherwise the pairs are split
+/// into chunks: as many chunks' engines as fit are kept, and the others are rebuilt (a clean and a
+/// corrupted forward pass each) whenever they are needed, so memory stays within the budget however
+/// many pairs there are.
 public final class Experiment {
     public let model: TransformerModel
     public let graph: CircuitGraph
     public let pairs: PairBatch
     public let metric: Metric
     public let ablation: Ablation
-    /// Patched forward passes on the whole batch.
-    public let engine: PatchingEngine
-    /// Answers and, for `kl`, the clean distributions.
-    public let targets: MetricTargets
     /// The metric on the clean run (α = 0 everywhere).
     public let cleanMetric: Double
     /// The metric with every edge corrupted (α = 1 everywhere).
     public let corruptMetric: Double
+    /// The pairs each engine covers: one range for the whole batch when it fits the budget.
+    public let chunks: [Range<Int>]
+    /// How many chunks' engines are kept between evaluations (the first ones); the rest are rebuilt.
+    public let keptChunks: Int
+    /// Answers and, for `kl`, the clean distributions of each chunk's pairs.
+    private let targets: [MetricTargets]
+    /// The kept chunks' engines.
+    private var engines: [Int: PatchingEngine] = [:]
+    /// For mean ablation over several chunks: the means of all corrupted prompts.
+    private let means: PositionMeans?
+
+    /// Bytes the patching caches may take: `CIRCUITKIT_CACHE_GB` (GiB) or half the machine's memory.
+    public static var defaultMemoryBudget: Int {
+        if let text = ProcessInfo.processInfo.environment["CIRCUITKIT_CACHE_GB"], let gib = Double(text), gib >= 0 {
+            return Int(gib * 1_073_741_824)
+        }
+        return Int(ProcessInfo.processInfo.physicalMemory / 2)
+    }
+
+    /// Estimated bytes of a patching engine and its workspace for `rows` tokens of `examples` pairs.
+    public static func engineBytes(model: TransformerModel, rows: Int, examples: Int) -> Int {
+        let c = model.config, senders = model.graph.senders.count
+        // Clean and corrupted senders, their residual streams, the run's captured senders, and the
+        // pass's own activations (attention and MLP buffers of every layer, about 12 planes each).
+        let planes = 3 * senders + 2 * (2 * c.layers + 1) + 12 * c.layers
+        return 4 * (planes * rows * c.dModel + 2 * examples * c.vocabularySize)
+    }
 
     /// Runs the clean and corrupted prompts and measures both baselines.
-    public init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample) throws {
+    ///
+    /// - Parameters:
+    ///   - chunkSize: pairs per engine when the whole batch does not fit in `memoryBudget` bytes
+    public init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, chunkSize: Int = 32,
+                memoryBudget: Int = Experiment.defaultMemoryBudget) throws {
         try pairs.validate()
+        guard chunkSize >= 1 else { throw ModelInputError("chunk size must be at least 1, got \(chunkSize)") }
         self.model = model
         self.pairs = pairs
         self.metric = metric
         self.ablation = ablation
-        engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt, ablation: ablation)
-        graph = engine.graph
-        targets = MetricTargets(
-            correct: pairs.correct, incorrect: pairs.incorrect,
-            reference: MetricTargets.probabilities(engine.cleanLogits, vocab: model.config.vocabularySize))
-        cleanMetric = metric.evaluate(logits: engine.cleanLogits.pointer, vocab: model.config.vocabularySize, targets: targets).mean
-        let everything = engine.run(EdgeMask(graph: graph, value: 1))
-        corruptMetric = metric.evaluate(logits: everything.pointer, vocab: model.config.vocabularySize, targets: targets).mean
+        graph = model.graph
+        let rows = { (range: Range<Int>) in pairs.clean[range].reduce(0) { $0 + $1.count } }
+        let whole = Self.engineBytes(model: model, rows: rows(0..<pairs.count), examples: pairs.count)
+        chunks = whole <= memoryBudget ? [0..<pairs.count]
+            : stride(from: 0, to: pairs.count, by: chunkSize).map { $0..<min($0 + chunkSize, pairs.count) }
+        var used = 0, kept = 0
+        for range in chunks {
+            used += Self.engineBytes(model: model, rows: rows(range), examples: range.count)
+            guard used <= memoryBudget else { break }
+            kept += 1
+        }
+        keptChunks = kept
+        means = ablation == .mean && chunks.count > 1 ? try PositionMeans(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
+        var targets: [MetricTargets] = [], clean = 0.0, corrupt = 0.0
+        let vocab = model.config.vocabularySize, everything = EdgeMask(graph: model.graph, value: 1)
+        for (i, range) in chunks.enumerated() {
+            let engine = try PatchingEngine(model: model, clean: Array(pairs.clean[range]), corrupt: Array(pairs.corrupt[range]),
+                                            ablation: ablation, means: means)
+            let chunkTargets = MetricTargets(correct: Array(pairs.correct[range]), incorrect: Array(pairs.incorrect[range]),
+                                             reference: MetricTargets.probabilities(engine.cleanLogits, vocab: vocab))
+            let weight = Double(range.count) / Double(pairs.count)
+            clean += weight * metric.evaluate(logits: engine.cleanLogits.pointer, vocab: vocab, targets: chunkTargets).mean
+            corrupt += weight * metric.evaluate(logits: engine.run(everything).pointer, vocab: vocab, targets: chunkTargets).mean
+            targets.append(chunkTargets)
+            if i < kept { engines[i] = engine }
+        }
+        self.targets = targets
+        cleanMetric = clean
+        corruptMetric = corrupt
     }
 
     /// The metric with edges patched by `mask`.
     public func evaluate(_ mask: EdgeMask) -> Double { evaluate([mask])[0] }
 
-    /// The metric under each of `masks`, computed in one batched pass.
+    /// The metric under each of `masks`, computed in one batched pass per chunk.
     public func evaluate(_ masks: [EdgeMask]) -> [Double] {
-        let logits = engine.run(masks)
-        let vocab = model.config.vocabularySize, n = pairs.count
-        return (0..<masks.count).map { k in
-            metric.evaluate(logits: logits.pointer + k * n * vocab, vocab: vocab, targets: targets).mean
+        let vocab = model.config.vocabularySize
+        var values = [Double](repeating: 0, count: masks.count)
+        for (i, range) in chunks.enumerated() {
+            let logits = engine(i).run(masks)
+            let weight = Double(range.count) / Double(pairs.count)
+            for k in masks.indices {
+                values[k] += weight * metric.evaluate(logits: logits.pointer + k * range.count * vocab, vocab: vocab, targets: targets[i]).mean
+            }
         }
+        return values
+    }
+
+    /// Chunk `i`'s engine: kept, or built again for this evaluation.
+    private func engine(_ i: Int) -> PatchingEngine {
+        if let kept = engines[i] { return kept }
+        let range = chunks[i]
+        // The same prompts built an engine in init, so this cannot fail.
+        return try! PatchingEngine(model: model, clean: Array(pairs.clean[range]), corrupt: Array(pairs.corrupt[range]),
+                                   ablation: ablation, means: means)
     }
 
     /// `(M − M_corrupt) / (M_clean − M_corrupt)` (design §7).

@@ -31,7 +31,12 @@ public final class PatchingEngine {
     ///
     /// - Parameters:
     ///   - clean, corrupt: token sequences, pairwise of equal length
-    public init(model: TransformerModel, clean: [[Int]], corrupt: [[Int]], ablation: Ablation = .resample) throws {
+    public convenience init(model: TransformerModel, clean: [[Int]], corrupt: [[Int]], ablation: Ablation = .resample) throws {
+        try self.init(model: model, clean: clean, corrupt: corrupt, ablation: ablation, means: nil)
+    }
+
+    /// Runs the clean and corrupted prompts once; mean ablation uses `means` (nil: those of `corrupt`).
+    init(model: TransformerModel, clean: [[Int]], corrupt: [[Int]], ablation: Ablation, means: PositionMeans?) throws {
         guard clean.count == corrupt.count else { throw ModelInputError("\(clean.count) clean prompts but \(corrupt.count) corrupted ones") }
         for (i, (a, b)) in zip(clean, corrupt).enumerated() where a.count != b.count {
             throw ModelInputError("pair \(i): clean prompt has \(a.count) tokens, corrupted prompt \(b.count); they must be equal")
@@ -44,7 +49,7 @@ public final class PatchingEngine {
         cleanLogits = cleanPass.logits
         cleanSenders = cleanPass.senders!
         cleanResiduals = cleanPass.residuals!
-        let means = ablation == .mean ? try PositionMeans(model: model, prompts: corrupt, chunkSize: corrupt.count) : nil
+        let means = ablation == .mean ? try means ?? PositionMeans(model: model, prompts: corrupt, chunkSize: corrupt.count) : nil
         corruptSenders = try ablation.corruptSenders(model: model, corrupt: corrupt, layout: layout, means: means).senders
         corruptResiduals = Self.corruptResiduals(graph: graph, clean: cleanResiduals, cleanSenders: cleanSenders,
                                                  corruptSenders: corruptSenders, plane: layout.rows * model.config.dModel)

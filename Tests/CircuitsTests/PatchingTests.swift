@@ -55,6 +55,36 @@ final class PatchingTests: XCTestCase {
         }
     }
 
+    /// Split into chunks (engines kept, or rebuilt for every evaluation when the memory budget is 0), the
+    /// experiment gives the whole batch's baselines and metrics under masks; mean ablation keeps the
+    /// means of all pairs.
+    func testChunkedExperimentMatchesTheWholeBatch() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
+        XCTAssertGreaterThanOrEqual(pairs.count, 3, "chunks of 2 need a partial last chunk")
+        var rng = SeededRandom(seed: 7)
+        let masks = (0..<3).map { _ in
+            var mask = EdgeMask(graph: model.graph)
+            for e in 0..<model.graph.edgeCount { mask[e] = rng.nextFloat() < 0.3 ? 1 : 0 }
+            return mask
+        }
+        for metric in [Metric.logitDiff, .kl] {
+            for ablation in [Ablation.resample, .mean] {
+                let whole = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation)
+                XCTAssertEqual(whole.chunks, [0..<pairs.count])
+                let oneChunkBytes = Experiment.engineBytes(model: model, rows: pairs.clean[0..<2].reduce(0) { $0 + $1.count }, examples: 2)
+                for budget in [0, oneChunkBytes] {
+                    let chunked = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation, chunkSize: 2, memoryBudget: budget)
+                    let label = "\(metric.rawValue) \(ablation.rawValue) budget \(budget)"
+                    XCTAssertEqual(chunked.chunks.count, (pairs.count + 1) / 2, label)
+                    XCTAssertEqual(chunked.keptChunks, budget == 0 ? 0 : 1, label)
+                    XCTAssertEqual(chunked.cleanMetric, whole.cleanMetric, accuracy: 1e-5, label)
+                    XCTAssertEqual(chunked.corruptMetric, whole.corruptMetric, accuracy: 1e-5, label)
+                    for (a, b) in zip(chunked.evaluate(masks), whole.evaluate(masks)) { XCTAssertEqual(a, b, accuracy: 1e-5, label) }
+                }
+            }
+        }
+    }
+
     /// Corrupting every edge into one receiver equals feeding that receiver the corrupted run's input.
     func testCorruptingAllEdgesIntoAReceiverFeedsItTheCorruptedInput() throws {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
@@ -105,7 +135,7 @@ final class PatchingTests: XCTestCase {
                 }
                 return input
             }
-            let value = Metric.logitDiff.evaluate(logits: logits, vocab: model.config.vocabularySize, targets: experiment.targets).mean
+            let value = Metric.logitDiff.evaluate(logits: logits, vocab: model.config.vocabularySize, targets: MetricTargets(correct: pairs.correct, incorrect: pairs.incorrect)).mean
             XCTAssertEqual(Double(exact[i]), value - experiment.cleanMetric, accuracy: 1e-4, edge.name)
         }
     }
