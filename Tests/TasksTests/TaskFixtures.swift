@@ -76,6 +76,7 @@ struct Expected: Decodable {
     }
 
     let goodJsonlCount: Int
+    let goodJsonlIgnoredFields: [String]
     let badJsonl: [BadEntry]
     let badJsonlValidCount: Int
     let goodAutoCircuitCount: Int
@@ -103,7 +104,7 @@ extension Expected.BadEntry {
         case "length mismatch": return "must have the same token count"
         case "empty answer list": return "is an empty list"
         case "field type": return "must be a list of strings, found a string"
-        case "unknown field": return "unknown field \"corrupted\""
+        case "misspelled field": return "missing field \"corrupt\" (did you mean \"corrupted\"?)"
         case "missing field": return "missing field \"incorrect\""
         case "list element type": return "must be a list of strings, but holds a number"
         case "not an object": return "expected a pair object, found a list"

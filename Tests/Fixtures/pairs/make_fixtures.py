@@ -61,6 +61,9 @@ good_lines = [
     # \u escapes, an escaped quote, and fields in another order
     '{"incorrect": [" Tom"], "correct": [" Anna"], "clean": "Then, Anna and Tom went to the caf\\u00e9. Tom gave a \\"gift\\" to", '
     '"corrupt": "Then, Lisa and Paul went to the caf\\u00e9. Mark gave a \\"gift\\" to"}',
+    # fields the format does not define, as published datasets often carry: ignored
+    '{"clean": "When Mary and John went to the store, John gave a drink to", "corrupt": "When Alice and Bob went to the store, Carl gave a drink to", '
+    '"correct": [" Mary"], "incorrect": [" John"], "template": 3, "meta": {"source": "x"}, "template": 4}',
     "   ",
 ]
 for line in good_lines:
@@ -78,7 +81,7 @@ bad_entries = [
     ("length mismatch", json.dumps(pair(IOI_CLEAN, "When Alice and Bob went to the big store, Carl gave a drink to", [" Mary"], [" John"]))),
     ("empty answer list", json.dumps(pair(IOI_CLEAN, IOI_CORRUPT, [" Mary"], []))),
     ("field type", json.dumps(pair(IOI_CLEAN, IOI_CORRUPT, " Mary", [" John"]))),
-    ("unknown field", json.dumps({"clean": IOI_CLEAN, "corrupted": IOI_CORRUPT, "correct": [" Mary"], "incorrect": [" John"]})),
+    ("misspelled field", json.dumps({"clean": IOI_CLEAN, "corrupted": IOI_CORRUPT, "correct": [" Mary"], "incorrect": [" John"]})),
     ("missing field", json.dumps({"clean": IOI_CLEAN, "corrupt": IOI_CORRUPT, "correct": [" Mary"]})),
     ("list element type", json.dumps(pair(IOI_CLEAN, IOI_CORRUPT, [5], [" John"]))),
     ("valid", valid),
@@ -107,7 +110,7 @@ bad_ac_prompts = [
     ("length mismatch", {"clean": IOI_CLEAN, "corrupt": "When Alice and Bob went to the old store, Carl gave a drink to", "answers": [" Mary"], "wrong_answers": [" John"]}, "the old store"),
     ("empty answer list", {"clean": "When Kate and Tom went to the park, Tom gave a ball to", "corrupt": "When Lisa and Paul went to the park, Mark gave a ball to", "answers": [" Kate"], "wrong_answers": []}, '"wrong_answers": []'),
     ("field type", {"clean": "When Anna and Sam went to the bank, Sam gave a coin to", "corrupt": "When Lucy and Paul went to the bank, Mark gave a coin to", "answers": " Anna", "wrong_answers": [" Sam"]}, '"answers": " Anna"'),
-    ("unknown field", {"clean": "When Jane and Tim went to the zoo, Tim gave a hat to", "corrupted": "When Lucy and Paul went to the zoo, Mark gave a hat to", "answers": [" Jane"], "wrong_answers": [" Tim"]}, '"corrupted"'),
+    ("misspelled field", {"clean": "When Jane and Tim went to the zoo, Tim gave a hat to", "corrupted": "When Lucy and Paul went to the zoo, Mark gave a hat to", "answers": [" Jane"], "wrong_answers": [" Tim"]}, '"corrupted"'),
     ("valid", {"clean": "When Emma and Jack went to the lake, Jack gave a cup to", "corrupt": "When Lucy and Paul went to the lake, Mark gave a cup to", "answers": [" Emma"], "wrong_answers": [" Jack"]}, None),
 ]
 bad_ac = {"prompts": [p for _, p, _ in bad_ac_prompts]}
@@ -191,6 +194,7 @@ def token_info(encode, decode):
 bad_jsonl_lines = [i + 1 for i, (kind, _) in enumerate(bad_entries) if kind != "valid"]
 expected = {
     "good_jsonl_count": sum(1 for line in good_lines if line.strip()),
+    "good_jsonl_ignored_fields": ["template", "meta"],
     "bad_jsonl": [{"line": i + 1, "kind": kind} for i, (kind, _) in enumerate(bad_entries) if kind != "valid"],
     "bad_jsonl_valid_count": sum(1 for kind, _ in bad_entries if kind == "valid"),
     "good_auto_circuit_count": len(good_ac["prompts"]),
