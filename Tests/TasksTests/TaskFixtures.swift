@@ -6,11 +6,7 @@ import XCTest
 
 /// Tokenizers, the task registry and the expected values the task tests share.
 enum TaskFixtures {
-    private static let gpt2Result = Result<Tokenizer, any Error> {
-        let folder = try Fixtures.sharedData("gpt2-tokenizer")
-        return try Tokenizer(vocabJSON: folder.appendingPathComponent("encoder.json"),
-                             mergesTXT: folder.appendingPathComponent("vocab.bpe"))
-    }
+    private static let gpt2Result = Result<Tokenizer, any Error> { try Fixtures.gpt2Tokenizer() }
     private static let smolResult = Result<Tokenizer, any Error> {
         try Tokenizer(gguf: try GGUFFile(contentsOf: try Fixtures.smolLM2()))
     }
@@ -20,7 +16,7 @@ enum TaskFixtures {
         return try decoder.decode(Expected.self, from: Data(contentsOf: pairs("expected.json")))
     }
 
-    /// GPT-2's tokenizer from the shared data folder (skips when absent).
+    /// GPT-2's tokenizer (`Fixtures.gpt2Tokenizer`; skips when absent).
     static func gpt2() throws -> Tokenizer { try gpt2Result.get() }
 
     /// SmolLM2's tokenizer from the cached GGUF (skips when absent).

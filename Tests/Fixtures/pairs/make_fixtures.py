@@ -9,7 +9,8 @@ Outputs (next to this script):
   good-eap-ig.csv, bad-eap-ig.csv            EAP-IG's CSV (pandas index column, token ids)
   greater-than-eap-ig.csv                    EAP-IG's greater-than CSV (correct_idx = start year)
   expected.json                              what the tests expect, computed here with HF `tokenizers`
-                                             (GPT-2 from ../shared/data/gpt2-tokenizer) and
+                                             (GPT-2's encoder.json/vocab.bpe, found as the tests
+                                             find them: Tests/Fixtures/README.md) and
                                              `transformers` (SmolLM2 from the cached GGUF), never
                                              with CircuitKit.
 
@@ -27,7 +28,20 @@ from tokenizers import ByteLevelBPETokenizer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-GPT2_DIR = ROOT.parent / "shared" / "data" / "gpt2-tokenizer"
+
+
+def gpt2_dir():
+    """GPT-2's tokenizer folder, looked for in the tests' order (Tests/TestSupport/Fixtures.swift)."""
+    cache = Path(os.environ.get("CIRCUITKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "circuitkit")
+    candidates = [Path(p) for p in [os.environ.get("CIRCUITKIT_GPT2_TOKENIZER")] if p]
+    candidates += [ROOT.parent / "shared" / "data" / "gpt2-tokenizer", cache / "gpt2-tokenizer"]
+    for folder in candidates:
+        if (folder / "encoder.json").exists() and (folder / "vocab.bpe").exists():
+            return folder
+    raise SystemExit("GPT-2 tokenizer not found in " + ", ".join(map(str, candidates)))
+
+
+GPT2_DIR = gpt2_dir()
 SMOL_GGUF = Path(os.path.expanduser("~/.cache/circuitkit/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 gpt2 = ByteLevelBPETokenizer(str(GPT2_DIR / "encoder.json"), str(GPT2_DIR / "vocab.bpe"))
