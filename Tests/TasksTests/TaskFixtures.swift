@@ -29,7 +29,7 @@ enum TaskFixtures {
     static func pairs(_ name: String) -> URL { Fixtures.url("pairs").appendingPathComponent(name) }
 
     /// The registry of this checkout's `Tasks/` folder.
-    static func registry() throws -> TaskRegistry { try TaskRegistry.located(environment: [:]) }
+    static func registry() throws -> TaskRegistry { TaskRegistry(directory: Fixtures.repositoryRoot.appendingPathComponent("Tasks")) }
 
     /// A fresh temporary folder, removed when the test ends.
     static func temporaryFolder(_ test: XCTestCase) throws -> URL {
