@@ -42,7 +42,7 @@ public struct TaskRegistry: Sendable {
         var folder = start
         while let current = folder {
             let candidate = current.appendingPathComponent("Tasks")
-            if isDirectory(candidate), let names = try? TaskRegistry(directory: candidate).names(), !names.isEmpty {
+            if let names = try? TaskRegistry(directory: candidate).names(), !names.isEmpty {
                 return TaskRegistry(directory: candidate)
             }
             let parent = current.deletingLastPathComponent()
