@@ -11,7 +11,9 @@ enum EvaluateCommand: Subcommand {
     static let options = [
         OptionSpec(name: "circuit", value: "C.json", help: "circuit file written by `circuits discover`"),
         OptionSpec(name: "model", value: "M", help: "model (default: the circuit's)"),
-    ] + pairOptions + [
+    ] + pairOptions.map {
+        $0.name != "task" ? $0 : OptionSpec(name: "task", value: "T", help: "built-in task (default: the circuit's own task, when it is a built-in one)")
+    } + [
         OptionSpec(name: "metric", value: "NAME", help: "metric (default: the circuit's)"),
         OptionSpec(name: "ablation", value: "KIND", help: "resample, mean or zero (default: the circuit's)"),
         OptionSpec(name: "json", value: nil, help: "print JSON"),

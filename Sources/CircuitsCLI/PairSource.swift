@@ -27,7 +27,7 @@ struct LoadedPairs {
     let heldOut: (source: String, batch: PairBatch)?
 }
 
-/// Reads `--task`/`--data` pairs for `tokenizer`, reporting skipped lines on stderr.
+/// Reads `--task`/`--data` pairs for `tokenizer`, reporting ignored fields and skipped lines on stderr.
 func loadPairs(_ options: ParsedOptions, tokenizer: Tokenizer, defaultTask: String? = "ioi") throws -> LoadedPairs {
     let count = try options.int("pairs", default: 100, in: 1...1_000_000)!
     let heldOutCount = try options.int("held-out", default: count, in: 0...1_000_000)!
@@ -41,6 +41,10 @@ func loadPairs(_ options: ParsedOptions, tokenizer: Tokenizer, defaultTask: Stri
         }
         let contents = try PairsFile.read(URL(fileURLWithPath: path), format: format, tokenizer: tokenizer,
                                           skipInvalid: options.flag("skip-invalid"))
+        if !contents.ignoredFields.isEmpty {
+            let plural = contents.ignoredFields.count == 1 ? "" : "s"
+            note("\(path): ignored unknown field\(plural) " + contents.ignoredFields.map(\.debugDescription).joined(separator: ", "))
+        }
         if !contents.skipped.isEmpty {
             note("skipped \(contents.skipped.count) invalid pairs; first: \(contents.skipped[0])")
         }

@@ -9,6 +9,10 @@ enum TaskCommand: Subcommand {
     static let summary = "List the built-in tasks, show one, export its pairs, or measure a model's baseline on it."
     static let usage = """
         list | show T [--model M] | export T [-n N] [--seed S] [-o FILE] [--model M] | baseline T [--model M] [-n N] [--seed S] [--metric M] [--json]
+
+        The task specs are read from $CIRCUITKIT_TASKS when it is set, else from the first Tasks/ folder
+        beside the circuits executable or in a folder above it (a build inside a checkout finds the
+        checkout's; next to a copied executable, copy the checkout's Tasks/ folder too).
         """
     static let options = [
         OptionSpec(name: "model", value: "M", help: "model whose tokenizer filters words and tokenizes (default \(DefaultModel.name))"),

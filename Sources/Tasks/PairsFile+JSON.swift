@@ -45,8 +45,8 @@ extension PairsFile {
                 } catch {
                     throw EntryFailure(line: lineNumber, reason: "bad JSON: \(error.message) (column \(error.column))")
                 }
-                let (pair, tokens) = try decodePair(node, fields: .ours, tokenizer: tokenizer)
-                collector.accept(pair, tokens)
+                let (pair, tokens, unknown) = try decodePair(node, fields: .ours, tokenizer: tokenizer)
+                collector.accept(pair, tokens, ignoring: unknown)
             } catch {
                 try collector.reject(line: error.line, error.reason)
             }
@@ -73,8 +73,8 @@ extension PairsFile {
         }
         for entry in entries {
             do throws(EntryFailure) {
-                let (pair, tokens) = try decodePair(entry, fields: .autoCircuit, tokenizer: tokenizer)
-                collector.accept(pair, tokens)
+                let (pair, tokens, unknown) = try decodePair(entry, fields: .autoCircuit, tokenizer: tokenizer)
+                collector.accept(pair, tokens, ignoring: unknown)
             } catch {
                 try collector.reject(line: error.line, error.reason)
             }
@@ -83,16 +83,20 @@ extension PairsFile {
 
     /// Decodes one pair object and checks it against the tokenizer, blaming the line of the
     /// field at fault.
+    ///
+    /// - Returns: the pair, its tokens, and the object's fields that the format does not define
+    ///   (ignored), in file order
     static func decodePair(_ node: JSONNode, fields: JSONPairFields,
-                           tokenizer: Tokenizer) throws(EntryFailure) -> (PromptPair, TokenizedPair) {
+                           tokenizer: Tokenizer) throws(EntryFailure) -> (PromptPair, TokenizedPair, unknown: [String]) {
         guard case .object(let members) = node.value else {
             throw EntryFailure(line: node.line, reason: "expected a pair object, found \(node.typeDescription)")
         }
         var found: [String: JSONNode] = [:]
+        var unknown: [(name: String, line: Int)] = []
         for (key, value) in members {
             guard fields.all.contains(key) else {
-                throw EntryFailure(line: value.line, reason: "unknown field \(key.debugDescription); expected "
-                    + fields.all.map(\.debugDescription).joined(separator: ", "))
+                if !unknown.contains(where: { $0.name == key }) { unknown.append((key, value.line)) }
+                continue
             }
             guard found[key] == nil else {
                 throw EntryFailure(line: value.line, reason: "field \(key.debugDescription) appears twice")
@@ -101,7 +105,12 @@ extension PairsFile {
         }
         func field(_ name: String) throws(EntryFailure) -> JSONNode {
             guard let value = found[name] else {
-                throw EntryFailure(line: node.line, reason: "missing field \(name.debugDescription)")
+                // An unknown field within two edits of the missing one is most likely it, misspelled.
+                let guess = unknown.map { (field: $0, distance: $0.name.editDistance(to: name)) }
+                    .filter { $0.distance <= 2 }.min { $0.distance < $1.distance }?.field
+                guard let guess else { throw EntryFailure(line: node.line, reason: "missing field \(name.debugDescription)") }
+                throw EntryFailure(line: guess.line,
+                                   reason: "missing field \(name.debugDescription) (did you mean \(guess.name.debugDescription)?)")
             }
             return value
         }
@@ -131,7 +140,7 @@ extension PairsFile {
         let pair = PromptPair(clean: try string(fields.clean), corrupt: try string(fields.corrupt),
                               correct: correct.map(\.text), incorrect: incorrect.map(\.text))
         do {
-            return (pair, try pair.tokenized(with: tokenizer))
+            return (pair, try pair.tokenized(with: tokenizer), unknown.map(\.name))
         } catch {
             let line: Int
             switch error {
@@ -146,5 +155,22 @@ extension PairsFile {
             }
             throw EntryFailure(line: line, reason: error.renamingFields(fields.byCanonicalName).description)
         }
+    }
+}
+
+extension String {
+    /// The Levenshtein distance to `other`: the fewest single-character insertions, deletions and
+    /// substitutions that turn one into the other.
+    func editDistance(to other: String) -> Int {
+        let b = Array(other)
+        var previous = Array(0...b.count)
+        for (i, x) in enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() {
+                current.append(Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
     }
 }

@@ -55,6 +55,9 @@ public struct PairsFileContents: Sendable {
     public let tokenized: [TokenizedPair]
     /// Entries skipped as invalid (only when reading with `skipInvalid`), each with its reason.
     public let skipped: [PairsFileError]
+    /// Fields of the valid JSON pair objects that the format does not define (such as `template`),
+    /// in the order first met; they were ignored.
+    public let ignoredFields: [String]
 }
 
 /// Reading and writing pairs files.
@@ -62,8 +65,10 @@ public enum PairsFile {
     /// Reads the pairs in `url` and checks each against `tokenizer` (one-token answers, equal
     /// clean/corrupt token counts, non-empty answer lists).
     ///
-    /// The first invalid entry throws a `PairsFileError` naming its line, and nothing after it
-    /// is read — unless `skipInvalid` is set, in which case invalid entries are skipped and
+    /// Fields of a pair object that the format does not define are ignored and listed in
+    /// `ignoredFields`, except that a missing field's error suggests an unknown field whose name is
+    /// within two edits of it. The first invalid entry throws a `PairsFileError` naming its line,
+    /// and nothing after it is read — unless `skipInvalid` is set, in which case invalid entries are skipped and
     /// listed in `skipped`. Problems with the file as a whole (unreadable, not the named format,
     /// no valid pair) always throw.
     public static func read(_ url: URL, format: PairsFormat? = nil, tokenizer: Tokenizer,
@@ -89,7 +94,8 @@ public enum PairsFile {
                 : "all \(reader.skipped.count) entries are invalid; the first: \(reader.skipped[0])"
             throw PairsFileError(file: name, line: nil, reason: reason)
         }
-        return PairsFileContents(pairs: reader.pairs, tokenized: reader.tokenized, skipped: reader.skipped)
+        return PairsFileContents(pairs: reader.pairs, tokenized: reader.tokenized, skipped: reader.skipped,
+                                 ignoredFields: reader.ignoredFields)
     }
 
     /// `pairs` in our JSONL format, one line each, fields in the order clean, corrupt, correct,
@@ -119,16 +125,18 @@ struct EntryCollector {
     var pairs: [PromptPair] = []
     var tokenized: [TokenizedPair] = []
     var skipped: [PairsFileError] = []
+    var ignoredFields: [String] = []
 
     init(file: String, skipInvalid: Bool) {
         self.file = file
         self.skipInvalid = skipInvalid
     }
 
-    /// Records a valid entry.
-    mutating func accept(_ pair: PromptPair, _ tokens: TokenizedPair) {
+    /// Records a valid entry and the fields it had that the format does not define.
+    mutating func accept(_ pair: PromptPair, _ tokens: TokenizedPair, ignoring unknownFields: [String] = []) {
         pairs.append(pair)
         tokenized.append(tokens)
+        for name in unknownFields where !ignoredFields.contains(name) { ignoredFields.append(name) }
     }
 
     /// Records an invalid entry at `line`: throws it, or keeps it as skipped under `skipInvalid`.

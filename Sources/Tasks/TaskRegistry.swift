@@ -19,9 +19,18 @@ public struct TaskRegistry: Sendable {
         self.directory = directory
     }
 
-    /// The registry of this checkout: `$CIRCUITKIT_TASKS` when set, else the `Tasks/` folder of
-    /// the repository this source file was built from.
-    public static func located(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> TaskRegistry {
+    /// The built-in tasks: `$CIRCUITKIT_TASKS` when set, else the first `Tasks/` folder holding task
+    /// specs found beside the running executable or in a folder above it (symbolic links to the
+    /// executable resolved).
+    ///
+    /// A `circuits` built in a checkout finds the checkout's `Tasks/` (the build folder lies inside
+    /// it); a copied executable finds a `Tasks/` folder copied next to it.
+    ///
+    /// - Parameters:
+    ///   - environment: where `CIRCUITKIT_TASKS` is looked up
+    ///   - executable: the program to search from (default: the running one)
+    public static func located(environment: [String: String] = ProcessInfo.processInfo.environment,
+                               executable: URL? = Bundle.main.executableURL) throws -> TaskRegistry {
         if let path = environment["CIRCUITKIT_TASKS"], !path.isEmpty {
             let url = URL(fileURLWithPath: path)
             guard isDirectory(url) else {
@@ -29,13 +38,18 @@ public struct TaskRegistry: Sendable {
             }
             return TaskRegistry(directory: url)
         }
-        let checkout = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Tasks")
-        guard isDirectory(checkout) else {
-            throw TaskError(checkout.path, "task folder not found; set CIRCUITKIT_TASKS to the Tasks/ folder of a CircuitKit checkout")
+        let start = executable?.resolvingSymlinksInPath().deletingLastPathComponent()
+        var folder = start
+        while let current = folder {
+            let candidate = current.appendingPathComponent("Tasks")
+            if let names = try? TaskRegistry(directory: candidate).names(), !names.isEmpty {
+                return TaskRegistry(directory: candidate)
+            }
+            let parent = current.deletingLastPathComponent()
+            folder = parent.path == current.path ? nil : parent
         }
-        return TaskRegistry(directory: checkout)
+        throw TaskError(start?.path ?? "circuits", "no Tasks/ folder of task specs beside the executable or above it; "
+            + "copy a CircuitKit checkout's Tasks/ folder next to the executable, or set CIRCUITKIT_TASKS to it")
     }
 
     private static func isDirectory(_ url: URL) -> Bool {

@@ -198,4 +198,33 @@ final class CommandLineTests: CLITestCase {
         XCTAssertEqual(bad.status, 2, bad.stderr)
         XCTAssertTrue(bad.stderr.contains("'a99.h0->logits' is not an edge"), bad.stderr)
     }
+
+    /// The help says where the task specs come from and what evaluate's pairs default to.
+    func testHelpSaysWhereTasksComeFromAndWhatEvaluateUses() throws {
+        let task = try circuits(["task", "--help"])
+        XCTAssertTrue(task.stdout.contains("$CIRCUITKIT_TASKS"), task.stdout)
+        let evaluate = try circuits(["evaluate", "--help"])
+        let taskLine = try XCTUnwrap(evaluate.stdout.split(separator: "\n").first { $0.hasPrefix("  --task") })
+        XCTAssertTrue(taskLine.contains("the circuit's own task"), String(taskLine))
+        XCTAssertFalse(taskLine.contains("default ioi"), String(taskLine))
+    }
+
+    /// Fields a pairs file adds are named once on stderr, not once per line; a misspelled required
+    /// field is named in the error.
+    func testExtraPairFieldsAreNotedOncePerFile() throws {
+        _ = try Fixtures.smolLM2()
+        let directory = try temporaryDirectory()
+        let file = directory.appendingPathComponent("pairs.jsonl")
+        let pair = #""clean": "When Mary and John went to the store, John gave a drink to", "corrupt": "When Anna and Tom went to the store, Carl gave a drink to", "correct": [" Mary"], "incorrect": [" John"]"#
+        try Data((0..<3).map { "{\(pair), \"template\": \($0)}\n" }.joined().utf8).write(to: file)
+        let run = try circuits(["discover", "--data", file.path, "-n", "2", "--held-out", "1", "--method", "eap", "--edges", "40",
+                                "--out", directory.path])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stderr.components(separatedBy: "ignored unknown field").count, 2, run.stderr)
+        XCTAssertTrue(run.stderr.contains("pairs.jsonl: ignored unknown field \"template\"\n"), run.stderr)
+        try Data(("{" + pair.replacingOccurrences(of: "\"corrupt\"", with: "\"corrupted\"") + "}\n").utf8).write(to: file)
+        let misspelled = try circuits(["discover", "--data", file.path, "--method", "eap", "--out", directory.path])
+        XCTAssertEqual(misspelled.status, 1, misspelled.stderr)
+        XCTAssertTrue(misspelled.stderr.contains(#"pairs.jsonl:1: missing field "corrupt" (did you mean "corrupted"?)"#), misspelled.stderr)
+    }
 }

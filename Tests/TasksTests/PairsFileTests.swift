@@ -23,6 +23,9 @@ final class PairsFileTests: XCTestCase {
         XCTAssertEqual(contents.pairs[2].clean, "Then, Anna and Tom went to the café. Tom gave a \"gift\" to")
         XCTAssertEqual(contents.pairs[2].correct, [" Anna"])
         XCTAssertEqual(contents.tokenized[2].correct, expected.gpt2.ids[" Anna"])
+        // Line 5: fields the format does not define are ignored, each named once.
+        XCTAssertEqual(contents.pairs[3], contents.pairs[0])
+        XCTAssertEqual(contents.ignoredFields, expected.goodJsonlIgnoredFields)
     }
 
     func testReadsAutoCircuitJSON() throws {
@@ -121,6 +124,40 @@ final class PairsFileTests: XCTestCase {
         XCTAssertEqual(contents.skipped.map(\.line), expected.badJsonl.map(\.line))
         for (error, entry) in zip(contents.skipped, expected.badJsonl) {
             XCTAssertTrue(error.reason.contains(entry.reasonFragment), "\(entry.kind): \(error.reason)")
+        }
+        XCTAssertEqual(contents.ignoredFields, [], "the fields of skipped entries are not reported as ignored")
+    }
+
+    func testUnknownFieldsAreIgnoredAndListedOncePerFile() throws {
+        let tokenizer = try TaskFixtures.gpt2()
+        let folder = try TaskFixtures.temporaryFolder(self)
+        let pair = #""clean": "When Mary and John went to the store, John gave a drink to", "corrupt": "When Alice and Bob went to the store, Carl gave a drink to""#
+        let jsonl = folder.appendingPathComponent("pairs.jsonl")
+        try [#"{"template": 3, "#, #"{"id": "b", "template": 0, "#, #"{"#].map { $0 + pair + #", "correct": [" Mary"], "incorrect": [" John"]}"# }
+            .joined(separator: "\n").write(to: jsonl, atomically: true, encoding: .utf8)
+        let lines = try PairsFile.read(jsonl, tokenizer: tokenizer)
+        XCTAssertEqual(lines.pairs.count, 3)
+        XCTAssertEqual(lines.ignoredFields, ["template", "id"])
+        let autoCircuit = folder.appendingPathComponent("pairs.json")
+        try (#"{"prompts": [{"#  + pair + #", "answers": [" Mary"], "wrong_answers": [" John"], "seq_label": 1}]}"#)
+            .write(to: autoCircuit, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try PairsFile.read(autoCircuit, tokenizer: tokenizer).ignoredFields, ["seq_label"])
+    }
+
+    func testAMissingFieldNamesTheUnknownFieldItWasMostLikelyMisspelledAs() throws {
+        let tokenizer = try TaskFixtures.gpt2()
+        let url = try TaskFixtures.temporaryFolder(self).appendingPathComponent("pairs.jsonl")
+        let prompts = #""clean": "When Mary and John went to the store, John gave a drink to", "corrupt": "When Alice and Bob went to the store, Carl gave a drink to""#
+        let cases = [
+            (#""corect": [" Mary"], "incorrect": [" John"], "template": 1"#, #"missing field "correct" (did you mean "corect"?)"#),
+            (#""correct": [" Mary"], "incorrect_ids": [1757]"#, #"missing field "incorrect""#),
+            (#""correct": [" Mary"], "Incorrects": [" John"], "incorrect_": [" John"]"#, #"missing field "incorrect" (did you mean "incorrect_"?)"#),
+        ]
+        for (fields, reason) in cases {
+            try ("\n{" + prompts + ", " + fields + "}\n").write(to: url, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try PairsFile.read(url, tokenizer: tokenizer), fields) { error in
+                XCTAssertEqual("\(error)", "\(url.relativePath):2: \(reason)", fields)
+            }
         }
     }
 

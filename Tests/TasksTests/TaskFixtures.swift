@@ -6,11 +6,7 @@ import XCTest
 
 /// Tokenizers, the task registry and the expected values the task tests share.
 enum TaskFixtures {
-    private static let gpt2Result = Result<Tokenizer, any Error> {
-        let folder = try Fixtures.sharedData("gpt2-tokenizer")
-        return try Tokenizer(vocabJSON: folder.appendingPathComponent("encoder.json"),
-                             mergesTXT: folder.appendingPathComponent("vocab.bpe"))
-    }
+    private static let gpt2Result = Result<Tokenizer, any Error> { try Fixtures.gpt2Tokenizer() }
     private static let smolResult = Result<Tokenizer, any Error> {
         try Tokenizer(gguf: try GGUFFile(contentsOf: try Fixtures.smolLM2()))
     }
@@ -20,7 +16,7 @@ enum TaskFixtures {
         return try decoder.decode(Expected.self, from: Data(contentsOf: pairs("expected.json")))
     }
 
-    /// GPT-2's tokenizer from the shared data folder (skips when absent).
+    /// GPT-2's tokenizer (`Fixtures.gpt2Tokenizer`; skips when absent).
     static func gpt2() throws -> Tokenizer { try gpt2Result.get() }
 
     /// SmolLM2's tokenizer from the cached GGUF (skips when absent).
@@ -33,7 +29,7 @@ enum TaskFixtures {
     static func pairs(_ name: String) -> URL { Fixtures.url("pairs").appendingPathComponent(name) }
 
     /// The registry of this checkout's `Tasks/` folder.
-    static func registry() throws -> TaskRegistry { try TaskRegistry.located(environment: [:]) }
+    static func registry() throws -> TaskRegistry { TaskRegistry(directory: Fixtures.repositoryRoot.appendingPathComponent("Tasks")) }
 
     /// A fresh temporary folder, removed when the test ends.
     static func temporaryFolder(_ test: XCTestCase) throws -> URL {
@@ -76,6 +72,7 @@ struct Expected: Decodable {
     }
 
     let goodJsonlCount: Int
+    let goodJsonlIgnoredFields: [String]
     let badJsonl: [BadEntry]
     let badJsonlValidCount: Int
     let goodAutoCircuitCount: Int
@@ -103,7 +100,7 @@ extension Expected.BadEntry {
         case "length mismatch": return "must have the same token count"
         case "empty answer list": return "is an empty list"
         case "field type": return "must be a list of strings, found a string"
-        case "unknown field": return "unknown field \"corrupted\""
+        case "misspelled field": return "missing field \"corrupt\" (did you mean \"corrupted\"?)"
         case "missing field": return "missing field \"incorrect\""
         case "list element type": return "must be a list of strings, but holds a number"
         case "not an object": return "expected a pair object, found a list"

@@ -50,6 +50,30 @@ final class TaskRegistryTests: XCTestCase {
         }
     }
 
+    func testACopiedExecutableFindsTheTasksFolderBesideOrAboveIt() throws {
+        let fm = FileManager.default
+        let root = try TaskFixtures.temporaryFolder(self)
+        let bin = root.appendingPathComponent("bin"), executable = bin.appendingPathComponent("circuits")
+        try fm.createDirectory(at: bin.appendingPathComponent("Tasks"), withIntermediateDirectories: true)  // empty: passed over
+        try Data().write(to: executable)
+        XCTAssertThrowsError(try TaskRegistry.located(environment: [:], executable: executable)) { error in
+            XCTAssertTrue("\(error)".contains("set CIRCUITKIT_TASKS"), "\(error)")
+        }
+        try fm.copyItem(at: try TaskFixtures.registry().directory, to: root.appendingPathComponent("Tasks"))
+        let found = try TaskRegistry.located(environment: [:], executable: executable)
+        XCTAssertEqual(found.directory.resolvingSymlinksInPath().path, root.appendingPathComponent("Tasks").resolvingSymlinksInPath().path)
+        XCTAssertEqual(try found.names(), ["greater-than", "induction", "ioi"])
+        // A link to the executable (an install on PATH) leads to the folder beside the real file.
+        let link = try TaskFixtures.temporaryFolder(self).appendingPathComponent("circuits")
+        try fm.createSymbolicLink(at: link, withDestinationURL: executable)
+        XCTAssertEqual(try TaskRegistry.located(environment: [:], executable: link).directory.resolvingSymlinksInPath().path,
+                       found.directory.resolvingSymlinksInPath().path)
+        // CIRCUITKIT_TASKS still wins.
+        let other = try TaskFixtures.temporaryFolder(self)
+        XCTAssertEqual(try TaskRegistry.located(environment: ["CIRCUITKIT_TASKS": other.path], executable: executable).directory.path,
+                       other.path)
+    }
+
     /// Copies the IOI spec into a temporary Tasks folder with `edit` applied to its JSON object.
     private func brokenIOI(_ edit: (inout [String: Any]) -> Void, folderName: String = "ioi") throws -> TaskRegistry {
         let root = try TaskFixtures.temporaryFolder(self)

@@ -2,7 +2,7 @@ import Foundation
 import Transformer
 import XCTest
 
-/// Locations of test fixtures, the shared data folder and the real model.
+/// Locations of test fixtures, GPT-2's tokenizer files and the real model.
 public enum Fixtures {
     /// The repository root (two levels above this file's folder).
     public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
@@ -13,13 +13,31 @@ public enum Fixtures {
         repositoryRoot.appendingPathComponent("Tests/Fixtures").appendingPathComponent(name)
     }
 
-    /// `../shared/data/<name>` beside the checkout, or a skip when that folder is absent.
-    public static func sharedData(_ name: String) throws -> URL {
-        let url = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data").appendingPathComponent(name)
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw XCTSkip("shared data \(url.path) is absent")
+    /// GPT-2's byte-level BPE tokenizer, read from its original `encoder.json` and `vocab.bpe`.
+    ///
+    /// The files are third-party data and not part of the repository. They are looked for in
+    /// `$CIRCUITKIT_GPT2_TOKENIZER` when it is set (and nowhere else), else in
+    /// `../shared/data/gpt2-tokenizer` beside the checkout, else in `gpt2-tokenizer` in the
+    /// CircuitKit cache, which `.ci/run` fills (`Tests/Fixtures/README.md` says how). Skips the
+    /// test when they are absent, except under CI.
+    public static func gpt2Tokenizer() throws -> Tokenizer {
+        let files = ["encoder.json", "vocab.bpe"]
+        func holdsFiles(_ folder: URL) -> Bool {
+            files.allSatisfy { FileManager.default.fileExists(atPath: folder.appendingPathComponent($0).path) }
         }
-        return url
+        let folders: [URL]
+        if let path = ProcessInfo.processInfo.environment["CIRCUITKIT_GPT2_TOKENIZER"], !path.isEmpty {
+            folders = [URL(fileURLWithPath: path)]
+            if !holdsFiles(folders[0]) { XCTFail("CIRCUITKIT_GPT2_TOKENIZER=\(path) lacks \(files.joined(separator: " or "))") }
+        } else {
+            folders = [repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/data/gpt2-tokenizer"),
+                       ModelCache.directory.appendingPathComponent("gpt2-tokenizer")]
+        }
+        guard let folder = folders.first(where: holdsFiles) else {
+            throw missing("GPT-2 tokenizer files (\(files.joined(separator: ", "))) not found in \(folders.map(\.path).joined(separator: " or ")); "
+                + "set CIRCUITKIT_GPT2_TOKENIZER to a folder holding them (Tests/Fixtures/README.md says where to get them)")
+        }
+        return try Tokenizer(vocabJSON: folder.appendingPathComponent(files[0]), mergesTXT: folder.appendingPathComponent(files[1]))
     }
 
     /// The default model's GGUF file in the cache.
@@ -28,11 +46,12 @@ public enum Fixtures {
     /// `.ci/run` fetches it first and its absence is a failure.
     public static func smolLM2() throws -> URL {
         if DefaultModel.isCached { return DefaultModel.cachedURL }
-        let message = "default model not fetched (run `circuits fetch-model`); looked at \(DefaultModel.cachedURL.path)"
-        if ProcessInfo.processInfo.environment["CI"] != nil {
-            XCTFail(message)
-            throw XCTSkip(message)
-        }
-        throw XCTSkip(message)
+        throw missing("default model not fetched (run `circuits fetch-model`); looked at \(DefaultModel.cachedURL.path)")
+    }
+
+    /// The skip for an absent fixture that `.ci/run` provides: under CI (`CI` set) also a failure.
+    private static func missing(_ message: String) -> XCTSkip {
+        if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail(message) }
+        return XCTSkip(message)
     }
 }

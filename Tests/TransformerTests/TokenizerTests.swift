@@ -31,9 +31,7 @@ final class TokenizerTests: XCTestCase {
     static func tiny(_ name: String) -> URL { Fixtures.url("tiny-tokenizer").appendingPathComponent(name) }
 
     func testGPT2VocabularyMatchesHF() throws {
-        let folder = try Fixtures.sharedData("gpt2-tokenizer")
-        let tokenizer = try Tokenizer(vocabJSON: folder.appendingPathComponent("encoder.json"),
-                                      mergesTXT: folder.appendingPathComponent("vocab.bpe"))
+        let tokenizer = try Fixtures.gpt2Tokenizer()
         XCTAssertEqual(tokenizer.vocabularySize, 50257)
         XCTAssertEqual(tokenizer.preTokenizer, .gpt2)
         XCTAssertEqual(tokenizer.encode(" Mary"), [5335])

@@ -9,7 +9,8 @@ Outputs (next to this script):
   good-eap-ig.csv, bad-eap-ig.csv            EAP-IG's CSV (pandas index column, token ids)
   greater-than-eap-ig.csv                    EAP-IG's greater-than CSV (correct_idx = start year)
   expected.json                              what the tests expect, computed here with HF `tokenizers`
-                                             (GPT-2 from ../shared/data/gpt2-tokenizer) and
+                                             (GPT-2's encoder.json/vocab.bpe, found as the tests
+                                             find them: Tests/Fixtures/README.md) and
                                              `transformers` (SmolLM2 from the cached GGUF), never
                                              with CircuitKit.
 
@@ -27,7 +28,20 @@ from tokenizers import ByteLevelBPETokenizer
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-GPT2_DIR = ROOT.parent / "shared" / "data" / "gpt2-tokenizer"
+
+
+def gpt2_dir():
+    """GPT-2's tokenizer folder, looked for in the tests' order (Tests/TestSupport/Fixtures.swift)."""
+    cache = Path(os.environ.get("CIRCUITKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "circuitkit")
+    candidates = [Path(p) for p in [os.environ.get("CIRCUITKIT_GPT2_TOKENIZER")] if p]
+    candidates += [ROOT.parent / "shared" / "data" / "gpt2-tokenizer", cache / "gpt2-tokenizer"]
+    for folder in candidates:
+        if (folder / "encoder.json").exists() and (folder / "vocab.bpe").exists():
+            return folder
+    raise SystemExit("GPT-2 tokenizer not found in " + ", ".join(map(str, candidates)))
+
+
+GPT2_DIR = gpt2_dir()
 SMOL_GGUF = Path(os.path.expanduser("~/.cache/circuitkit/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 gpt2 = ByteLevelBPETokenizer(str(GPT2_DIR / "encoder.json"), str(GPT2_DIR / "vocab.bpe"))
@@ -61,6 +75,9 @@ good_lines = [
     # \u escapes, an escaped quote, and fields in another order
     '{"incorrect": [" Tom"], "correct": [" Anna"], "clean": "Then, Anna and Tom went to the caf\\u00e9. Tom gave a \\"gift\\" to", '
     '"corrupt": "Then, Lisa and Paul went to the caf\\u00e9. Mark gave a \\"gift\\" to"}',
+    # fields the format does not define, as published datasets often carry: ignored
+    '{"clean": "When Mary and John went to the store, John gave a drink to", "corrupt": "When Alice and Bob went to the store, Carl gave a drink to", '
+    '"correct": [" Mary"], "incorrect": [" John"], "template": 3, "meta": {"source": "x"}, "template": 4}',
     "   ",
 ]
 for line in good_lines:
@@ -78,7 +95,7 @@ bad_entries = [
     ("length mismatch", json.dumps(pair(IOI_CLEAN, "When Alice and Bob went to the big store, Carl gave a drink to", [" Mary"], [" John"]))),
     ("empty answer list", json.dumps(pair(IOI_CLEAN, IOI_CORRUPT, [" Mary"], []))),
     ("field type", json.dumps(pair(IOI_CLEAN, IOI_CORRUPT, " Mary", [" John"]))),
-    ("unknown field", json.dumps({"clean": IOI_CLEAN, "corrupted": IOI_CORRUPT, "correct": [" Mary"], "incorrect": [" John"]})),
+    ("misspelled field", json.dumps({"clean": IOI_CLEAN, "corrupted": IOI_CORRUPT, "correct": [" Mary"], "incorrect": [" John"]})),
     ("missing field", json.dumps({"clean": IOI_CLEAN, "corrupt": IOI_CORRUPT, "correct": [" Mary"]})),
     ("list element type", json.dumps(pair(IOI_CLEAN, IOI_CORRUPT, [5], [" John"]))),
     ("valid", valid),
@@ -107,7 +124,7 @@ bad_ac_prompts = [
     ("length mismatch", {"clean": IOI_CLEAN, "corrupt": "When Alice and Bob went to the old store, Carl gave a drink to", "answers": [" Mary"], "wrong_answers": [" John"]}, "the old store"),
     ("empty answer list", {"clean": "When Kate and Tom went to the park, Tom gave a ball to", "corrupt": "When Lisa and Paul went to the park, Mark gave a ball to", "answers": [" Kate"], "wrong_answers": []}, '"wrong_answers": []'),
     ("field type", {"clean": "When Anna and Sam went to the bank, Sam gave a coin to", "corrupt": "When Lucy and Paul went to the bank, Mark gave a coin to", "answers": " Anna", "wrong_answers": [" Sam"]}, '"answers": " Anna"'),
-    ("unknown field", {"clean": "When Jane and Tim went to the zoo, Tim gave a hat to", "corrupted": "When Lucy and Paul went to the zoo, Mark gave a hat to", "answers": [" Jane"], "wrong_answers": [" Tim"]}, '"corrupted"'),
+    ("misspelled field", {"clean": "When Jane and Tim went to the zoo, Tim gave a hat to", "corrupted": "When Lucy and Paul went to the zoo, Mark gave a hat to", "answers": [" Jane"], "wrong_answers": [" Tim"]}, '"corrupted"'),
     ("valid", {"clean": "When Emma and Jack went to the lake, Jack gave a cup to", "corrupt": "When Lucy and Paul went to the lake, Mark gave a cup to", "answers": [" Emma"], "wrong_answers": [" Jack"]}, None),
 ]
 bad_ac = {"prompts": [p for _, p, _ in bad_ac_prompts]}
@@ -191,6 +208,7 @@ def token_info(encode, decode):
 bad_jsonl_lines = [i + 1 for i, (kind, _) in enumerate(bad_entries) if kind != "valid"]
 expected = {
     "good_jsonl_count": sum(1 for line in good_lines if line.strip()),
+    "good_jsonl_ignored_fields": ["template", "meta"],
     "bad_jsonl": [{"line": i + 1, "kind": kind} for i, (kind, _) in enumerate(bad_entries) if kind != "valid"],
     "bad_jsonl_valid_count": sum(1 for kind, _ in bad_entries if kind == "valid"),
     "good_auto_circuit_count": len(good_ac["prompts"]),
