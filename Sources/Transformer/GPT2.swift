@@ -32,6 +32,7 @@ public struct GPT2Config: Codable, Sendable, Equatable {
             throw ModelFileError(path, "unsupported activation_function \(quoted(activation)) (supported: gelu_new)")
         }
         typealias Limit = TransformerConfig.Limit
+        /// `value` of field `key`, checked to lie in `1 ... maximum`.
         func size(_ value: Int, _ key: CodingKeys, maximum: Int = .max) throws -> Int {
             try TransformerConfig.checkedSize(value, key.rawValue, maximum: maximum, path: path)
         }

@@ -66,9 +66,11 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
             }
         }
         typealias Limit = TransformerConfig.Limit
+        /// `value` of `field`, checked to lie in `1 ... maximum`.
         func size(_ value: Int, _ field: String, maximum: Int = .max) throws -> Int {
             try TransformerConfig.checkedSize(value, field, maximum: maximum, path: path)
         }
+        /// `value` of field `key`, checked to lie in `1 ... maximum`.
         func size(_ value: Int, _ key: CodingKeys, maximum: Int = .max) throws -> Int {
             try size(value, key.rawValue, maximum: maximum)
         }
@@ -100,12 +102,15 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
             throw ModelFileError(gguf.path, "unsupported rope scaling \(quoted(scaling))")
         }
         typealias Limit = TransformerConfig.Limit
+        /// Integer metadata `key`, checked to lie in `1 ... maximum`.
         func size(_ key: String, maximum: Int = .max) throws -> Int {
             try TransformerConfig.checkedSize(gguf.requireInt(key), key, maximum: maximum, path: gguf.path)
         }
+        /// Integer metadata `key` checked like `size`, or nil when the file lacks it.
         func optionalSize(_ key: String, maximum: Int) throws -> Int? {
             gguf.metadata[key] == nil ? nil : try size(key, maximum: maximum)
         }
+        /// Numeric metadata `key` (or `fallback` when absent), checked to be positive and finite as a Float.
         func positive(_ key: String, default fallback: Double? = nil) throws -> Double {
             let number: Double
             if let fallback, gguf.metadata[key] == nil { number = fallback } else { number = try gguf.requireDouble(key) }

@@ -103,6 +103,7 @@ public struct SafetensorsFile: TensorSource {
         var previous: String?
         for key in byOffset where !entries[key]!.range.isEmpty {
             if let previous, entries[previous]!.range.upperBound > entries[key]!.range.lowerBound {
+                /// Tensor `name`'s data_offsets as the header gives them.
                 func offsets(_ name: String) -> [Int] { [entries[name]!.range.lowerBound - dataStart, entries[name]!.range.upperBound - dataStart] }
                 throw ModelFileError(path, "corrupted header: tensors \(quoted(previous)) (data_offsets \(offsets(previous))) and "
                     + "\(quoted(key)) (data_offsets \(offsets(key))) overlap")

@@ -98,6 +98,7 @@ public struct TransformerConfig: Sendable, Equatable {
         if case .rotary = positions, headDim % 2 != 0 { throw fail("rotary embeddings need an even head size, got \(headDim)") }
         let bytes = Self.product(weightCount, MemoryLayout<Float>.size), memory = ProcessInfo.processInfo.physicalMemory
         guard UInt64(bytes) <= memory else {
+            /// `count` bytes in gigabytes, one decimal.
             func gigabytes(_ count: some BinaryInteger) -> String { String(format: "%.1f GB", Double(count) / 1e9) }
             let count = weightCount == .max ? "more than 2^63" : "\(weightCount)"
             throw ModelFileError(path, "the model needs about \(gigabytes(bytes)) for its Float32 weights (\(count) parameters), "

@@ -6,10 +6,12 @@ import Transformer
 func ggufBytes(metadata: [(String, GGUFValue)], tensors: [(info: GGUFTensorInfo, bytes: Data)] = []) -> Data {
     let alignment = 32
     var data = Data()
+    /// Appends a GGUF string: byte count, then UTF-8.
     func string(_ text: String) {
         appendBytes(&data, UInt64(text.utf8.count))
         data.append(contentsOf: Array(text.utf8))
     }
+    /// The GGUF value type `value` is written as.
     func typeID(_ value: GGUFValue) -> UInt32 {
         switch value {
         case .uint: return 10
@@ -20,6 +22,7 @@ func ggufBytes(metadata: [(String, GGUFValue)], tensors: [(info: GGUFTensorInfo,
         case .array: return 9
         }
     }
+    /// Appends `value` (arrays take their element type from the first element).
     func write(_ value: GGUFValue) {
         switch value {
         case .uint(let v): appendBytes(&data, v)
@@ -33,6 +36,7 @@ func ggufBytes(metadata: [(String, GGUFValue)], tensors: [(info: GGUFTensorInfo,
             elements.forEach(write)
         }
     }
+    /// Appends zeros up to the next multiple of the alignment.
     func pad() { data.append(contentsOf: [UInt8](repeating: 0, count: (alignment - data.count % alignment) % alignment)) }
     appendBytes(&data, UInt32(0x4655_4747))
     appendBytes(&data, UInt32(3))
