@@ -27,7 +27,5 @@ public struct Architecture: Sendable {
 
 /// Decodes an architecture's `config.json`, with an error naming the file and the bad key.
 func decodeConfig<T: Decodable>(_ type: T.Type, from data: Data, path: String) throws -> T {
-    do { return try JSONDecoder().decode(T.self, from: data) } catch {
-        throw ModelFileError(path, "invalid config: \(describe(error))")
-    }
+    try decodeJSON(type, from: data, path: path, context: "invalid config: ")
 }

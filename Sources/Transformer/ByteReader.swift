@@ -12,13 +12,7 @@ struct ByteReader {
 
     /// Maps `url` into memory.
     init(url: URL) throws {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url, options: .alwaysMapped)
-        } catch {
-            throw ModelFileError(url.path, "cannot read file (\(error.localizedDescription))")
-        }
-        self.init(data: data, path: url.path)
+        self.init(data: try readModelFile(url, mapped: true), path: url.path)
     }
 
     /// Reads `data`, naming it `path` in errors. The bytes are re-based to start at index 0.
@@ -61,5 +55,34 @@ struct ByteReader {
         }
         offset += count
         return text
+    }
+}
+
+/// The bytes of the model, config or tokenizer file at `url`, memory-mapped when `mapped`.
+///
+/// Refuses, in plain words, what is not a regular readable file (a directory, a FIFO, a device)
+/// before opening it, so such a path neither blocks nor reads forever.
+func readModelFile(_ url: URL, mapped: Bool = false) throws -> Data {
+    let path = url.path
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+        throw ModelFileError(path, "cannot read file: no such file or directory")
+    }
+    guard !isDirectory.boolValue else { throw ModelFileError(path, "is a directory, not a model file") }
+    let type = (try? FileManager.default.attributesOfItem(atPath: url.resolvingSymlinksInPath().path))?[.type] as? FileAttributeType
+    switch type {
+    case .typeRegular?: break
+    case .typeCharacterSpecial?, .typeBlockSpecial?: throw ModelFileError(path, "is a device, not a model file")
+    case .typeSocket?: throw ModelFileError(path, "is a socket, not a model file")
+    default: throw ModelFileError(path, "is not a regular file (a FIFO or other special file), not a model file")
+    }
+    guard FileManager.default.isReadableFile(atPath: path) else {
+        throw ModelFileError(path, "cannot read file: permission denied")
+    }
+    do {
+        return try Data(contentsOf: url, options: mapped ? .alwaysMapped : [])
+    } catch {
+        let reason = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.localizedDescription
+        throw ModelFileError(path, "cannot read file: \(reason ?? error.localizedDescription)")
     }
 }

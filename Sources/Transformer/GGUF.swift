@@ -2,7 +2,7 @@ import Foundation
 import Kernels
 
 /// A metadata value of a GGUF file.
-public enum GGUFValue: Equatable, Sendable {
+public enum GGUFValue: Equatable, Sendable, CustomStringConvertible {
     case uint(UInt64)
     case int(Int64)
     case float(Double)
@@ -45,6 +45,18 @@ public enum GGUFValue: Equatable, Sendable {
     public var arrayValue: [GGUFValue]? {
         if case .array(let a) = self { return a }
         return nil
+    }
+
+    /// The value as an error message shows it: a number, a quoted excerpt of text, or an array's size.
+    public var description: String {
+        switch self {
+        case .uint(let v): return "\(v)"
+        case .int(let v): return "\(v)"
+        case .float(let v): return "\(v)"
+        case .bool(let b): return "\(b)"
+        case .string(let s): return quoted(s)
+        case .array(let a): return "an array of \(a.count) values"
+        }
     }
 }
 
@@ -138,10 +150,10 @@ public struct GGUFFile: TensorSource {
         metadata.reserveCapacity(Int(kvCount))
         for i in 0..<Int(kvCount) {
             let key = try Self.readString(&reader, "metadata key #\(i)")
-            let type = try reader.read(UInt32.self, "type of metadata '\(key)'")
+            let type = try reader.read(UInt32.self, "type of metadata \(quoted(key))")
             let value = try Self.readValue(&reader, type: type, key: key, depth: 0)
             guard metadata.updateValue(value, forKey: key) == nil else {
-                throw ModelFileError(path, "corrupted: duplicate metadata key '\(key)'")
+                throw ModelFileError(path, "corrupted: duplicate metadata key \(quoted(key))")
             }
         }
         self.metadata = metadata
@@ -150,23 +162,23 @@ public struct GGUFFile: TensorSource {
         entries.reserveCapacity(Int(tensorCount))
         for i in 0..<Int(tensorCount) {
             let name = try Self.readString(&reader, "name of tensor #\(i)")
-            let nDims = try reader.read(UInt32.self, "dimension count of tensor '\(name)'")
+            let nDims = try reader.read(UInt32.self, "dimension count of tensor \(quoted(name))")
             guard nDims <= Self.maximumDimensions else {
-                throw ModelFileError(path, "corrupted: tensor '\(name)' has \(nDims) dimensions (at most \(Self.maximumDimensions))")
+                throw ModelFileError(path, "corrupted: tensor \(quoted(name)) has \(nDims) dimensions (at most \(Self.maximumDimensions))")
             }
             var dims: [Int] = []
             var elements = 1
             for _ in 0..<Int(nDims) {
-                let d = try reader.read(UInt64.self, "dimensions of tensor '\(name)'")
+                let d = try reader.read(UInt64.self, "dimensions of tensor \(quoted(name))")
                 let (product, overflow) = elements.multipliedReportingOverflow(by: Int(clamping: d))
                 guard d < UInt64(Int.max), !overflow, product <= Self.maximumElements else {
-                    throw ModelFileError(path, "corrupted: tensor '\(name)' has absurd dimensions (ne = \(dims.map(UInt64.init) + [d]))")
+                    throw ModelFileError(path, "corrupted: tensor \(quoted(name)) has absurd dimensions (ne = \(dims.map(UInt64.init) + [d]))")
                 }
                 dims.append(Int(d))
                 elements = product
             }
-            let type = try reader.read(UInt32.self, "type of tensor '\(name)'")
-            let offset = try reader.read(UInt64.self, "data offset of tensor '\(name)'")
+            let type = try reader.read(UInt32.self, "type of tensor \(quoted(name))")
+            let offset = try reader.read(UInt64.self, "data offset of tensor \(quoted(name))")
             entries.append((name, dims, type, offset))
         }
 
@@ -183,26 +195,26 @@ public struct GGUFFile: TensorSource {
         infos.reserveCapacity(entries.count)
         var index: [String: Int] = [:]
         for entry in entries {
-            let name = entry.name
+            let name = quoted(entry.name)
             guard entry.offset <= UInt64(fileSize), dataStart + Int(entry.offset) <= fileSize else {
-                throw ModelFileError(path, "truncated: tensor '\(name)' starts at data offset \(entry.offset), past the end of the file (\(fileSize) bytes)")
+                throw ModelFileError(path, "truncated: tensor \(name) starts at data offset \(entry.offset), past the end of the file (\(fileSize) bytes)")
             }
             guard entry.offset % UInt64(alignment) == 0 else {
-                throw ModelFileError(path, "corrupted: tensor '\(name)' data offset \(entry.offset) is not a multiple of the alignment \(alignment)")
+                throw ModelFileError(path, "corrupted: tensor \(name) data offset \(entry.offset) is not a multiple of the alignment \(alignment)")
             }
-            let info = GGUFTensorInfo(name: name, dimensions: entry.dimensions, typeID: entry.typeID, fileOffset: dataStart + Int(entry.offset))
+            let info = GGUFTensorInfo(name: entry.name, dimensions: entry.dimensions, typeID: entry.typeID, fileOffset: dataStart + Int(entry.offset))
             if let type = info.type {
                 let rowLength = info.dimensions.first ?? 1
                 guard rowLength % type.blockSize == 0 else {
-                    throw ModelFileError(path, "corrupted: tensor '\(name)' has rows of \(rowLength) elements, not a multiple of the \(type.name) block size \(type.blockSize)")
+                    throw ModelFileError(path, "corrupted: tensor \(name) has rows of \(rowLength) elements, not a multiple of the \(type.name) block size \(type.blockSize)")
                 }
                 let end = info.fileOffset + info.elementCount / type.blockSize * type.bytesPerBlock
                 guard end <= fileSize else {
-                    throw ModelFileError(path, "truncated: tensor '\(name)' (\(type.name) \(info.shape)) needs bytes up to \(end), file has \(fileSize)")
+                    throw ModelFileError(path, "truncated: tensor \(name) (\(type.name) \(info.shape)) needs bytes up to \(end), file has \(fileSize)")
                 }
             }
-            guard index.updateValue(infos.count, forKey: name) == nil else {
-                throw ModelFileError(path, "corrupted: duplicate tensor '\(name)'")
+            guard index.updateValue(infos.count, forKey: entry.name) == nil else {
+                throw ModelFileError(path, "corrupted: duplicate tensor \(name)")
             }
             infos.append(info)
         }
@@ -225,9 +237,9 @@ public struct GGUFFile: TensorSource {
     /// Tensor `name` dequantized to Float32, row-major; throws for a missing tensor or a type
     /// CircuitKit cannot read (named in the error, e.g. `unsupported type 7 (Q5_1)`).
     public func floats(_ name: String) throws -> FloatBuffer {
-        guard let info = info(name) else { throw ModelFileError(path, "missing tensor '\(name)'") }
+        guard let info = info(name) else { throw ModelFileError(path, "missing tensor \(quoted(name))") }
         guard let type = info.type else {
-            throw ModelFileError(path, "tensor '\(name)' has unsupported type \(GGMLType.describe(info.typeID)) (supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")))")
+            throw ModelFileError(path, "tensor \(quoted(name)) has unsupported type \(GGMLType.describe(info.typeID)) (supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")))")
         }
         let out = FloatBuffer(uninitializedCount: info.elementCount)
         data.withUnsafeBytes { raw in
@@ -236,15 +248,17 @@ public struct GGUFFile: TensorSource {
         return out
     }
 
-    /// Metadata value `key` as an integer, or an error naming the key.
+    /// Metadata value `key` as an integer, or an error naming the key (and the value, when present).
     public func requireInt(_ key: String) throws -> Int {
-        guard let v = metadata[key]?.intValue else { throw ModelFileError(path, "missing or non-integer metadata '\(key)'") }
+        guard let value = metadata[key] else { throw ModelFileError(path, "missing or non-integer metadata '\(key)'") }
+        guard let v = value.intValue else { throw ModelFileError.badField(path, key, value, expected: "an integer below 2^63") }
         return v
     }
 
-    /// Metadata value `key` as a number, or an error naming the key.
+    /// Metadata value `key` as a number, or an error naming the key (and the value, when present).
     public func requireDouble(_ key: String) throws -> Double {
-        guard let v = metadata[key]?.doubleValue else { throw ModelFileError(path, "missing or non-numeric metadata '\(key)'") }
+        guard let value = metadata[key] else { throw ModelFileError(path, "missing or non-numeric metadata '\(key)'") }
+        guard let v = value.doubleValue else { throw ModelFileError.badField(path, key, value, expected: "a number") }
         return v
     }
 
@@ -281,7 +295,7 @@ public struct GGUFFile: TensorSource {
     /// Reads a metadata value of GGUF value type `type` (arrays recursively).
     private static func readValue(_ reader: inout ByteReader, type: UInt32, key: String, depth: Int) throws -> GGUFValue {
         // Built only for an error message: arrays hold up to hundreds of thousands of values.
-        func what() -> String { "metadata '\(key)'" }
+        func what() -> String { "metadata \(quoted(key))" }
         switch type {
         case 0: return .uint(UInt64(try reader.read(UInt8.self, what())))
         case 1: return .int(Int64(try reader.read(Int8.self, what())))

@@ -24,19 +24,30 @@ public struct GPT2Config: Codable, Sendable, Equatable {
         case activationFunction = "activation_function"
     }
 
-    /// The architecture-independent shape; rejects activations other than GPT-2's tanh GELU.
+    /// The architecture-independent shape; rejects activations other than GPT-2's tanh GELU, and
+    /// fields that are out of range, with the field's name and value; `path` is `config.json`'s.
     public func transformerConfig(path: String) throws -> TransformerConfig {
         let activation = activationFunction ?? "gelu_new"
         guard ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"].contains(activation) else {
-            throw ModelFileError(path, "unsupported activation_function '\(activation)' (supported: gelu_new)")
+            throw ModelFileError(path, "unsupported activation_function \(quoted(activation)) (supported: gelu_new)")
         }
-        guard nHead > 0, nEmbd % nHead == 0 else {
-            throw ModelFileError(path, "invalid config: n_embd \(nEmbd) is not a multiple of n_head \(nHead)")
+        typealias Limit = TransformerConfig.Limit
+        /// `value` of field `key`, checked to lie in `1 ... maximum`.
+        func size(_ value: Int, _ key: CodingKeys, maximum: Int = .max) throws -> Int {
+            try TransformerConfig.checkedSize(value, key.rawValue, maximum: maximum, path: path)
+        }
+        let d = try size(nEmbd, .nEmbd, maximum: Limit.dModel)
+        let heads = try size(nHead, .nHead, maximum: Limit.heads)
+        guard d % heads == 0 else {
+            throw ModelFileError(path, "invalid config: n_embd \(d) is not a multiple of n_head \(heads)")
         }
         let config = TransformerConfig(
-            architecture: "gpt2", vocabularySize: vocabSize, contextLength: nPositions, dModel: nEmbd, layers: nLayer,
-            heads: nHead, kvHeads: nHead, headDim: nEmbd / nHead, dMLP: nInner ?? 4 * nEmbd, norm: .layerNorm,
-            normEps: Float(layerNormEpsilon ?? 1e-5), positions: .learned, mlp: .gelu, tiedEmbeddings: true)
+            architecture: "gpt2", vocabularySize: try size(vocabSize, .vocabSize, maximum: Limit.vocabularySize),
+            contextLength: try size(nPositions, .nPositions), dModel: d, layers: try size(nLayer, .nLayer, maximum: Limit.layers),
+            heads: heads, kvHeads: heads, headDim: d / heads, dMLP: try nInner.map { try size($0, .nInner, maximum: Limit.dMLP) } ?? 4 * d,
+            norm: .layerNorm,
+            normEps: try TransformerConfig.checkedPositive(layerNormEpsilon ?? 1e-5, CodingKeys.layerNormEpsilon.rawValue, path: path),
+            positions: .learned, mlp: .gelu, tiedEmbeddings: true)
         try config.validate(path: path)
         return config
     }
@@ -45,8 +56,12 @@ public struct GPT2Config: Codable, Sendable, Equatable {
 extension TransformerModel {
     /// Loads GPT-2 weights from an HF checkpoint (`wte.weight`, `h.0.attn.c_attn.weight`, ... with or
     /// without the `transformer.` prefix). Conv1D weights (`[in, out]`) are transposed to `[out, in]`.
-    public static func loadGPT2(config gpt2: GPT2Config, weights: TensorSource, tokenizer: Tokenizer?, source: String) throws -> TransformerModel {
-        let c = try gpt2.transformerConfig(path: weights.path)
+    /// `configPath` names `config.json` in errors about its fields.
+    public static func loadGPT2(
+        config gpt2: GPT2Config, configPath: String, weights: TensorSource, tokenizer: Tokenizer?, source: String
+    ) throws -> TransformerModel {
+        let c = try gpt2.transformerConfig(path: configPath)
+        try c.validate(tokenizer: tokenizer, path: configPath, vocabularyField: GPT2Config.CodingKeys.vocabSize.rawValue)
         let prefix = weights.contains("transformer.wte.weight") ? "transformer." : ""
         let d = c.dModel
         func tensor(_ name: String, _ shape: [Int]) throws -> FloatBuffer { try weights.tensor(prefix + name, shape: shape) }
@@ -85,8 +100,8 @@ extension Architecture {
     static let gpt2 = Architecture(
         modelType: "gpt2", ggufName: nil,
         loadDirectory: { config, path, weights, tokenizer, source in
-            try TransformerModel.loadGPT2(config: decodeConfig(GPT2Config.self, from: config, path: path), weights: weights,
-                                          tokenizer: tokenizer, source: source)
+            try TransformerModel.loadGPT2(config: decodeConfig(GPT2Config.self, from: config, path: path), configPath: path,
+                                          weights: weights, tokenizer: tokenizer, source: source)
         },
         loadGGUF: nil)
 }

@@ -54,61 +54,97 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         case hiddenAct = "hidden_act"
     }
 
-    /// The architecture-independent shape, with the given RoPE pairing.
+    /// The architecture-independent shape, with the given RoPE pairing; fields that are out of
+    /// range are refused with their name and value; `path` is the file they come from.
     public func transformerConfig(ropeStyle: RoPEStyle, path: String) throws -> TransformerConfig {
         if let act = hiddenAct, act != "silu" {
-            throw ModelFileError(path, "unsupported hidden_act '\(act)' (supported: silu)")
+            throw ModelFileError(path, "unsupported hidden_act \(quoted(act)) (supported: silu)")
         }
         for scaling in [ropeScaling, ropeParameters] {
             if let type = scaling?.ropeType, type != "default" {
-                throw ModelFileError(path, "unsupported rope type '\(type)' (supported: default)")
+                throw ModelFileError(path, "unsupported rope type \(quoted(type)) (supported: default)")
             }
         }
-        guard numAttentionHeads > 0 else { throw ModelFileError(path, "invalid config: num_attention_heads is 0") }
+        typealias Limit = TransformerConfig.Limit
+        /// `value` of `field`, checked to lie in `1 ... maximum`.
+        func size(_ value: Int, _ field: String, maximum: Int = .max) throws -> Int {
+            try TransformerConfig.checkedSize(value, field, maximum: maximum, path: path)
+        }
+        /// `value` of field `key`, checked to lie in `1 ... maximum`.
+        func size(_ value: Int, _ key: CodingKeys, maximum: Int = .max) throws -> Int {
+            try size(value, key.rawValue, maximum: maximum)
+        }
+        let hidden = try size(hiddenSize, .hiddenSize, maximum: Limit.dModel)
+        let heads = try size(numAttentionHeads, .numAttentionHeads, maximum: Limit.heads)
+        let theta = ropeParameters?.ropeTheta.map { ($0, "rope_parameters.rope_theta") } ?? ropeTheta.map { ($0, "rope_theta") }
         let config = TransformerConfig(
-            architecture: "llama", vocabularySize: vocabSize, contextLength: maxPositionEmbeddings ?? 2048,
-            dModel: hiddenSize, layers: numHiddenLayers, heads: numAttentionHeads,
-            kvHeads: numKeyValueHeads ?? numAttentionHeads, headDim: headDim ?? hiddenSize / numAttentionHeads,
-            dMLP: intermediateSize, norm: .rmsNorm, normEps: Float(rmsNormEps ?? 1e-6),
-            positions: .rotary(style: ropeStyle, base: Float(ropeParameters?.ropeTheta ?? ropeTheta ?? 10000)),
+            architecture: "llama", vocabularySize: try size(vocabSize, .vocabSize, maximum: Limit.vocabularySize),
+            contextLength: try size(maxPositionEmbeddings ?? 2048, .maxPositionEmbeddings), dModel: hidden,
+            layers: try size(numHiddenLayers, .numHiddenLayers, maximum: Limit.layers), heads: heads,
+            kvHeads: try size(numKeyValueHeads ?? heads, .numKeyValueHeads, maximum: Limit.heads),
+            headDim: try headDim.map { try size($0, .headDim, maximum: Limit.headDim) }
+                ?? size(hidden / heads, "hidden_size / num_attention_heads", maximum: Limit.headDim),
+            dMLP: try size(intermediateSize, .intermediateSize, maximum: Limit.dMLP), norm: .rmsNorm,
+            normEps: try TransformerConfig.checkedPositive(rmsNormEps ?? 1e-6, CodingKeys.rmsNormEps.rawValue, path: path),
+            positions: .rotary(style: ropeStyle, base: try TransformerConfig.checkedPositive(theta?.0 ?? 10000, theta?.1 ?? "rope_theta", path: path)),
             mlp: .swiglu, tiedEmbeddings: tieWordEmbeddings ?? false)
         try config.validate(path: path)
         return config
     }
 
-    /// Reads the `llama.*` metadata of a GGUF file.
+    /// Reads the `llama.*` metadata of a GGUF file, refusing values out of range by their key.
     public init(gguf: GGUFFile) throws {
         let architecture = gguf.metadata["general.architecture"]?.stringValue ?? "(none)"
         guard architecture == "llama" else {
-            throw ModelFileError(gguf.path, "unsupported GGUF architecture '\(architecture)' (supported: llama)")
+            throw ModelFileError(gguf.path, "unsupported GGUF architecture \(quoted(architecture)) (supported: llama)")
         }
         if let scaling = gguf.metadata["llama.rope.scaling.type"]?.stringValue, scaling != "none" {
-            throw ModelFileError(gguf.path, "unsupported rope scaling '\(scaling)'")
+            throw ModelFileError(gguf.path, "unsupported rope scaling \(quoted(scaling))")
         }
-        let heads = try gguf.requireInt("llama.attention.head_count")
-        let hidden = try gguf.requireInt("llama.embedding_length")
-        vocabSize = try gguf.metadata["llama.vocab_size"]?.intValue ?? gguf.requireStrings("tokenizer.ggml.tokens").count
+        typealias Limit = TransformerConfig.Limit
+        /// Integer metadata `key`, checked to lie in `1 ... maximum`.
+        func size(_ key: String, maximum: Int = .max) throws -> Int {
+            try TransformerConfig.checkedSize(gguf.requireInt(key), key, maximum: maximum, path: gguf.path)
+        }
+        /// Integer metadata `key` checked like `size`, or nil when the file lacks it.
+        func optionalSize(_ key: String, maximum: Int) throws -> Int? {
+            gguf.metadata[key] == nil ? nil : try size(key, maximum: maximum)
+        }
+        /// Numeric metadata `key` (or `fallback` when absent), checked to be positive and finite as a Float.
+        func positive(_ key: String, default fallback: Double? = nil) throws -> Double {
+            let number: Double
+            if let fallback, gguf.metadata[key] == nil { number = fallback } else { number = try gguf.requireDouble(key) }
+            return Double(try TransformerConfig.checkedPositive(number, key, path: gguf.path))
+        }
+        let heads = try size("llama.attention.head_count", maximum: Limit.heads)
+        let hidden = try size("llama.embedding_length", maximum: Limit.dModel)
+        vocabSize = try optionalSize("llama.vocab_size", maximum: Limit.vocabularySize) ?? gguf.requireStrings("tokenizer.ggml.tokens").count
         hiddenSize = hidden
-        intermediateSize = try gguf.requireInt("llama.feed_forward_length")
-        numHiddenLayers = try gguf.requireInt("llama.block_count")
+        intermediateSize = try size("llama.feed_forward_length", maximum: Limit.dMLP)
+        numHiddenLayers = try size("llama.block_count", maximum: Limit.layers)
         numAttentionHeads = heads
-        numKeyValueHeads = gguf.metadata["llama.attention.head_count_kv"]?.intValue ?? heads
-        headDim = gguf.metadata["llama.attention.key_length"]?.intValue ?? gguf.metadata["llama.rope.dimension_count"]?.intValue
-        rmsNormEps = try gguf.requireDouble("llama.attention.layer_norm_rms_epsilon")
-        ropeTheta = gguf.metadata["llama.rope.freq_base"]?.doubleValue ?? 10000
-        maxPositionEmbeddings = try gguf.requireInt("llama.context_length")
+        numKeyValueHeads = try optionalSize("llama.attention.head_count_kv", maximum: Limit.heads) ?? heads
+        let rotaryDimensions = try optionalSize("llama.rope.dimension_count", maximum: Limit.headDim)
+        headDim = try optionalSize("llama.attention.key_length", maximum: Limit.headDim) ?? rotaryDimensions
+        rmsNormEps = try positive("llama.attention.layer_norm_rms_epsilon")
+        ropeTheta = try positive("llama.rope.freq_base", default: 10000)
+        maxPositionEmbeddings = try size("llama.context_length")
         tieWordEmbeddings = !gguf.contains("output.weight")
         hiddenAct = "silu"
-        if let dims = gguf.metadata["llama.rope.dimension_count"]?.intValue, dims != (headDim ?? hidden / heads) {
-            throw ModelFileError(gguf.path, "partial rotary embeddings (rope.dimension_count \(dims)) are not supported")
+        if let rotaryDimensions, rotaryDimensions != (headDim ?? hidden / heads) {
+            throw ModelFileError(gguf.path, "partial rotary embeddings (rope.dimension_count \(rotaryDimensions)) are not supported")
         }
     }
 }
 
 extension TransformerModel {
     /// Loads Llama weights from an HF checkpoint (`model.layers.N.self_attn.q_proj.weight`, ...; half-split RoPE).
-    public static func loadLlama(config llama: LlamaConfig, weights: TensorSource, tokenizer: Tokenizer?, source: String) throws -> TransformerModel {
-        let c = try llama.transformerConfig(ropeStyle: .halfSplit, path: weights.path)
+    /// `configPath` names `config.json` in errors about its fields.
+    public static func loadLlama(
+        config llama: LlamaConfig, configPath: String, weights: TensorSource, tokenizer: Tokenizer?, source: String
+    ) throws -> TransformerModel {
+        let c = try llama.transformerConfig(ropeStyle: .halfSplit, path: configPath)
+        try c.validate(tokenizer: tokenizer, path: configPath, vocabularyField: LlamaConfig.CodingKeys.vocabSize.rawValue)
         let names = LlamaTensorNames(
             embedding: "model.embed_tokens.weight", finalNorm: "model.norm.weight", unembedding: "lm_head.weight",
             block: { l, part in
@@ -134,6 +170,7 @@ extension TransformerModel {
         let llama = try LlamaConfig(gguf: gguf)
         let c = try llama.transformerConfig(ropeStyle: .interleaved, path: gguf.path)
         let tokenizer = gguf.metadata["tokenizer.ggml.tokens"] == nil ? nil : try Tokenizer(gguf: gguf)
+        try c.validate(tokenizer: tokenizer, path: gguf.path, vocabularyField: "llama.vocab_size")
         let names = LlamaTensorNames(
             embedding: "token_embd.weight", finalNorm: "output_norm.weight", unembedding: "output.weight",
             block: { l, part in
@@ -205,8 +242,8 @@ extension Architecture {
     static let llama = Architecture(
         modelType: "llama", ggufName: "llama",
         loadDirectory: { config, path, weights, tokenizer, source in
-            try TransformerModel.loadLlama(config: decodeConfig(LlamaConfig.self, from: config, path: path), weights: weights,
-                                           tokenizer: tokenizer, source: source)
+            try TransformerModel.loadLlama(config: decodeConfig(LlamaConfig.self, from: config, path: path), configPath: path,
+                                           weights: weights, tokenizer: tokenizer, source: source)
         },
         loadGGUF: { file, source in try TransformerModel.loadLlama(gguf: file, source: source) })
 }

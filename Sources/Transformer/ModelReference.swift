@@ -107,24 +107,20 @@ extension TransformerModel {
             let name = file.metadata["general.architecture"]?.stringValue ?? "(none)"
             guard let load = Architecture.gguf(named: name)?.loadGGUF else {
                 let supported = Architecture.all.filter { $0.loadGGUF != nil }.compactMap(\.ggufName).joined(separator: ", ")
-                throw ModelFileError(url.path, "unsupported GGUF architecture '\(name)' (supported: \(supported))")
+                throw ModelFileError(url.path, "unsupported GGUF architecture \(quoted(name)) (supported: \(supported))")
             }
             return try load(file, source)
         }
         let configURL = url.appendingPathComponent("config.json")
-        guard let data = FileManager.default.contents(atPath: configURL.path) else {
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw ModelFileError(url.path, "not a model directory: no config.json")
         }
+        let data = try readModelFile(configURL)
         struct ModelType: Decodable { let model_type: String? }
-        let modelType: String
-        do {
-            modelType = try JSONDecoder().decode(ModelType.self, from: data).model_type ?? "(missing)"
-        } catch {
-            throw ModelFileError(configURL.path, "not valid JSON")
-        }
+        let modelType = try decodeConfig(ModelType.self, from: data, path: configURL.path).model_type ?? "(missing)"
         guard let architecture = Architecture.directory(modelType: modelType) else {
             let supported = Architecture.all.map(\.modelType).joined(separator: ", ")
-            throw ModelFileError(configURL.path, "unsupported model_type '\(modelType)' (supported: \(supported))")
+            throw ModelFileError(configURL.path, "unsupported model_type \(quoted(modelType)) (supported: \(supported))")
         }
         let weights = try openWeights(directory: url)
         let tokenizer = try loadTokenizer(directory: url)
@@ -136,13 +132,11 @@ extension TransformerModel {
         let single = directory.appendingPathComponent("model.safetensors")
         if FileManager.default.fileExists(atPath: single.path) { return try SafetensorsFile(contentsOf: single) }
         let indexURL = directory.appendingPathComponent("model.safetensors.index.json")
-        guard let data = FileManager.default.contents(atPath: indexURL.path) else {
+        guard FileManager.default.fileExists(atPath: indexURL.path) else {
             throw ModelFileError(directory.path, "no model.safetensors or model.safetensors.index.json (PyTorch .bin checkpoints are not supported)")
         }
         struct Index: Decodable { let weight_map: [String: String] }
-        guard let index = try? JSONDecoder().decode(Index.self, from: data) else {
-            throw ModelFileError(indexURL.path, "invalid index: no weight_map")
-        }
+        let index = try decodeJSON(Index.self, from: readModelFile(indexURL), path: indexURL.path, context: "invalid index: ")
         return try ShardedTensorSource(directory: directory, files: Array(Set(index.weight_map.values)).sorted())
     }
 
@@ -155,16 +149,5 @@ extension TransformerModel {
             return try Tokenizer(vocabJSON: vocab, mergesTXT: merges)
         }
         return nil
-    }
-}
-
-/// A decoding error as one line.
-func describe(_ error: Error) -> String {
-    switch error {
-    case DecodingError.keyNotFound(let key, _): return "missing key '\(key.stringValue)'"
-    case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
-        return "bad value at '\(context.codingPath.map(\.stringValue).joined(separator: "."))'"
-    case DecodingError.dataCorrupted(let context): return context.debugDescription
-    default: return "\(error)"
     }
 }

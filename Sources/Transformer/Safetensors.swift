@@ -5,8 +5,8 @@ import Kernels
 ///
 /// Reads F32, F16 and BF16 tensors (converted to Float32). The directory is validated against the
 /// file size when opened (offsets inside the data section, byte counts matching dtype and shape,
-/// no arithmetic overflow), so truncation or corruption is reported by name, not discovered by a
-/// crash. Tensors of other dtypes are listed; reading one throws an error naming its dtype.
+/// no arithmetic overflow, no tensor named twice, no two tensors sharing bytes), so truncation or
+/// corruption is reported by name, not discovered by a crash or by wrong weights. Tensors of other dtypes are listed; reading one throws an error naming its dtype.
 public struct SafetensorsFile: TensorSource {
     /// One tensor's directory entry.
     public struct Entry: Sendable {
@@ -53,13 +53,17 @@ public struct SafetensorsFile: TensorSource {
             throw ModelFileError(path, "corrupted header: not valid JSON")
         }
         guard let directory = json as? [String: Any] else { throw ModelFileError(path, "corrupted header: not a JSON object") }
+        if let key = Self.repeatedTopLevelKey(headerBytes) {
+            throw ModelFileError(path, "corrupted header: tensor \(quoted(key)) is listed twice")
+        }
         let dataStart = reader.offset
         let dataSize = reader.remaining
         var entries: [String: Entry] = [:]
         var metadata: [String: String] = [:]
         var ordered: [(Int, String)] = []
-        for (name, value) in directory {
-            if name == "__metadata__" {
+        for (key, value) in directory {
+            let name = quoted(key)
+            if key == "__metadata__" {
                 guard let strings = value as? [String: String] else {
                     throw ModelFileError(path, "corrupted header: __metadata__ is not an object of strings")
                 }
@@ -69,36 +73,73 @@ public struct SafetensorsFile: TensorSource {
             guard let fields = value as? [String: Any], let dtype = fields["dtype"] as? String,
                 let shape = fields["shape"] as? [Int], let offsets = fields["data_offsets"] as? [Int], offsets.count == 2
             else {
-                throw ModelFileError(path, "corrupted header: tensor '\(name)' needs dtype (string), shape and data_offsets (integers)")
+                throw ModelFileError(path, "corrupted header: tensor \(name) needs dtype (string), shape and data_offsets (integers)")
             }
             guard offsets[0] >= 0, offsets[0] <= offsets[1] else {
-                throw ModelFileError(path, "corrupted header: tensor '\(name)' has data_offsets \(offsets)")
+                throw ModelFileError(path, "corrupted header: tensor \(name) has data_offsets \(offsets)")
             }
             guard offsets[1] <= dataSize else {
-                throw ModelFileError(path, "truncated: tensor '\(name)' has data_offsets \(offsets), the data section has \(dataSize) bytes")
+                throw ModelFileError(path, "truncated: tensor \(name) has data_offsets \(offsets), the data section has \(dataSize) bytes")
             }
             var elements = 1
             for dimension in shape {
                 let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
                 guard dimension >= 0, !overflow, product <= dataSize else {
-                    throw ModelFileError(path, "corrupted header: tensor '\(name)' has impossible shape \(shape)")
+                    throw ModelFileError(path, "corrupted header: tensor \(name) has impossible shape \(shape)")
                 }
                 elements = product
             }
             if let width = Self.elementWidth(dtype) {
                 let expected = elements * width
                 guard offsets[1] - offsets[0] == expected else {
-                    throw ModelFileError(path, "corrupted header: tensor '\(name)' has \(offsets[1] - offsets[0]) bytes, expected \(expected) for \(dtype) \(shape)")
+                    throw ModelFileError(path, "corrupted header: tensor \(name) has \(offsets[1] - offsets[0]) bytes, expected \(expected) for \(quoted(dtype, quote: "")) \(shape)")
                 }
             }
             let range = (dataStart + offsets[0])..<(dataStart + offsets[1])
-            entries[name] = Entry(dtype: dtype, shape: shape, range: range)
-            ordered.append((range.lowerBound, name))
+            entries[key] = Entry(dtype: dtype, shape: shape, range: range)
+            ordered.append((range.lowerBound, key))
+        }
+        let byOffset = ordered.sorted { $0 < $1 }.map(\.1)
+        var previous: String?
+        for key in byOffset where !entries[key]!.range.isEmpty {
+            if let previous, entries[previous]!.range.upperBound > entries[key]!.range.lowerBound {
+                /// Tensor `name`'s data_offsets as the header gives them.
+                func offsets(_ name: String) -> [Int] { [entries[name]!.range.lowerBound - dataStart, entries[name]!.range.upperBound - dataStart] }
+                throw ModelFileError(path, "corrupted header: tensors \(quoted(previous)) (data_offsets \(offsets(previous))) and "
+                    + "\(quoted(key)) (data_offsets \(offsets(key))) overlap")
+            }
+            previous = key
         }
         self.entries = entries
         self.metadata = metadata
-        self.tensorNames = ordered.sorted { $0 < $1 }.map(\.1)
+        self.tensorNames = byOffset
         self.data = reader.data
+    }
+
+    /// The first key that appears twice in the top-level object of the JSON text `header`, if any
+    /// (JSONSerialization silently keeps one of the two values).
+    private static func repeatedTopLevelKey(_ header: Data) -> String? {
+        let bytes = [UInt8](header)
+        var seen = Set<String>()
+        var depth = 0, i = 0
+        while i < bytes.count {
+            switch bytes[i] {
+            case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            case UInt8(ascii: "\""):
+                let start = i
+                i += 1
+                while i < bytes.count, bytes[i] != UInt8(ascii: "\"") { i += bytes[i] == UInt8(ascii: "\\") ? 2 : 1 }
+                guard depth == 1, let colon = bytes[min(i + 1, bytes.count)...].first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }),
+                    colon == UInt8(ascii: ":"), i < bytes.count,
+                    let key = (try? JSONSerialization.jsonObject(with: Data(bytes[start...i]), options: .fragmentsAllowed)) as? String
+                else { break }
+                if !seen.insert(key).inserted { return key }
+            default: break
+            }
+            i += 1
+        }
+        return nil
     }
 
     /// Bytes per element of the safetensors dtypes, nil for unknown (or sub-byte) dtypes.
@@ -124,7 +165,7 @@ public struct SafetensorsFile: TensorSource {
         case "F32": type = .f32
         case "F16": type = .f16
         case "BF16": type = .bf16
-        default: throw ModelFileError(path, "tensor '\(name)' has unsupported dtype \(entry.dtype) (supported: F32, F16, BF16)")
+        default: throw ModelFileError(path, "tensor '\(name)' has unsupported dtype \(quoted(entry.dtype, quote: "")) (supported: F32, F16, BF16)")
         }
         let count = entry.shape.reduce(1, *)
         let out = FloatBuffer(uninitializedCount: count)
@@ -150,7 +191,7 @@ public struct ShardedTensorSource: TensorSource {
         var names: [String] = []
         for (i, shard) in shards.enumerated() {
             for name in shard.tensorNames {
-                if let other = owner[name] { throw ModelFileError(shard.path, "tensor '\(name)' also appears in \(shards[other].path)") }
+                if let other = owner[name] { throw ModelFileError(shard.path, "tensor \(quoted(name)) also appears in \(shards[other].path)") }
                 owner[name] = i
                 names.append(name)
             }

@@ -11,12 +11,7 @@ extension Tokenizer {
         let tokens = try Self.denseTokens(vocabulary, source: vocabJSON.path)
 
         let path = mergesTXT.path
-        let text: String
-        do {
-            text = try String(contentsOf: mergesTXT, encoding: .utf8)
-        } catch {
-            throw ModelFileError(path, "cannot read merges (\(error.localizedDescription))")
-        }
+        let text = String(decoding: try readModelFile(mergesTXT), as: UTF8.self)
         var lines: [String] = []
         var lineNumbers: [Int] = []
         // Lines end in LF or CRLF; split on bytes, as a CRLF pair is a single Character.
@@ -130,34 +125,7 @@ extension Tokenizer {
 
     /// Decodes the JSON file at `url`, turning read and format problems into `ModelFileError`s.
     private static func decodeJSON<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw ModelFileError(url.path, "cannot read file (\(error.localizedDescription))")
-        }
-        do {
-            return try JSONDecoder().decode(type, from: data)
-        } catch let error as DecodingError {
-            throw ModelFileError(url.path, describe(error))
-        }
-    }
-
-    /// A one-line description of a JSON decoding failure, with the path of the offending value.
-    private static func describe(_ error: DecodingError) -> String {
-        func at(_ path: [CodingKey]) -> String {
-            path.isEmpty ? "" : " at " + path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-        }
-        switch error {
-        case .dataCorrupted(let context):
-            return "invalid JSON\(at(context.codingPath)): \(context.debugDescription)"
-        case .keyNotFound(let key, let context):
-            return "missing key '\(key.stringValue)'\(at(context.codingPath))"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context):
-            return "unexpected value\(at(context.codingPath)): \(context.debugDescription)"
-        @unknown default:
-            return "invalid JSON: \(error)"
-        }
+        try Transformer.decodeJSON(type, from: readModelFile(url), path: url.path)
     }
 }
 

@@ -70,6 +70,7 @@ extension TransformerModel {
     ) -> FloatBuffer {
         precondition(pass.layers.count == config.layers, "backward needs a forward pass run with keepActivations")
         let c = config, g = graph, layout = pass.layout, t = layout.rows, d = c.dModel, dh = c.headDim
+        let rope = self.rope?.covering(layout)
         let n = pass.readoutRows.count, plane = t * d
         let attentionReceivers = (0..<c.heads).flatMap { h in QKV.allCases.map { (h, $0) } }
         let chunkRows = min(t, Self.receiverChunkRows)

@@ -120,7 +120,7 @@ extension TransformerModel {
         headOutputs: UnsafeMutablePointer<Float>? = nil, keepInputs: Bool = false
     ) {
         let c = config, w = blocks[layer], t = layout.rows, d = c.dModel, dh = c.headDim
-        let qWidth = c.qWidth, stride = c.qkvWidth
+        let qWidth = c.qWidth, stride = c.qkvWidth, rope = self.rope?.covering(layout)
         normForward(acts.norm1.pointer, acts.norm1Mean.pointer, acts.norm1Rstd.pointer, acts.residPre.pointer,
                     weight: w.norm1Weight, bias: w.norm1Bias, t)
         matmulForward(acts.qkv.pointer, acts.norm1.pointer, w.wqkv.pointer, w.bqkv?.pointer, t, d, stride)

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Synchronization
 
 /// One transformer block's weights, every matrix in `[out, in]` layout (PyTorch `Linear`).
 public struct BlockWeights: Sendable {
@@ -124,8 +125,8 @@ public final class TransformerModel: Sendable {
     public let tokenizer: Tokenizer?
     /// Where the model came from (a path or cache name), for reports.
     public let source: String
-    /// Rotary tables for `contextLength` positions (rotary models only).
-    let rope: RoPETable?
+    /// Rotary tables, built for the positions runs reach (rotary models only).
+    let rope: RoPETables?
     /// The model's computational graph: sender, receiver and edge numbering.
     public let graph: CircuitGraph
 
@@ -146,7 +147,7 @@ public final class TransformerModel: Sendable {
         self.source = source
         graph = CircuitGraph(config: config)
         if case .rotary(_, let base) = config.positions {
-            rope = RoPETable(headDim: config.headDim, positions: config.contextLength, base: base)
+            rope = RoPETables(headDim: config.headDim, base: base, contextLength: config.contextLength)
         } else {
             rope = nil
         }
@@ -164,6 +165,35 @@ public final class TransformerModel: Sendable {
             total += buffers.reduce(0) { $0 + ($1?.count ?? 0) }
         }
         return total
+    }
+}
+
+/// A model's rotary table, grown on demand to the positions a run reaches, so a context length
+/// a config claims (up to 2^62) costs nothing until sequences that long are run.
+final class RoPETables: Sendable {
+    private let headDim: Int
+    private let base: Float
+    private let contextLength: Int
+    private let table: Mutex<RoPETable>
+
+    /// No positions yet; `contextLength` caps how far a growing table reaches ahead.
+    init(headDim: Int, base: Float, contextLength: Int) {
+        self.headDim = headDim
+        self.base = base
+        self.contextLength = contextLength
+        table = Mutex(RoPETable(headDim: headDim, positions: 0, base: base))
+    }
+
+    /// A table covering every position of `layout`.
+    func covering(_ layout: SequenceLayout) -> RoPETable {
+        let needed = (layout.positions.max() ?? -1) + 1
+        return table.withLock { table in
+            if table.positions < needed {
+                // Doubling keeps rebuilds few; entries do not depend on the table's size.
+                table = RoPETable(headDim: headDim, positions: max(needed, min(2 * table.positions, contextLength)), base: base)
+            }
+            return table
+        }
     }
 }
 

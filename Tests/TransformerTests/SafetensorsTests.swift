@@ -112,6 +112,10 @@ final class SafetensorsTests: XCTestCase {
             ("shape-overflow", #"{"w": {"dtype": "F32", "shape": [4294967296, 4294967296, 4294967296], "data_offsets": [0, 8]}}"#, ["tensor 'w' has impossible shape"]),
             ("negative-dimension", #"{"w": {"dtype": "F32", "shape": [-1, 2], "data_offsets": [0, 8]}}"#, ["tensor 'w' has impossible shape [-1, 2]"]),
             ("metadata-not-strings", #"{"__metadata__": {"format": 1}}"#, ["__metadata__ is not an object of strings"]),
+            ("repeated-name", #"{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "v": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [12, 16]}}"#,
+             ["tensor 'w' is listed twice"]),
+            ("overlap", #"{"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, "b": {"dtype": "F16", "shape": [4], "data_offsets": [8, 16]}}"#,
+             ["tensors 'a' (data_offsets [0, 16]) and 'b' (data_offsets [8, 16]) overlap"]),
         ]
         let directory = try makeTemporaryDirectory()
         for (name, header, fragments) in cases {

@@ -259,20 +259,13 @@ final class TokenizerTests: XCTestCase {
 
     /// Writes a GGUF v3 file with no tensors and a gpt2-model tokenizer; `<|endoftext|>` is a control token.
     private func writeGGUF(tokens: [String], merges: [String], pre: String) throws -> URL {
-        var bytes = Data()
-        func integer<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
-        func string(_ value: String) { integer(UInt64(value.utf8.count)); bytes.append(contentsOf: value.utf8) }
-        func key(_ name: String, type: UInt32) { string(name); integer(type) }
-        func strings(_ name: String, _ values: [String]) {
-            key(name, type: 9); integer(UInt32(8)); integer(UInt64(values.count)); values.forEach(string)
-        }
-        integer(UInt32(0x4655_4747)); integer(UInt32(3)); integer(UInt64(0)); integer(UInt64(5))
-        key("tokenizer.ggml.model", type: 8); string("gpt2")
-        key("tokenizer.ggml.pre", type: 8); string(pre)
-        strings("tokenizer.ggml.tokens", tokens)
-        strings("tokenizer.ggml.merges", merges)
-        key("tokenizer.ggml.token_type", type: 9); integer(UInt32(5)); integer(UInt64(tokens.count))
-        for token in tokens { integer(Int32(token == "<|endoftext|>" ? 3 : 1)) }
+        let bytes = ggufBytes(metadata: [
+            ("tokenizer.ggml.model", .string("gpt2")),
+            ("tokenizer.ggml.pre", .string(pre)),
+            ("tokenizer.ggml.tokens", .array(tokens.map { .string($0) })),
+            ("tokenizer.ggml.merges", .array(merges.map { .string($0) })),
+            ("tokenizer.ggml.token_type", .array(tokens.map { .int($0 == "<|endoftext|>" ? 3 : 1) })),
+        ])
         let url = try temporaryFolder().appendingPathComponent("\(pre).gguf")
         try bytes.write(to: url)
         return url
