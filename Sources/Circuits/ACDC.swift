@@ -48,6 +48,8 @@ public final class ACDC {
         public var seconds: Double
         /// Edge count of the graph, to check a resumed state fits the model.
         public var edgeCount: Int
+        /// The model, pairs, metric and ablation of the run (absent in states saved before it was recorded).
+        public var run: RunIdentity?
     }
 
     /// A progress report after each receiver.
@@ -81,8 +83,11 @@ public final class ACDC {
             }
             try Self.validate(resume, graph: g)
         }
+        let identity = RunIdentity(model: experiment.model, pairs: experiment.pairs, metric: experiment.metric, ablation: experiment.ablation)
+        try resume?.run.map { try identity.checkResumable(from: $0, state: "ACDC") }
         state = resume ?? State(tau: tau, reference: reference, current: experiment.cleanMetric, receiversDone: 0, removed: [], dropped: [], keptEffects: [:], edgesTried: 0,
                                 seconds: 0, edgeCount: g.edgeCount)
+        state.run = identity
         mask = EdgeMask(graph: g)
         outgoing = [Int](repeating: 0, count: g.senders.count)
         for r in 0..<g.receivers.count { for s in 0..<g.upstreamCount(receiverAt: r) { outgoing[s] += 1 } }
@@ -188,5 +193,6 @@ extension ACDC.State {
         edgesTried = try c.decode(Int.self, forKey: .edgesTried)
         seconds = try c.decode(Double.self, forKey: .seconds)
         edgeCount = try c.decode(Int.self, forKey: .edgeCount)
+        run = try c.decodeIfPresent(RunIdentity.self, forKey: .run)
     }
 }

@@ -81,9 +81,11 @@ public final class EdgePruning {
         public var graphEdges: Int
         /// Expected open gates at step 0, where the target schedule starts.
         public var startEdges: Double
+        /// The model, pairs and ablation of the run (absent in states saved before it was recorded).
+        public var run: RunIdentity?
 
         enum CodingKeys: String, CodingKey {
-            case options, step
+            case options, step, run
             case startEdges = "start_edges"
             case logAlpha = "log_alpha"
             case adamFirst = "adam_first"
@@ -133,7 +135,9 @@ public final class EdgePruning {
         }
         gradient = try MaskedGradient(model: model, pairs: pairs, metric: .kl, ablation: ablation, chunkSize: used.chunkSize,
                                       cachesChunks: true)
+        let identity = RunIdentity(model: model, pairs: pairs, metric: .kl, ablation: ablation)
         if let resume {
+            try resume.run.map { try identity.checkResumable(from: $0, state: "edge pruning") }
             guard resume.graphEdges == edges, resume.logAlpha.count == edges, resume.adamFirst.count == edges,
                   resume.adamSecond.count == edges else {
                 throw ModelInputError("edge pruning state is for a graph of \(resume.graphEdges) edges; this model has \(edges)")
@@ -143,6 +147,7 @@ public final class EdgePruning {
                 throw ModelInputError("edge pruning state is inconsistent: step \(resume.step) of \(used.steps), or a value that is not finite")
             }
             state = resume
+            state.run = identity
             return
         }
         var logAlpha = [Float](repeating: options.initialLogAlpha, count: edges)
@@ -156,7 +161,7 @@ public final class EdgePruning {
         }
         state = State(options: options, step: 0, logAlpha: logAlpha, adamFirst: [Float](repeating: 0, count: edges),
                       adamSecond: [Float](repeating: 0, count: edges), lambda1: 0, lambda2: 0, seconds: 0, graphEdges: edges,
-                      startEdges: logAlpha.reduce(0.0) { $0 + Double(Self.openProbability($1)) })
+                      startEdges: logAlpha.reduce(0.0) { $0 + Double(Self.openProbability($1)) }, run: identity)
     }
 
     /// `σ(log a − β·log(−l/r))`: the probability that a gate is open (z > 0).

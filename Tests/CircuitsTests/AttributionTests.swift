@@ -252,5 +252,20 @@ final class AttributionTests: XCTestCase {
         let data = try JSONEncoder().encode(try XCTUnwrap(saved))
         let resumed = try ACDC(experiment, tau: 0.02, resume: JSONDecoder().decode(ACDC.State.self, from: data)).run()
         XCTAssertEqual(resumed, full)
+        // A state of this run is refused by a run on other pairs, another metric or another ablation.
+        let others = [try Experiment(model: model, pairs: pairs.slice(0..<pairs.count - 1), metric: .kl),
+                      try Experiment(model: model, pairs: pairs, metric: .logitDiff),
+                      try Experiment(model: model, pairs: pairs, metric: .kl, ablation: .zero)]
+        for (other, field) in zip(others, ["pairs", "metric", "ablation"]) {
+            XCTAssertThrowsError(try ACDC(other, tau: 0.02, resume: JSONDecoder().decode(ACDC.State.self, from: data))) { error in
+                XCTAssertTrue("\(error)".contains("saved by a run with \(field)"), "\(error)")
+            }
+        }
+        var swapped = pairs
+        (swapped.clean[0], swapped.corrupt[0]) = (pairs.corrupt[0], pairs.clean[0])
+        XCTAssertThrowsError(try ACDC(try Experiment(model: model, pairs: swapped, metric: .kl), tau: 0.02,
+                                      resume: JSONDecoder().decode(ACDC.State.self, from: data))) { error in
+            XCTAssertTrue("\(error)".contains("pairs (their tokens)"), "\(error)")
+        }
     }
 }

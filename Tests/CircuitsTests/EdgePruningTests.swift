@@ -56,6 +56,10 @@ final class EdgePruningTests: XCTestCase {
         let resumed = try EdgePruning(model: model, pairs: pairs, options: options,
                                       resume: JSONDecoder().decode(EdgePruning.State.self, from: data)).run()
         XCTAssertEqual(resumed, first)
+        XCTAssertThrowsError(try EdgePruning(model: model, pairs: pairs, ablation: .zero, options: options,
+                                             resume: JSONDecoder().decode(EdgePruning.State.self, from: data))) { error in
+            XCTAssertTrue("\(error)".contains("saved by a run with ablation resample"), "\(error)")
+        }
         var other = options
         other.seed = 6
         XCTAssertNotEqual(try EdgePruning(model: model, pairs: pairs, options: other).run(), first, "another seed should draw other noise")
