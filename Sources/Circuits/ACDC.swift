@@ -77,12 +77,7 @@ public final class ACDC {
         self.experiment = experiment
         self.maxBatch = max(1, maxBatch)
         let g = experiment.graph
-        if let resume {
-            guard resume.edgeCount == g.edgeCount else {
-                throw ModelInputError("ACDC state is for a graph of \(resume.edgeCount) edges, this model has \(g.edgeCount)")
-            }
-            try Self.validate(resume, graph: g)
-        }
+        if let resume { try Self.validate(resume, graph: g) }
         let identity = RunIdentity(model: experiment.model, pairs: experiment.pairs, metric: experiment.metric, ablation: experiment.ablation)
         try resume?.run.map { try identity.checkResumable(from: $0, state: "ACDC") }
         state = resume ?? State(tau: tau, reference: reference, current: experiment.cleanMetric, receiversDone: 0, removed: [], dropped: [], keptEffects: [:], edgesTried: 0,
@@ -97,7 +92,10 @@ public final class ACDC {
 
     /// Checks a saved state field by field against `graph`, so a damaged or edited file is refused
     /// with the field that is wrong instead of trapping later.
-    static func validate(_ state: State, graph g: CircuitGraph) throws {
+    public static func validate(_ state: State, graph g: CircuitGraph) throws {
+        guard state.edgeCount == g.edgeCount else {
+            throw ModelInputError("ACDC state is for a graph of \(state.edgeCount) edges, this model has \(g.edgeCount)")
+        }
         func refuse(_ what: String) -> ModelInputError { ModelInputError("ACDC state is inconsistent: \(what)") }
         guard state.tau.isFinite, state.tau >= 0 else { throw refuse("tau \(state.tau) is not a finite threshold ≥ 0") }
         guard state.current.isFinite else { throw refuse("current metric \(state.current) is not finite") }

@@ -131,7 +131,7 @@ public struct Circuit: Codable, Sendable {
         }
         return try edges.map { record in
             guard let edge = graph.edge(named: record.name), let i = graph.index(of: edge) else {
-                throw ModelInputError("circuit edge '\(record.name)' is not an edge of this model")
+                throw ModelInputError("circuit edge \(quoted(record.name)) is not an edge of this model")
             }
             return i
         }

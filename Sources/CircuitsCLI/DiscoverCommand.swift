@@ -162,6 +162,17 @@ enum DiscoverCommand: Subcommand {
             if resume != nil, let first = ["tau", "compare"].first(where: { options.string($0) != nil }) {
                 throw UsageError(description: "--\(first) does not apply with --resume: the state file's are used")
             }
+            // Checked here as well as by ACDC, so that the error names the state file.
+            if let resume, let path = options.string("resume") {
+                do {
+                    try ACDC.validate(resume, graph: model.graph)
+                    try resume.run.map {
+                        try RunIdentity(model: model, pairs: loaded.batch, metric: metric, ablation: ablation).checkResumable(from: $0, state: "ACDC")
+                    }
+                } catch {
+                    throw ModelFileError(path, "\(error)")
+                }
+            }
             method = ACDCMethod(tau: tau, reference: reference, resume: resume) { state, _ in
                 saveState(state, to: stateURL)
             }
@@ -253,7 +264,7 @@ func saveState(_ state: some Encodable, to url: URL) {
 /// Edge indices from `--edges-from`: a circuit JSON file's edges, or comma-separated edge names.
 func edgeList(_ source: String, graph: CircuitGraph) throws -> [Int] {
     if source.hasSuffix(".json") || FileManager.default.fileExists(atPath: source) {
-        return try Circuit.load(URL(fileURLWithPath: source)).edgeIndices(in: graph)
+        return try edgeIndices(of: Circuit.load(URL(fileURLWithPath: source)), from: source, in: graph)
     }
     let names = source.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     guard !names.isEmpty else { throw UsageError(description: "--edges-from names no edges") }
@@ -263,6 +274,11 @@ func edgeList(_ source: String, graph: CircuitGraph) throws -> [Int] {
         }
         return i
     }
+}
+
+/// The dense indices of a loaded circuit's edges in `graph`; an edge the model lacks is reported with the circuit's file.
+func edgeIndices(of circuit: Circuit, from path: String, in graph: CircuitGraph) throws -> [Int] {
+    do { return try circuit.edgeIndices(in: graph) } catch { throw ModelFileError(path, "\(error)") }
 }
 
 /// A warning line when a circuit explains less than half of the behaviour on its pairs or on fresh ones.

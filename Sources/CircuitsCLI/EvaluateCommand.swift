@@ -30,7 +30,7 @@ enum EvaluateCommand: Subcommand {
         let metric = try metricOption(options, default: circuit.metric)
         let ablation = options.string("ablation") == nil ? circuit.ablation : try ablationOption(options)
         let experiment = try Experiment(model: model, pairs: loaded.batch, metric: metric, ablation: ablation)
-        let edges = try circuit.edgeIndices(in: experiment.graph)
+        let edges = try edgeIndices(of: circuit, from: path, in: experiment.graph)
         let (value, faithfulness) = experiment.evaluate(circuit: edges)
         let fresh = try loaded.heldOut.map {
             Circuit.Evaluation(edges, on: try Experiment(model: model, pairs: $0.batch, metric: metric, ablation: ablation), source: $0.source)

@@ -102,3 +102,19 @@ public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     result.replace(with: Vec(repeating: .infinity), where: x .> Vec(repeating: 88.7))
     return result
 }
+
+/// Index of the first NaN or infinity in `x[0..<n]`, or nil when every value is finite.
+///
+/// `v · 0` is 0 for finite `v` and NaN otherwise, so a block is checked with one compare.
+public func firstNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> Int? {
+    var i = 0
+    while i + 16 <= n {
+        if any(load(x + i) * Vec(repeating: 0) .!= Vec(repeating: 0)) { break }
+        i += 16
+    }
+    while i < n {
+        if !x[i].isFinite { return i }
+        i += 1
+    }
+    return nil
+}

@@ -109,12 +109,12 @@ public enum PairProblem: Error, Equatable, CustomStringConvertible {
         case .emptyAnswers(let field):
             return "\(field) is an empty list; give at least one answer"
         case .multiTokenAnswer(let answer, let pieces):
-            let list = pieces.map(\.debugDescription).joined(separator: ", ")
-            return "answer \(answer.debugDescription) is \(pieces.count) tokens (\(list)); answers must be one token"
+            let list = pieces.prefix(8).map { quoted($0, quote: "\"") }.joined(separator: ", ") + (pieces.count > 8 ? ", …" : "")
+            return "answer \(quoted(answer, quote: "\"")) is \(pieces.count) tokens (\(list)); answers must be one token"
         case .lengthMismatch(let clean, let corrupt):
             return "clean prompt is \(clean) tokens but corrupt is \(corrupt); they must have the same token count"
         case .answerInBoth(let answer):
-            return "answer \(answer.debugDescription) is both correct and incorrect"
+            return "answer \(quoted(answer, quote: "\"")) is both correct and incorrect"
         case .tokenOutOfRange(let id, let size):
             return "token id \(id) is outside the vocabulary (0..<\(size))"
         }

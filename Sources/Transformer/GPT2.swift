@@ -64,7 +64,7 @@ extension TransformerModel {
         try c.validate(tokenizer: tokenizer, path: configPath, vocabularyField: GPT2Config.CodingKeys.vocabSize.rawValue)
         let prefix = weights.contains("transformer.wte.weight") ? "transformer." : ""
         let d = c.dModel
-        func tensor(_ name: String, _ shape: [Int]) throws -> FloatBuffer { try weights.tensor(prefix + name, shape: shape) }
+        func tensor(_ name: String, _ shape: [Int]) throws -> FloatBuffer { try weights.weight(prefix + name, shape: shape) }
         /// A Conv1D weight `[inFeatures, outFeatures]` as `[outFeatures, inFeatures]`.
         func conv1D(_ name: String, _ inFeatures: Int, _ outFeatures: Int) throws -> FloatBuffer {
             transposed(try tensor(name, [inFeatures, outFeatures]), rows: inFeatures, cols: outFeatures)

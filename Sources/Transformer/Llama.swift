@@ -197,13 +197,13 @@ extension TransformerModel {
         tokenizer: Tokenizer?, source: String
     ) throws -> TransformerModel {
         let d = c.dModel
-        let embedding = try weights.tensor(names.embedding, shape: [c.vocabularySize, d])
+        let embedding = try weights.weight(names.embedding, shape: [c.vocabularySize, d])
         var blocks: [BlockWeights] = []
         for l in 0..<c.layers {
             func name(_ part: LlamaTensorNames.Part) -> String { names.block(l, part) }
             func linear(_ part: LlamaTensorNames.Part, _ out: Int, _ inp: Int, bias: Bool) throws -> (FloatBuffer, FloatBuffer?) {
-                let w = try weights.tensor(name(part) + ".weight", shape: [out, inp])
-                return (w, bias ? try weights.tensor(name(part) + ".bias", shape: [out]) : nil)
+                let w = try weights.weight(name(part) + ".weight", shape: [out, inp])
+                return (w, bias ? try weights.weight(name(part) + ".bias", shape: [out]) : nil)
             }
             let (wq, bq) = try linear(.q, c.qWidth, d, bias: attentionBias)
             let (wk, bk) = try linear(.k, c.kvWidth, d, bias: attentionBias)
@@ -213,15 +213,15 @@ extension TransformerModel {
             let (wUp, bUp) = try linear(.up, c.dMLP, d, bias: mlpBias)
             let (wDown, bDown) = try linear(.down, d, c.dMLP, bias: mlpBias)
             blocks.append(BlockWeights(
-                norm1Weight: try weights.tensor(name(.norm1), shape: [d]), norm1Bias: nil,
+                norm1Weight: try weights.weight(name(.norm1), shape: [d]), norm1Bias: nil,
                 wq: wq, bq: bq, wk: wk, bk: bk, wv: wv, bv: bv, wo: wo, bo: bo,
-                norm2Weight: try weights.tensor(name(.norm2), shape: [d]), norm2Bias: nil,
+                norm2Weight: try weights.weight(name(.norm2), shape: [d]), norm2Bias: nil,
                 wUp: wUp, bUp: bUp, wGate: wGate, wDown: wDown, bDown: bDown))
         }
-        let unembedding = c.tiedEmbeddings ? embedding : try weights.tensor(names.unembedding, shape: [c.vocabularySize, d])
+        let unembedding = c.tiedEmbeddings ? embedding : try weights.weight(names.unembedding, shape: [c.vocabularySize, d])
         return TransformerModel(
             config: c, tokenEmbedding: embedding, positionEmbedding: nil, blocks: blocks,
-            finalNormWeight: try weights.tensor(names.finalNorm, shape: [d]), finalNormBias: nil,
+            finalNormWeight: try weights.weight(names.finalNorm, shape: [d]), finalNormBias: nil,
             unembedding: unembedding, tokenizer: tokenizer, source: source)
     }
 }

@@ -29,7 +29,7 @@ private let excerptLength = 60
 
 /// `text` from a file as an error message shows it: in quotes, unprintable characters escaped,
 /// cut to 60 characters with its full length noted, so a corrupt string cannot flood the message.
-func quoted(_ text: String, quote: String = "'") -> String {
+public func quoted(_ text: String, quote: String = "'") -> String {
     let escaped = escapingUnprintable(text)
     guard escaped.count > excerptLength else { return quote + escaped + quote }
     return quote + escaped.prefix(excerptLength) + "…" + quote + " (\(text.utf8.count) bytes)"

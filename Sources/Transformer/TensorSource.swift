@@ -24,6 +24,16 @@ extension TensorSource {
         return try floats(name)
     }
 
+    /// A model weight: `tensor(name, shape:)`, refused when it holds a NaN or an infinity (a corrupt
+    /// file would otherwise give NaN logits without a word).
+    public func weight(_ name: String, shape expected: [Int]) throws -> FloatBuffer {
+        let values = try tensor(name, shape: expected)
+        if let bad = firstNonFinite(values.pointer, values.count) {
+            throw ModelFileError(path, "tensor '\(name)' holds \(values[bad]) at element \(bad): the weights are corrupt")
+        }
+        return values
+    }
+
     /// Whether the file has a tensor called `name`.
     public func contains(_ name: String) -> Bool { shape(of: name) != nil }
 }

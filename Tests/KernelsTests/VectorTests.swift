@@ -17,4 +17,22 @@ final class VectorTests: XCTestCase {
             XCTAssertEqual(inPlace.array, expected, "count \(count), in place")
         }
     }
+
+    /// The first NaN or infinity is found at every offset, in the vector blocks and in the tail.
+    func testFirstNonFiniteFindsTheFirstBadValue() {
+        for n in [0, 1, 15, 16, 17, 49] {
+            var x = (0..<n).map { Float($0) * (1e37 / 49) }
+            XCTAssertNil(firstNonFinite(x, n), "n \(n)")
+            for bad in [Float.nan, .infinity, -.infinity] {
+                for at in 0..<n {
+                    let kept = x[at]
+                    x[at] = bad
+                    if at + 1 < n { x[n - 1] = .nan }
+                    XCTAssertEqual(firstNonFinite(x, n), at, "n \(n), \(bad) at \(at)")
+                    x[at] = kept
+                    x[n - 1] = Float(n - 1) * (1e37 / 49)
+                }
+            }
+        }
+    }
 }

@@ -49,6 +49,22 @@ final class ModelFileValidationTests: XCTestCase {
         XCTAssertEqual(try model.forward(batch).logits.array, try reference.forward(batch).logits.array)
     }
 
+    /// A NaN in a weight (a corrupt file) is refused at load, naming the tensor, instead of giving NaN logits.
+    func testNaNWeightsAreRefused() throws {
+        let directory = try tinyDirectory("tiny-gpt2") { _ in }
+        let url = directory.appendingPathComponent("model.safetensors")
+        var bytes = try Data(contentsOf: url)
+        let headerLength = Int(bytes.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try XCTUnwrap(try JSONSerialization.jsonObject(with: bytes.subdata(in: 8..<8 + headerLength)) as? [String: Any])
+        let name = try XCTUnwrap(header.keys.sorted().first { $0.hasSuffix("h.0.ln_1.weight") })
+        let start = try XCTUnwrap(((header[name] as? [String: Any])?["data_offsets"] as? [Int])?.first) + 8 + headerLength
+        bytes.replaceSubrange(start + 4..<start + 8, with: withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Data($0) })
+        try bytes.write(to: url)
+        assertModelFileError(url.path, ["tensor '\(name)' holds nan at element 1", "the weights are corrupt"]) {
+            _ = try TransformerModel.load(contentsOf: directory)
+        }
+    }
+
     func testHeadCountsWhoseWidthOverflowsAreRefused() throws {
         let url = try tinyGGUF("heads", ["llama.attention.head_count": .uint(UInt64(UInt32.max)),
                                          "llama.attention.head_count_kv": .uint(UInt64(UInt32.max))])
