@@ -38,12 +38,12 @@ public struct Heatmap: Sendable {
         let left = labelWidth(rowLabels) + 20, top = 40.0
         let gridWidth = cell * Double(columnLabels.count), gridHeight = cell * Double(rowLabels.count)
         let bottom = top + gridHeight + labelWidth(columnLabels) + 24
-        let legendX = left + gridWidth + 24, width = legendX + 90
+        let legendX = left + gridWidth + 24, width = max(legendX + 90, 20 + 8 * Double(title.count))
         let height = max(bottom, top + 200)
         var out = [
             #"<svg xmlns="http://www.w3.org/2000/svg" width="\#(Int(width))" height="\#(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="\#(font)">"#,
             #"<rect width="100%" height="100%" fill="white"/>"#,
-            #"<text x="\#(left)" y="20" font-size="14" font-weight="bold">\#(xmlEscaped(title))</text>"#,
+            #"<text x="10" y="20" font-size="14" font-weight="bold">\#(xmlEscaped(title))</text>"#,
         ]
         for (i, label) in rowLabels.enumerated() {
             let y = top + cell * (Double(i) + 0.5) + font / 3
