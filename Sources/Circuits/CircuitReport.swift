@@ -21,6 +21,26 @@ public struct CircuitReport {
         self.patterns = patterns
     }
 
+    /// Measures what the page shows on `pairs`: every sender's direct logit attribution, and each of the
+    /// circuit's heads' attention patterns on the first `examples` clean prompts, their axes labelled
+    /// by `label` (a token id's display text).
+    public init(model: TransformerModel, circuit: Circuit, pairs: PairBatch, source: String, examples: Int,
+                label: (Int) -> String) throws {
+        let dla = try DirectLogitAttribution(model: model, pairs: pairs)
+        let heads = circuit.heads(in: model.graph)
+        let prompts = Array(pairs.clean.prefix(examples))
+        let computed = heads.isEmpty || prompts.isEmpty ? [] : try AttentionPatterns.compute(model: model, prompts: prompts, heads: heads)
+        var patterns: [String: [String]] = [:]
+        for (p, tokens) in prompts.enumerated() {
+            let labels = tokens.enumerated().map { "\($0) \(label($1))" }
+            for (head, pattern) in zip(heads, computed[p]) {
+                patterns[head.name, default: []].append(Heatmap(attention: pattern, labels: labels, title: "\(head.name), example \(p + 1)").svg())
+            }
+        }
+        self.init(circuit: circuit, directEffects: Dictionary(uniqueKeysWithValues: zip(dla.senders.map(\.name), dla.contributions)),
+                  source: "\(pairs.count) pairs of \(source)", patterns: patterns)
+    }
+
     /// What the page's script reads: the nodes (with their drawing row), the edges and the per-node data.
     private struct Payload: Encodable {
         struct Node: Encodable {
@@ -155,4 +175,14 @@ public struct CircuitReport {
           document.body.appendChild(ready);
         })();
         """
+}
+
+extension Circuit {
+    /// Every attention head that sends or receives one of the circuit's edges, in graph order.
+    public func heads(in graph: CircuitGraph) -> [Sender] {
+        Set(edges.flatMap { [$0.sender, $0.receiver] }.compactMap { name -> Sender? in
+            guard let sender = graph.sender(named: name), case .head = sender else { return nil }
+            return sender
+        }).sorted()
+    }
 }

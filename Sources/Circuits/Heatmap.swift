@@ -31,6 +31,13 @@ public struct Heatmap: Sendable {
         self.range = range
     }
 
+    /// An `[n, n]` attention pattern (rows: query positions, columns: key positions, both labelled by
+    /// `labels`) on a scale from 0 to 1.
+    public init(attention pattern: [Float], labels: [String], title: String) {
+        self.init(title: title, rowLabels: labels, columnLabels: labels, rowAxis: "query position", columnAxis: "key position",
+                  values: pattern.map(Double.init), range: 0...1)
+    }
+
     /// The heatmap as an SVG document; each cell's tooltip gives its row, column and value.
     public func svg() -> String {
         let cell = 22.0, font = 11.0

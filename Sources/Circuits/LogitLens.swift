@@ -103,6 +103,7 @@ public enum LogitLens {
 /// - Parameters:
 ///   - logits: `[vocab]`
 func topTokens(_ logits: UnsafePointer<Float>, _ vocab: Int, count: Int) -> [Int] {
+    guard count > 0 else { return [] }
     var best: [Int] = []
     best.reserveCapacity(count + 1)
     for j in 0..<vocab where best.count < count || logits[j] > logits[best[best.count - 1]] {

@@ -23,17 +23,16 @@ enum AttentionCommand: Subcommand {
         let out = URL(fileURLWithPath: options.string("out") ?? "attention")
         let model = try loadModel(options.string("model") ?? circuit.flatMap { $0.model == DefaultModel.name ? nil : $0.model })
         let tokenizer = try requireTokenizer(model)
-        let heads = try circuit.map { circuitHeads($0, graph: model.graph) } ?? parseHeads(options.string("heads")!, graph: model.graph)
+        let heads = try circuit.map { $0.heads(in: model.graph) } ?? parseHeads(options.string("heads")!, graph: model.graph)
         guard !heads.isEmpty else { throw UsageError(description: "the circuit has no attention heads") }
         let all = try InspectedPrompts(options, tokenizer: tokenizer)
-        let prompts = all.source == "command line" ? all.tokens : Array(all.tokens.prefix(examples))
+        let prompts = options.positionals.isEmpty ? Array(all.tokens.prefix(examples)) : all.tokens
         let patterns = try AttentionPatterns.compute(model: model, prompts: prompts, heads: heads)
         var files: [String] = []
         for (p, tokens) in prompts.enumerated() {
             let labels = tokens.enumerated().map { "\($0) \(tokenLabel(tokenizer, $1))" }
             for (head, pattern) in zip(heads, patterns[p]) {
-                let map = Heatmap(title: "\(head.name) on prompt \(p + 1) (\(model.source))", rowLabels: labels, columnLabels: labels,
-                                  rowAxis: "query position", columnAxis: "key position", values: pattern.map(Double.init), range: 0...1)
+                let map = Heatmap(attention: pattern, labels: labels, title: "\(head.name) on prompt \(p + 1) (\(model.source))")
                 let url = out.appendingPathComponent("\(head.name)-p\(p + 1).svg")
                 try write(map.svg(), to: url)
                 files.append(url.path)
@@ -66,13 +65,5 @@ enum AttentionCommand: Subcommand {
             }
             return sender
         }
-    }
-
-    /// Every head that sends or receives an edge of `circuit`, in graph order.
-    static func circuitHeads(_ circuit: Circuit, graph: CircuitGraph) -> [Sender] {
-        Set(circuit.edges.flatMap { [$0.sender, $0.receiver] }.compactMap { name -> Sender? in
-            guard let sender = graph.sender(named: name), case .head = sender else { return nil }
-            return sender
-        }).sorted()
     }
 }

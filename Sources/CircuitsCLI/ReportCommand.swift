@@ -26,22 +26,10 @@ enum ReportCommand: Subcommand {
         let tokenizer = try requireTokenizer(model)
         let builtIn = (try? TaskRegistry.located().names().contains(circuit.task)) ?? false
         let loaded = try loadPairs(options, tokenizer: tokenizer, defaultTask: builtIn ? circuit.task : nil)
-        note("attributing the logit difference on \(loaded.batch.count) pairs of \(loaded.source)")
-        let dla = try DirectLogitAttribution(model: model, pairs: loaded.batch)
-        let heads = AttentionCommand.circuitHeads(circuit, graph: model.graph)
-        let prompts = Array(loaded.batch.clean.prefix(examples))
-        let computed = heads.isEmpty || prompts.isEmpty ? [] : try AttentionPatterns.compute(model: model, prompts: prompts, heads: heads)
-        var patterns: [String: [String]] = [:]
-        for (p, tokens) in prompts.enumerated() {
-            let labels = tokens.enumerated().map { "\($0) \(tokenLabel(tokenizer, $1))" }
-            for (head, pattern) in zip(heads, computed[p]) {
-                patterns[head.name, default: []].append(Heatmap(
-                    title: "\(head.name), example \(p + 1)", rowLabels: labels, columnLabels: labels, rowAxis: "query position",
-                    columnAxis: "key position", values: pattern.map(Double.init), range: 0...1).svg())
-            }
+        note("attributing the logit difference and drawing attention patterns on \(loaded.batch.count) pairs of \(loaded.source)")
+        let report = try CircuitReport(model: model, circuit: circuit, pairs: loaded.batch, source: loaded.source, examples: examples) {
+            tokenLabel(tokenizer, $0)
         }
-        let report = CircuitReport(circuit: circuit, directEffects: Dictionary(uniqueKeysWithValues: zip(dla.senders.map(\.name), dla.contributions)),
-                                   source: "\(loaded.batch.count) pairs of \(loaded.source)", patterns: patterns)
         let out = URL(fileURLWithPath: options.string("out") ?? URL(fileURLWithPath: path).deletingPathExtension().path + ".html")
         try write(try report.html(), to: out)
         print(out.path)
