@@ -79,7 +79,10 @@ public struct CircuitReport {
         }
         let edges = circuit.edges.map { Payload.Edge(name: $0.name, sender: $0.sender, receiver: $0.receiver, port: $0.port, score: $0.score) }
         // The default encoder writes "/" as "\/", so no "</script>" can end the data block early.
-        let data = String(decoding: try JSONEncoder().encode(Payload(nodes: nodes, edges: edges)), as: UTF8.self)
+        // Sorted keys: the same circuit gives the same page, byte for byte.
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let data = String(decoding: try encoder.encode(Payload(nodes: nodes, edges: edges)), as: UTF8.self)
         let c = circuit
         let heldOut = c.heldOut.map {
             String(format: "%.3f on %d fresh pairs (%@)", $0.faithfulness, $0.pairs, xmlEscaped($0.source))

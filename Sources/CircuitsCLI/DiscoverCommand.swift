@@ -35,6 +35,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "shard", value: "I/N", help: "eap, eap-ig, exact: compute part I of N (pairs for eap/eap-ig, edges for exact) and write OUT/NAME.shard-I-of-N.json for `circuits merge`; the selection options apply at the merge"),
         OptionSpec(name: "chunk-size", value: "N", help: "pairs per forward/backward chunk for eap/eap-ig (default 32)"),
         OptionSpec(name: "out", value: "DIR", help: "output folder (default Graphs; with --json, files are written only when --out or --name is given)"),
+        OptionSpec(name: "report", value: nil, help: "also write NAME.html: the circuit as a self-contained page with each node's direct logit attribution, edges and attention patterns (circuits report)"),
         OptionSpec(name: "render-timeout", value: "S", help: "seconds Graphviz may take to draw the SVG (default 10; 0: no SVG)"),
         OptionSpec(name: "name", value: "NAME", help: "output file name without extension (default: the task name)"),
         OptionSpec(name: "top", value: "K", help: "edges to list (default 15)"),
@@ -193,7 +194,11 @@ enum DiscoverCommand: Subcommand {
 
         // With --json the record goes to stdout; files only when a place for them is named.
         let writesFiles = !options.flag("json") || options.string("out") != nil || options.string("name") != nil
-        var written = writesFiles ? try OutputSet(directory: outDirectory, name: outName, renderTimeout: renderTimeout).write(circuit) : []
+        let report = options.flag("report")
+            ? try CircuitReport(model: model, circuit: circuit, pairs: loaded.batch, source: loaded.source, examples: 3) { tokenLabel(tokenizer, $0) }.html()
+            : nil
+        var written = writesFiles
+            ? try OutputSet(directory: outDirectory, name: outName, renderTimeout: renderTimeout).write(circuit, report: report) : []
         if let folder = options.string("mib-out"), let scores = result.scores {
             do {
                 written += try MIBSubmission.write(scores: scores, signed: method.scoresAreSigned, circuit: circuit.edgeIndices(in: model.graph),

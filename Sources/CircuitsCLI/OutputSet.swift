@@ -11,7 +11,7 @@ import Transformer
 /// exits; a folder left by SIGKILL is removed by the next run of the same name.
 struct OutputSet {
     /// The files a set consists of, in the order they are moved into place (the JSON record last).
-    static let extensions = ["dot", "svg", "json"]
+    static let extensions = ["dot", "svg", "html", "json"]
 
     let directory: URL
     let name: String
@@ -23,10 +23,11 @@ struct OutputSet {
         directory.appendingPathComponent(number.map { "\(name).\($0).\(ext)" } ?? "\(name).\(ext)")
     }
 
-    /// Writes the circuit's JSON and DOT, renders the SVG when Graphviz is installed, and moves them into place together.
+    /// Writes the circuit's JSON and DOT (and the HTML `report`, when given), renders the SVG when
+    /// Graphviz is installed, and moves them into place together.
     ///
     /// Returns the files written, in their final places.
-    func write(_ circuit: Circuit) throws -> [URL] {
+    func write(_ circuit: Circuit, report: String? = nil) throws -> [URL] {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
@@ -40,7 +41,7 @@ struct OutputSet {
         var staged: [String: URL] = [:]
         do {
             try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
-            for (ext, data) in [("json", json), ("dot", Data(circuit.dot().utf8))] {
+            for (ext, data) in [("json", json), ("dot", Data(circuit.dot().utf8))] + (report.map { [("html", Data($0.utf8))] } ?? []) {
                 let url = staging.appendingPathComponent("\(name).\(ext)")
                 try data.write(to: url)
                 staged[ext] = url
@@ -74,7 +75,7 @@ struct OutputSet {
         if let number = plan.backup {
             note("kept the earlier, different \(name) results as \(plan.backedUp.map { file($0, number: number).lastPathComponent }.joined(separator: ", "))")
         }
-        return ["json", "dot", "svg"].filter { staged[$0] != nil }.map { file($0) }
+        return ["json", "dot", "svg", "html"].filter { staged[$0] != nil }.map { file($0) }
     }
 
     /// What moving a staged set into place does, saved in the staging folder before it starts so that

@@ -25,6 +25,12 @@ final class ReportCLITests: CLITestCase {
         let nodes = Set(edges.flatMap { [$0["sender"] as! String, $0["receiver"] as! String] })
         XCTAssertGreaterThan(nodes.count, 2)
 
+        // discover --report writes the same page with its set of outputs.
+        let withReport = try circuits(["discover", "--model", tinyLlama, "--data", pairs, "-n", "4", "--method", "eap", "--edges", "20",
+                                       "--out", directory.path, "--name", "again", "--render-timeout", "0", "--report"])
+        XCTAssertEqual(withReport.status, 0, withReport.stderr)
+        XCTAssertEqual(try String(contentsOf: directory.appendingPathComponent("again.html"), encoding: .utf8), html)
+
         let dom = try dumpDOM(page)
         XCTAssertTrue(dom.contains(#"id="report-ready" data-nodes="\#(nodes.count)""#), "the script ran and drew \(nodes.count) nodes")
         for node in nodes { XCTAssertTrue(dom.contains(#"data-node="\#(node)""#), "node \(node) drawn") }
