@@ -111,7 +111,7 @@ public enum EdgeScoresFile {
     }
 
     /// CRC-32 (IEEE 802.3, as zip uses it).
-    static func crc32(_ data: Data) -> UInt32 {
+    public static func crc32(_ data: Data) -> UInt32 {
         let table = (0..<256).map { (n: UInt32) -> UInt32 in
             (0..<8).reduce(n) { c, _ in c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
         }
