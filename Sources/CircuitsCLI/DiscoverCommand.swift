@@ -123,10 +123,10 @@ enum DiscoverCommand: Subcommand {
         let shard = try shardOption(options, method: methodName)
         let scoresOut = options.string("scores-out").map { URL(fileURLWithPath: $0).standardizedFileURL }
         if let scoresOut {
-            guard ["eap", "eap-ig", "exact", "eap-ig-exact"].contains(methodName), shard == nil else {
-                throw UsageError(description: shard == nil ? "--scores-out writes every edge's score: use eap, eap-ig, exact or eap-ig-exact; \(methodName) chooses one circuit instead"
-                                 : "--scores-out does not apply to one shard: the merged run has every edge's score")
+            guard ["eap", "eap-ig", "exact", "eap-ig-exact"].contains(methodName) else {
+                throw UsageError(description: "--scores-out writes every edge's score: use eap, eap-ig, exact or eap-ig-exact; \(methodName) chooses one circuit")
             }
+            guard shard == nil else { throw UsageError(description: "--scores-out does not apply to one shard: the merged run has every edge's score") }
             guard EdgeScoresFile.Format(of: scoresOut) != nil else {
                 throw UsageError(description: "--scores-out \(scoresOut.path): the extension must be .npy, .npz, .csv or .json")
             }
@@ -200,7 +200,8 @@ enum DiscoverCommand: Subcommand {
 
         // With --json the record goes to stdout; files only when a place for them is named.
         let writesFiles = !options.flag("json") || options.string("out") != nil || options.string("name") != nil
-        var written = writesFiles ? try OutputSet(directory: outDirectory, name: outName, renderTimeout: renderTimeout, compact: options.flag("compact")).write(circuit) : []
+        let outputs = OutputSet(directory: outDirectory, name: outName, renderTimeout: renderTimeout, compact: options.flag("compact"))
+        var written = writesFiles ? try outputs.write(circuit) : []
         if let folder = options.string("mib-out"), let scores = result.scores {
             do {
                 written += try MIBSubmission.write(scores: scores, signed: method.scoresAreSigned, circuit: circuit.edgeIndices(in: model.graph),
