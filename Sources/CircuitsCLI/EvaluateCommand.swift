@@ -13,7 +13,7 @@ enum EvaluateCommand: Subcommand {
         OptionSpec(name: "model", value: "M", help: "model (default: the circuit's)"),
     ] + pairOptions.map {
         switch $0.name {
-        case "task": OptionSpec(name: "task", value: "T", help: "built-in task (default: the pairs the circuit records: its data file or task and seed)")
+        case "task": OptionSpec(name: "task", value: "T", help: "built-in task (default: the pairs the circuit records: the circuit's own task and seed, or its data file)")
         case "data": OptionSpec(name: "data", value: "F", help: "pairs file instead of the circuit's recorded pairs: .jsonl, .json (auto-circuit) or .csv (EAP-IG)")
         case "pairs": OptionSpec(name: "pairs", short: "n", value: "N", help: "number of pairs (default: as many as the circuit was found on)")
         default: $0
