@@ -61,6 +61,8 @@ public struct Circuit: Codable, Sendable {
     public var graphEdges: Int
     /// The circuit's edges, by decreasing |score|.
     public var edges: [EdgeRecord]
+    /// Where it came from; absent in records written before CircuitKit recorded it.
+    public var provenance: Provenance?
 
     /// Creates a circuit record.
     public init(
@@ -92,7 +94,7 @@ public struct Circuit: Codable, Sendable {
         case faithfulness
         case heldOut = "held_out"
         case graphEdges = "graph_edges"
-        case edges
+        case edges, provenance
     }
 
     /// A circuit measured on a set of pairs.

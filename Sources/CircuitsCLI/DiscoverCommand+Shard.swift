@@ -100,8 +100,8 @@ enum MergeCommand: Subcommand {
     static let usage = "SHARD.json... [--edges N | --threshold T | --target-faithfulness F] [--out DIR] [--name NAME] [--json]"
     /// Options that finish the run; given here, they replace those the shards were started with.
     static let options = DiscoverCommand.options.filter {
-        ["edges", "greedy", "threshold", "target-faithfulness", "curve", "mib", "mib-out", "held-out", "out", "name", "top", "json",
-         "render-timeout"].contains($0.name)
+        ["edges", "greedy", "threshold", "target-faithfulness", "curve", "mib", "mib-out", "scores-out", "held-out", "out", "name", "top",
+         "json", "render-timeout", "report", "compact"].contains($0.name)
     }
 
     static func run(_ options: ParsedOptions) throws -> Int32 {

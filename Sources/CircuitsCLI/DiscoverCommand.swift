@@ -32,10 +32,12 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "curve", value: nil, help: "also print the faithfulness curve (50 … 2000 edges)"),
         OptionSpec(name: "mib", value: nil, help: "also print MIB's CPR and CMD (faithfulness at 0.1 % … 100 % of the edges) on the pairs and the fresh pairs"),
         OptionSpec(name: "mib-out", value: "DIR", help: "also write MIB's submission forms: DIR/scores/NAME.json (every edge's score) and DIR/circuits/NAME-<k>pct.json (one circuit per budget, 0.1 % … 50 %)"),
+        OptionSpec(name: "scores-out", value: "FILE", help: "eap, eap-ig, exact, eap-ig-exact: also write every edge's score, in the graph's edge order, as .npy, .npz, .csv or .json (EAP-IG's graph JSON)"),
         OptionSpec(name: "shard", value: "I/N", help: "eap, eap-ig, exact: compute part I of N (pairs for eap/eap-ig, edges for exact) and write OUT/NAME.shard-I-of-N.json for `circuits merge`; the selection options apply at the merge"),
         OptionSpec(name: "chunk-size", value: "N", help: "pairs per forward/backward chunk for eap/eap-ig (default 32)"),
         OptionSpec(name: "out", value: "DIR", help: "output folder (default Graphs; with --json, files are written only when --out or --name is given)"),
         OptionSpec(name: "report", value: nil, help: "also write NAME.html: the circuit as a self-contained page with each node's direct logit attribution, edges and attention patterns (circuits report)"),
+        OptionSpec(name: "compact", value: nil, help: "draw one edge per sender and head for the head's q, k and v inputs"),
         OptionSpec(name: "render-timeout", value: "S", help: "seconds Graphviz may take to draw the SVG (default 10; 0: no SVG)"),
         OptionSpec(name: "name", value: "NAME", help: "output file name without extension (default: the task name)"),
         OptionSpec(name: "top", value: "K", help: "edges to list (default 15)"),
@@ -120,6 +122,16 @@ enum DiscoverCommand: Subcommand {
         }
         let candidates = try options.int("candidates", default: 500, in: 1...Int.max)!
         let shard = try shardOption(options, method: methodName)
+        let scoresOut = options.string("scores-out").map { URL(fileURLWithPath: $0).standardizedFileURL }
+        if let scoresOut {
+            guard ["eap", "eap-ig", "exact", "eap-ig-exact"].contains(methodName) else {
+                throw UsageError(description: "--scores-out writes every edge's score: use eap, eap-ig, exact or eap-ig-exact; \(methodName) chooses one circuit")
+            }
+            guard shard == nil else { throw UsageError(description: "--scores-out does not apply to one shard: the merged run has every edge's score") }
+            guard EdgeScoresFile.Format(of: scoresOut) != nil else {
+                throw UsageError(description: "--scores-out \(scoresOut.path): the extension must be .npy, .npz, .csv or .json")
+            }
+        }
         let pruning = EdgePruning.Options(
             targetEdges: edgesWanted, steps: try options.int("train-steps", default: 200, in: 1...1_000_000)!,
             learningRate: Float(try options.double("learning-rate", default: 0.1, in: 1e-6...100)!),
@@ -134,6 +146,11 @@ enum DiscoverCommand: Subcommand {
         if let source = options.string("edges-from"),
            URL(fileURLWithPath: source).standardizedFileURL == outDirectory.appendingPathComponent("\(outName).json").standardizedFileURL {
             throw UsageError(description: "--edges-from \(source) is also where this run would write its circuit; give another --name or --out")
+        }
+        let ownFiles = OutputSet.extensions.map { outDirectory.appendingPathComponent("\(outName).\($0)") }
+            + ["data", "edges-from"].compactMap { options.string($0).map(URL.init(fileURLWithPath:)) }
+        if let scoresOut, ownFiles.contains(where: { $0.standardizedFileURL == scoresOut }) {
+            throw UsageError(description: "--scores-out \(scoresOut.path) is one of this run's own files; give another path")
         }
         for line in loaded.notes { note(line) }
         note("\(loaded.batch.count) pairs of \(loaded.source), metric \(metric.rawValue), ablation \(ablation.rawValue)")
@@ -190,15 +207,16 @@ enum DiscoverCommand: Subcommand {
         let result = try Discovery.run(method, on: setup, choice: choice,
                                        curveSizes: options.flag("curve") ? [50, 100, 200, 500, 1000, 2000] : [], heldOut: heldOut,
                                        progress: note)
-        let circuit = result.circuit
+        var circuit = result.circuit
+        circuit.provenance = try runProvenance(options, method: method, loaded: loaded, metric: metric, ablation: ablation)
 
         // With --json the record goes to stdout; files only when a place for them is named.
         let writesFiles = !options.flag("json") || options.string("out") != nil || options.string("name") != nil
         let report = options.flag("report")
             ? try CircuitReport(model: model, circuit: circuit, pairs: loaded.batch, source: loaded.source, examples: 3) { tokenLabel(tokenizer, $0) }.html()
             : nil
-        var written = writesFiles
-            ? try OutputSet(directory: outDirectory, name: outName, renderTimeout: renderTimeout).write(circuit, report: report) : []
+        let outputs = OutputSet(directory: outDirectory, name: outName, renderTimeout: renderTimeout, compact: options.flag("compact"))
+        var written = writesFiles ? try outputs.write(circuit, report: report) : []
         if let folder = options.string("mib-out"), let scores = result.scores {
             do {
                 written += try MIBSubmission.write(scores: scores, signed: method.scoresAreSigned, circuit: circuit.edgeIndices(in: model.graph),
@@ -207,6 +225,15 @@ enum DiscoverCommand: Subcommand {
             } catch {
                 throw ModelFileError(folder, "cannot write MIB files (\(error.localizedDescription))")
             }
+        }
+        if let scoresOut, let scores = result.scores {
+            do {
+                try EdgeScoresFile.write(scores, graph: model.graph, dModel: model.config.dModel, circuit: circuit.edgeIndices(in: model.graph),
+                                         to: scoresOut)
+            } catch {
+                throw ModelFileError(scoresOut.path, "cannot write the scores (\(describeFileError(error)))")
+            }
+            written.append(scoresOut)
         }
         if options.flag("json") {
             FileHandle.standardOutput.write(try circuit.jsonData())

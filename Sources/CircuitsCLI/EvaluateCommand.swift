@@ -12,7 +12,12 @@ enum EvaluateCommand: Subcommand {
         OptionSpec(name: "circuit", value: "C.json", help: "circuit file written by `circuits discover`"),
         OptionSpec(name: "model", value: "M", help: "model (default: the circuit's)"),
     ] + pairOptions.map {
-        $0.name != "task" ? $0 : OptionSpec(name: "task", value: "T", help: "built-in task (default: the circuit's own task, when it is a built-in one)")
+        switch $0.name {
+        case "task": OptionSpec(name: "task", value: "T", help: "built-in task (default: the pairs the circuit records: the circuit's own task and seed, or its data file)")
+        case "data": OptionSpec(name: "data", value: "F", help: "pairs file instead of the circuit's recorded pairs: .jsonl, .json (auto-circuit) or .csv (EAP-IG)")
+        case "pairs": OptionSpec(name: "pairs", short: "n", value: "N", help: "number of pairs (default: as many as the circuit was found on)")
+        default: $0
+        }
     } + [
         OptionSpec(name: "metric", value: "NAME", help: "metric (default: the circuit's)"),
         OptionSpec(name: "ablation", value: "KIND", help: "resample, mean or zero (default: the circuit's)"),
@@ -23,10 +28,10 @@ enum EvaluateCommand: Subcommand {
         guard options.positionals.isEmpty else { throw UsageError(description: "unexpected argument '\(options.positionals[0])'") }
         guard let path = options.string("circuit") else { throw UsageError(description: "missing --circuit") }
         let circuit = try Circuit.load(URL(fileURLWithPath: path))
-        let model = try loadModel(options.string("model") ?? (circuit.model == DefaultModel.name ? nil : circuit.model))
+        let recordedModel = circuit.provenance?.model ?? circuit.model
+        let model = try loadModel(options.string("model") ?? (recordedModel == DefaultModel.name ? nil : recordedModel))
         let tokenizer = try requireTokenizer(model)
-        let builtIn = (try? TaskRegistry.located().names().contains(circuit.task)) ?? false
-        let loaded = try loadPairs(options, tokenizer: tokenizer, defaultTask: builtIn ? circuit.task : nil)
+        let loaded = try recordedPairs(of: circuit, at: path, options: options, specs: Self.options, tokenizer: tokenizer)
         let metric = try metricOption(options, default: circuit.metric)
         let ablation = options.string("ablation") == nil ? circuit.ablation : try ablationOption(options)
         let experiment = try Experiment(model: model, pairs: loaded.batch, metric: metric, ablation: ablation)

@@ -17,6 +17,8 @@ struct OutputSet {
     let name: String
     /// Seconds `dot` may take to render the SVG; 0 skips rendering.
     let renderTimeout: Double
+    /// Whether the picture merges each head's q, k and v edges (`Circuit.dot(compact:)`).
+    var compact = false
 
     /// The path of one file of the set.
     func file(_ ext: String, number: Int? = nil) -> URL {
@@ -37,11 +39,13 @@ struct OutputSet {
         let staging = directory.appendingPathComponent(".\(name).staging-\(getpid())")
         StagingCleanup.begin(staging)
         defer { StagingCleanup.end(staging) }
-        let json = try circuit.jsonData()
+        // A rerun whose record differs from the earlier one only in its date keeps the earlier file (and date).
+        let fresh = try circuit.jsonData(), earlier = FileManager.default.contents(atPath: file("json").path)
+        let json = earlier.map { Circuit.sameRecord($0, fresh) } == true ? earlier! : fresh
         var staged: [String: URL] = [:]
         do {
             try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: false)
-            for (ext, data) in [("json", json), ("dot", Data(circuit.dot().utf8))] + (report.map { [("html", Data($0.utf8))] } ?? []) {
+            for (ext, data) in [("json", json), ("dot", Data(circuit.dot(compact: compact).utf8))] + (report.map { [("html", Data($0.utf8))] } ?? []) {
                 let url = staging.appendingPathComponent("\(name).\(ext)")
                 try data.write(to: url)
                 staged[ext] = url

@@ -113,19 +113,35 @@ final class SelectionTests: XCTestCase {
     func testDOTRendersWithoutGraphvizWarnings() throws {
         let dot = sampleCircuit().dot()
         XCTAssertTrue(dot.contains("rankdir=BT"))
-        XCTAssertTrue(dot.contains("color=magenta"), "q edges are magenta")
-        XCTAssertTrue(dot.contains("color=blue"), "v edges are blue")
-        XCTAssertTrue(dot.contains("color=forestgreen"), "k edges are green")
-        XCTAssertTrue(dot.contains("\"a2.h0\" -> \"logits\" [color=red"), "negative non-qkv edges are red")
-        XCTAssertTrue(dot.contains("\"m1\" -> \"logits\" [color=black"), "positive non-qkv edges are black")
+        XCTAssertTrue(dot.contains("\"a2.h0\" -> \"logits\" [color=firebrick3"), "negative edges are red")
+        XCTAssertTrue(dot.contains("\"m1\" -> \"logits\" [color=royalblue3"), "positive edges are blue")
+        XCTAssertTrue(dot.contains("\"a0.h1\" -> \"a2.h0\" [color=royalblue3, penwidth=2.60, tooltip=\"a0.h1->a2.h0<v> 0.9\", arrowhead=diamond, label=\"v\""),
+                      "the sign colours q/k/v edges too; the port is the label and arrowhead")
+        XCTAssertTrue(dot.contains("\"input\" -> \"a0.h1\" [color=firebrick3"), "a negative k edge is red")
+        XCTAssertTrue(dot.contains("legend [shape=plaintext"))
+        // Rows bottom to top: input, layer 0's heads, layer 1's MLP, layer 2's heads, logits, chained by invisible edges.
+        XCTAssertTrue(dot.contains("\"input\" -> \"a0.h1\" [style=invis];\n  \"a0.h1\" -> \"m1\" [style=invis];\n"
+                                   + "  \"m1\" -> \"a2.h0\" [style=invis];\n  \"a2.h0\" -> \"logits\" [style=invis];"), dot)
+        XCTAssertTrue(dot.contains("\"m1\" [shape=box") && dot.contains("\"a0.h1\" [shape=ellipse"))
+        // The compact picture merges a0.h1's q and v edges into a2.h0: one edge, scores summed (0.9 − 0.2).
+        let compact = sampleCircuit().dot(compact: true)
+        XCTAssertEqual(compact.components(separatedBy: "\"a0.h1\" -> \"a2.h0\" [").count, 2, compact)
+        XCTAssertTrue(compact.contains("tooltip=\"a0.h1->a2.h0<v> 0.9; a0.h1->a2.h0<q> -0.2\", arrowhead=normal, label=\"q,v\""), compact)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dot-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let input = directory.appendingPathComponent("c.dot")
+        for (name, text) in [("c", dot), ("compact", compact)] {
+            try renderWithoutWarnings(text, name: name, in: directory)
+        }
+    }
+
+    /// Renders `dot` with Graphviz into `directory` and checks it printed nothing and made an SVG.
+    private func renderWithoutWarnings(_ dot: String, name: String, in directory: URL) throws {
+        let input = directory.appendingPathComponent("\(name).dot")
         try Data(dot.utf8).write(to: input)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["dot", "-Tsvg", input.path, "-o", directory.appendingPathComponent("c.svg").path]
+        process.arguments = ["dot", "-Tsvg", input.path, "-o", directory.appendingPathComponent("\(name).svg").path]
         let errors = Pipe()
         process.standardError = errors
         try process.run()
@@ -138,7 +154,7 @@ final class SelectionTests: XCTestCase {
         }
         XCTAssertEqual(process.terminationStatus, 0)
         XCTAssertEqual(warnings, "", "Graphviz printed warnings")
-        let svg = try String(contentsOf: directory.appendingPathComponent("c.svg"), encoding: .utf8)
+        let svg = try String(contentsOf: directory.appendingPathComponent("\(name).svg"), encoding: .utf8)
         XCTAssertTrue(svg.contains("<svg"))
     }
 }
