@@ -51,7 +51,8 @@ public final class Experiment {
     /// Runs the clean and corrupted prompts and measures both baselines.
     ///
     /// - Parameters:
-    ///   - chunkSize: pairs per engine when the whole batch does not fit in `memoryBudget` bytes
+    ///   - chunkSize: most pairs per engine when the whole batch does not fit in `memoryBudget` bytes
+    ///     (fewer when one chunk of this size would not fit either)
     public init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, chunkSize: Int = 32,
                 memoryBudget: Int = Experiment.defaultMemoryBudget) throws {
         try pairs.validate()
@@ -63,8 +64,11 @@ public final class Experiment {
         graph = model.graph
         let rows = { (range: Range<Int>) in pairs.clean[range].reduce(0) { $0 + $1.count } }
         let whole = Self.engineBytes(model: model, rows: rows(0..<pairs.count), examples: pairs.count)
+        // Past the budget, chunks small enough that even one rebuilt engine stays within it.
+        let perPair = Self.engineBytes(model: model, rows: rows(0..<pairs.count) / pairs.count + 1, examples: 1)
+        let size = min(chunkSize, max(1, memoryBudget / perPair))
         chunks = whole <= memoryBudget ? [0..<pairs.count]
-            : stride(from: 0, to: pairs.count, by: chunkSize).map { $0..<min($0 + chunkSize, pairs.count) }
+            : stride(from: 0, to: pairs.count, by: size).map { $0..<min($0 + size, pairs.count) }
         var used = 0, kept = 0
         for range in chunks {
             used += Self.engineBytes(model: model, rows: rows(range), examples: range.count)

@@ -71,12 +71,13 @@ final class PatchingTests: XCTestCase {
             for ablation in [Ablation.resample, .mean] {
                 let whole = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation)
                 XCTAssertEqual(whole.chunks, [0..<pairs.count])
-                let oneChunkBytes = Experiment.engineBytes(model: model, rows: pairs.clean[0..<2].reduce(0) { $0 + $1.count }, examples: 2)
-                for budget in [0, oneChunkBytes] {
+                let wholeBytes = Experiment.engineBytes(model: model, rows: pairs.clean.reduce(0) { $0 + $1.count }, examples: pairs.count)
+                for budget in [0, wholeBytes - 1] {
                     let chunked = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation, chunkSize: 2, memoryBudget: budget)
                     let label = "\(metric.rawValue) \(ablation.rawValue) budget \(budget)"
-                    XCTAssertEqual(chunked.chunks.count, (pairs.count + 1) / 2, label)
-                    XCTAssertEqual(chunked.keptChunks, budget == 0 ? 0 : 1, label)
+                    // No budget: one pair per chunk, none kept; just under the whole: chunks of 2, all but the last kept.
+                    XCTAssertEqual(chunked.chunks.count, budget == 0 ? pairs.count : (pairs.count + 1) / 2, label)
+                    XCTAssertEqual(chunked.keptChunks, budget == 0 ? 0 : chunked.chunks.count - 1, label)
                     XCTAssertEqual(chunked.cleanMetric, whole.cleanMetric, accuracy: 1e-5, label)
                     XCTAssertEqual(chunked.corruptMetric, whole.corruptMetric, accuracy: 1e-5, label)
                     for (a, b) in zip(chunked.evaluate(masks), whole.evaluate(masks)) { XCTAssertEqual(a, b, accuracy: 1e-5, label) }
