@@ -86,7 +86,9 @@ public final class Experiment {
                                              reference: MetricTargets.probabilities(engine.cleanLogits, vocab: vocab))
             let weight = Double(range.count) / Double(pairs.count)
             clean += weight * metric.evaluate(logits: engine.cleanLogits.pointer, vocab: vocab, targets: chunkTargets).mean
-            corrupt += weight * metric.evaluate(logits: engine.run(everything).pointer, vocab: vocab, targets: chunkTargets).mean
+            // Resample ablation's run with every edge corrupted is the corrupted run, already made.
+            let corrupted = engine.corruptLogits ?? engine.run(everything)
+            corrupt += weight * metric.evaluate(logits: corrupted.pointer, vocab: vocab, targets: chunkTargets).mean
             targets.append(chunkTargets)
             if i < kept { engines[i] = engine }
         }

@@ -15,6 +15,9 @@ public final class PatchingEngine {
     public let ablation: Ablation
     /// `[examples, vocab]` clean logits at each example's last token.
     public let cleanLogits: FloatBuffer
+    /// `[examples, vocab]` logits of the corrupted run (resample ablation): the run with every edge
+    /// corrupted, which other ablations have to patch for.
+    public let corruptLogits: FloatBuffer?
     /// `[senders, T, d]` clean sender outputs.
     let cleanSenders: FloatBuffer
     /// `[senders, T, d]` corrupted sender outputs under `ablation`.
@@ -50,7 +53,9 @@ public final class PatchingEngine {
         cleanSenders = cleanPass.senders!
         cleanResiduals = cleanPass.residuals!
         let means = ablation == .mean ? try means ?? PositionMeans(model: model, prompts: corrupt, chunkSize: corrupt.count) : nil
-        corruptSenders = try ablation.corruptSenders(model: model, corrupt: corrupt, layout: layout, means: means).senders
+        let corrupted = try ablation.corruptSenders(model: model, corrupt: corrupt, layout: layout, means: means, readsOut: true)
+        corruptSenders = corrupted.senders
+        corruptLogits = corrupted.pass?.logits
         corruptResiduals = Self.corruptResiduals(graph: graph, clean: cleanResiduals, cleanSenders: cleanSenders,
                                                  corruptSenders: corruptSenders, plane: layout.rows * model.config.dModel)
     }
