@@ -190,8 +190,9 @@ def target_json_in_model(name):
     def target(case, rng):
         folder = hf_model_dir(case)
         path = os.path.join(folder, name)
+        mutated = mutate_json(read(path, "r"), rng)
         with open(path, "w") as f:
-            f.write(mutate_json(read(path, "r"), rng))
+            f.write(mutated)
         return path, ["run", "--model", folder, "--top", "2", "the cat"]
     return target
 
