@@ -25,7 +25,7 @@ enum AttentionCommand: Subcommand {
         let tokenizer = try requireTokenizer(model)
         let heads = try circuit.map { $0.heads(in: model.graph) } ?? parseHeads(options.string("heads")!, graph: model.graph)
         guard !heads.isEmpty else { throw UsageError(description: "the circuit has no attention heads") }
-        let all = try InspectedPrompts(options, tokenizer: tokenizer)
+        let all = try InspectedPrompts(options, model: model)
         let prompts = options.positionals.isEmpty ? Array(all.tokens.prefix(examples)) : all.tokens
         let patterns = try AttentionPatterns.compute(model: model, prompts: prompts, heads: heads)
         var files: [String] = []

@@ -69,6 +69,10 @@ struct ParsedOptions {
                 values[name] = inlineValue
             } else {
                 guard i < arguments.count else { throw UsageError(description: "option '--\(name)' needs a value (\(spec.value!))") }
+                // `--out --json` is a forgotten value, not a folder called --json (write `--out=--json` for that).
+                if arguments[i].hasPrefix("--"), byName[String(arguments[i].dropFirst(2).prefix { $0 != "=" })] != nil {
+                    throw UsageError(description: "option '--\(name)' needs a value (\(spec.value!)), but the next argument is the option '\(arguments[i])'")
+                }
                 values[name] = arguments[i]
                 optionArguments.append(arguments[i])
                 i += 1

@@ -73,17 +73,16 @@ enum CompareCommand: Subcommand {
 
         let recordedModel = circuits[0].provenance?.model ?? circuits[0].model
         let model = try loadModel(options.string("model") ?? (recordedModel == DefaultModel.name ? nil : recordedModel))
-        let tokenizer = try requireTokenizer(model)
         let edges = try circuits.map { try $0.edgeIndices(in: model.graph) }
         // Fresh pairs play no part here: each circuit is measured on the pairs sets themselves.
         let base = try options.adding(["held-out": "0"], specs: Self.options)
         var sets: [(pairsOf: String, loaded: LoadedPairs, metric: Metric, ablation: Ablation)] = []
         if base.string("task") != nil || base.string("data") != nil {
-            sets.append(("given", try loadPairs(base, tokenizer: tokenizer), circuits[0].metric, circuits[0].ablation))
+            sets.append(("given", try loadPairs(base, model: model), circuits[0].metric, circuits[0].ablation))
         } else {
             for (i, label) in ["A", "B"].enumerated() {
                 let circuit = circuits[i]
-                let loaded = try recordedPairs(of: circuit, at: paths[i], options: base, specs: Self.options, tokenizer: tokenizer)
+                let loaded = try recordedPairs(of: circuit, at: paths[i], options: base, specs: Self.options, model: model)
                 if let same = sets.firstIndex(where: { $0.loaded.batch == loaded.batch && $0.metric == circuit.metric && $0.ablation == circuit.ablation }) {
                     sets[same].pairsOf += " and \(label)"
                 } else {

@@ -18,7 +18,7 @@ enum DLACommand: Subcommand {
         guard options.string("task") != nil || options.string("data") != nil else { throw UsageError(description: "give --task or --data") }
         let top = try options.int("top", default: 20, in: 1...Int.max)!
         let model = try loadModel(options.string("model"))
-        let loaded = try loadPairs(options, tokenizer: try requireTokenizer(model))
+        let loaded = try loadPairs(options, model: model)
         let dla = try DirectLogitAttribution(model: model, pairs: loaded.batch)
         let named = zip(dla.senders.map(\.name), dla.contributions).map { (name: $0, value: $1) }
         if options.flag("json") {

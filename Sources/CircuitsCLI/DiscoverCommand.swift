@@ -139,7 +139,7 @@ enum DiscoverCommand: Subcommand {
 
         let model = try loadModel(options.string("model"))
         let tokenizer = try requireTokenizer(model)
-        let loaded = try loadPairs(options, tokenizer: tokenizer)
+        let loaded = try loadPairs(options, model: model)
         let metric = try metricOption(options, default: loaded.defaultMetric)
         let ablation = try ablationOption(options)
         let outName = options.string("name") ?? loaded.source.replacingOccurrences(of: ".", with: "-")

@@ -30,8 +30,7 @@ enum EvaluateCommand: Subcommand {
         let circuit = try Circuit.load(URL(fileURLWithPath: path))
         let recordedModel = circuit.provenance?.model ?? circuit.model
         let model = try loadModel(options.string("model") ?? (recordedModel == DefaultModel.name ? nil : recordedModel))
-        let tokenizer = try requireTokenizer(model)
-        let loaded = try recordedPairs(of: circuit, at: path, options: options, specs: Self.options, tokenizer: tokenizer)
+        let loaded = try recordedPairs(of: circuit, at: path, options: options, specs: Self.options, model: model)
         let metric = try metricOption(options, default: circuit.metric)
         let ablation = options.string("ablation") == nil ? circuit.ablation : try ablationOption(options)
         let experiment = try Experiment(model: model, pairs: loaded.batch, metric: metric, ablation: ablation)

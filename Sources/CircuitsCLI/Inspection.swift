@@ -31,7 +31,8 @@ struct InspectedPrompts {
     let incorrect: [[Int]]
 
     /// Reads the positional prompts, or else `--task`/`--data` pairs (one of the two is required).
-    init(_ options: ParsedOptions, tokenizer: Tokenizer) throws {
+    init(_ options: ParsedOptions, model: TransformerModel) throws {
+        let tokenizer = try requireTokenizer(model)
         if !options.positionals.isEmpty {
             guard options.string("task") == nil, options.string("data") == nil else {
                 throw UsageError(description: "give prompts as arguments or --task/--data, not both")
@@ -48,7 +49,7 @@ struct InspectedPrompts {
             guard options.string("task") != nil || options.string("data") != nil else {
                 throw UsageError(description: "give a prompt, --task or --data")
             }
-            let loaded = try loadPairs(options, tokenizer: tokenizer)
+            let loaded = try loadPairs(options, model: model)
             source = loaded.source
             tokens = loaded.batch.clean
             correct = loaded.batch.correct

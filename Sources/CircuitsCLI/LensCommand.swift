@@ -21,7 +21,7 @@ enum LensCommand: Subcommand {
         let show = try options.int("show", default: 2, in: 0...Int.max)!
         let model = try loadModel(options.string("model"))
         let tokenizer = try requireTokenizer(model)
-        let prompts = try InspectedPrompts(options, tokenizer: tokenizer)
+        let prompts = try InspectedPrompts(options, model: model)
         let readings = try LogitLens.read(model: model, prompts: prompts.tokens, correct: prompts.correct, incorrect: prompts.incorrect,
                                           positions: options.flag("all-positions") ? .all : .last, top: top)
         let label = { (id: Int) in tokenLabel(tokenizer, id) }

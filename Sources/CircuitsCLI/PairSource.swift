@@ -27,8 +27,10 @@ struct LoadedPairs {
     let heldOut: (source: String, batch: PairBatch)?
 }
 
-/// Reads `--task`/`--data` pairs for `tokenizer`, reporting ignored fields and skipped lines on stderr.
-func loadPairs(_ options: ParsedOptions, tokenizer: Tokenizer, defaultTask: String? = "ioi") throws -> LoadedPairs {
+/// Reads `--task`/`--data` pairs for `model` (its tokenizer; a pairs file's prompts must also fit
+/// its context), reporting ignored fields and skipped lines on stderr.
+func loadPairs(_ options: ParsedOptions, model: TransformerModel, defaultTask: String? = "ioi") throws -> LoadedPairs {
+    let tokenizer = try requireTokenizer(model)
     let count = try options.int("pairs", default: 100, in: 1...1_000_000)!
     let heldOutCount = try options.int("held-out", default: count, in: 0...1_000_000)!
     if let path = options.string("data") {
@@ -40,7 +42,7 @@ func loadPairs(_ options: ParsedOptions, tokenizer: Tokenizer, defaultTask: Stri
             return format
         }
         let contents = try PairsFile.read(URL(fileURLWithPath: path), format: format, tokenizer: tokenizer,
-                                          skipInvalid: options.flag("skip-invalid"))
+                                          skipInvalid: options.flag("skip-invalid"), contextLength: model.config.contextLength)
         if !contents.ignoredFields.isEmpty {
             let plural = contents.ignoredFields.count == 1 ? "" : "s"
             note("\(path): ignored unknown field\(plural) " + contents.ignoredFields.map(\.debugDescription).joined(separator: ", "))

@@ -77,15 +77,15 @@ extension ParsedOptions {
 /// `--held-out` still apply), said on stderr with a warning when the data file changed since.
 /// A record without provenance falls back to its task when that is a built-in one.
 func recordedPairs(of circuit: Circuit, at path: String, options: ParsedOptions, specs: [OptionSpec],
-                   tokenizer: Tokenizer) throws -> LoadedPairs {
+                   model: TransformerModel) throws -> LoadedPairs {
     if options.string("task") != nil || options.string("data") != nil {
-        return try loadPairs(options, tokenizer: tokenizer)
+        return try loadPairs(options, model: model)
     }
     guard let provenance = circuit.provenance else {
         guard (try? TaskRegistry.located().names().contains(circuit.task)) == true else {
             throw UsageError(description: "\(path) does not record its pairs (it predates provenance) and '\(circuit.task)' is not a built-in task: give --task or --data")
         }
-        return try loadPairs(options, tokenizer: tokenizer, defaultTask: circuit.task)
+        return try loadPairs(options, model: model, defaultTask: circuit.task)
     }
     let recorded = try options.adding(["data": provenance.data, "format": provenance.format, "task": provenance.task,
                                        "seed": provenance.seed.map(String.init), "pairs": String(provenance.pairs),
@@ -99,11 +99,11 @@ func recordedPairs(of circuit: Circuit, at path: String, options: ParsedOptions,
         if let expected = provenance.dataSHA256, expected != hash {
             note("warning: \(data) changed since the circuit was found (SHA-256 \(hash.prefix(12))…, recorded \(expected.prefix(12))…)")
         }
-        loaded = try loadPairs(recorded, tokenizer: tokenizer)
+        loaded = try loadPairs(recorded, model: model)
         let check = provenance.dataSHA256.map { $0 == hash ? "sha256 ok" : "sha256 differs" } ?? "no sha256 recorded"
         note("using the circuit's data: \(data) (\(check)), \(loaded.batch.count) pairs")
     } else {
-        loaded = try loadPairs(recorded, tokenizer: tokenizer)
+        loaded = try loadPairs(recorded, model: model)
         note("using the circuit's task: \(loaded.source) seed \(try recorded.int("seed", default: 0)!), \(loaded.batch.count) pairs")
     }
     return loaded

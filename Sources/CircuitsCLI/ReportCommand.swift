@@ -25,7 +25,7 @@ enum ReportCommand: Subcommand {
         let model = try loadModel(options.string("model") ?? (circuit.model == DefaultModel.name ? nil : circuit.model))
         let tokenizer = try requireTokenizer(model)
         let builtIn = (try? TaskRegistry.located().names().contains(circuit.task)) ?? false
-        let loaded = try loadPairs(options, tokenizer: tokenizer, defaultTask: builtIn ? circuit.task : nil)
+        let loaded = try loadPairs(options, model: model, defaultTask: builtIn ? circuit.task : nil)
         note("attributing the logit difference and drawing attention patterns on \(loaded.batch.count) pairs of \(loaded.source)")
         let report = try CircuitReport(model: model, circuit: circuit, pairs: loaded.batch, source: loaded.source, examples: examples) {
             tokenLabel(tokenizer, $0)

@@ -76,7 +76,7 @@ enum TaskCommand: Subcommand {
             }
             let model = try loadModel(options.string("model"))
             let tokenizer = try requireTokenizer(model)
-            let loaded = try loadPairs(options.adding(["task": rest.first, "held-out": "0"], specs: Self.options), tokenizer: tokenizer)
+            let loaded = try loadPairs(options.adding(["task": rest.first, "held-out": "0"], specs: Self.options), model: model)
             let metric = try metricOption(options, default: loaded.defaultMetric)
             let baseline = try Baseline(model: model, pairs: loaded.batch, metric: metric)
             let answers = AnswerTokens(loaded.batch, tokenizer: tokenizer)

@@ -22,7 +22,7 @@ enum TraceCommand: Subcommand {
         let batchRows = try options.int("batch-rows", default: 4096, in: 1...Int.max)!
         let model = try loadModel(options.string("model"))
         let tokenizer = try requireTokenizer(model)
-        let loaded = try loadPairs(options, tokenizer: tokenizer)
+        let loaded = try loadPairs(options, model: model)
         let metric = try metricOption(options, default: loaded.defaultMetric)
         // Positions are compared across pairs, so every traced pair must be as long as the first.
         let length = loaded.batch.clean[0].count

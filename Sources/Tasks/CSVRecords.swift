@@ -18,7 +18,7 @@ struct CSVSyntaxError: Error {
 ///
 /// Fields may be quoted with `"`, a doubled `""` inside quotes is a quote, and quoted fields may
 /// span lines. Text after a closing quote is appended to the field, as Python's reader does.
-/// `\r\n` and `\n` both end a record; blank lines are skipped.
+/// `\n`, `\r\n` and `\r\r\n` (a file converted twice) end a record; blank lines are skipped.
 func csvRecords(_ bytes: [UInt8]) throws(CSVSyntaxError) -> [CSVRecord] {
     let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), newline = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r")
     var records: [CSVRecord] = []
@@ -68,7 +68,7 @@ func csvRecords(_ bytes: [UInt8]) throws(CSVSyntaxError) -> [CSVRecord] {
             finishRecord()
             line += 1
             recordLine = line
-        case cr where index < bytes.endIndex && bytes[index] == newline:
+        case cr where endsLine(bytes, from: index):
             continue
         default:
             field.append(byte)
@@ -78,4 +78,11 @@ func csvRecords(_ bytes: [UInt8]) throws(CSVSyntaxError) -> [CSVRecord] {
     if inQuotes { throw CSVSyntaxError(line: recordLine, message: "unterminated quoted field") }
     finishRecord()
     return records
+}
+
+/// Whether only carriage returns and then a newline follow `index`: the `\r` before it ends the line.
+private func endsLine(_ bytes: [UInt8], from index: Int) -> Bool {
+    var i = index
+    while i < bytes.endIndex && bytes[i] == UInt8(ascii: "\r") { i += 1 }
+    return i < bytes.endIndex && bytes[i] == UInt8(ascii: "\n")
 }

@@ -39,7 +39,7 @@ extension PairsFile {
             do throws(EntryFailure) {
                 let (pair, tokens) = try eapIGPair(record, column: column, greaterThan: greaterThan,
                                                    headerCount: header.fields.count, tokenizer: tokenizer)
-                collector.accept(pair, tokens)
+                try collector.accept(pair, tokens, line: record.line)
             } catch {
                 try collector.reject(line: error.line, error.reason)
             }

@@ -46,7 +46,7 @@ extension PairsFile {
                     throw EntryFailure(line: lineNumber, reason: "bad JSON: \(error.message) (column \(error.column))")
                 }
                 let (pair, tokens, unknown) = try decodePair(node, fields: .ours, tokenizer: tokenizer)
-                collector.accept(pair, tokens, ignoring: unknown)
+                try collector.accept(pair, tokens, line: lineNumber, ignoring: unknown)
             } catch {
                 try collector.reject(line: error.line, error.reason)
             }
@@ -74,7 +74,7 @@ extension PairsFile {
         for entry in entries {
             do throws(EntryFailure) {
                 let (pair, tokens, unknown) = try decodePair(entry, fields: .autoCircuit, tokenizer: tokenizer)
-                collector.accept(pair, tokens, ignoring: unknown)
+                try collector.accept(pair, tokens, line: entry.line, ignoring: unknown)
             } catch {
                 try collector.reject(line: error.line, error.reason)
             }

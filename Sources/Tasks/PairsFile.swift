@@ -71,8 +71,10 @@ public enum PairsFile {
     /// and nothing after it is read — unless `skipInvalid` is set, in which case invalid entries are skipped and
     /// listed in `skipped`. Problems with the file as a whole (unreadable, not the named format,
     /// no valid pair) always throw.
+    ///
+    /// With `contextLength`, a pair whose prompts are longer than the model's context is invalid too.
     public static func read(_ url: URL, format: PairsFormat? = nil, tokenizer: Tokenizer,
-                            skipInvalid: Bool = false) throws -> PairsFileContents {
+                            skipInvalid: Bool = false, contextLength: Int? = nil) throws -> PairsFileContents {
         let name = url.relativePath
         let format = try format ?? PairsFormat(inferringFrom: url)
         let data: Data
@@ -81,7 +83,7 @@ public enum PairsFile {
         } catch {
             throw PairsFileError(file: name, line: nil, reason: "cannot read: \(error.localizedDescription)")
         }
-        var reader = EntryCollector(file: name, skipInvalid: skipInvalid)
+        var reader = EntryCollector(file: name, skipInvalid: skipInvalid, contextLength: contextLength)
         var bytes = [UInt8](data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // a UTF-8 byte-order mark
         switch format {
@@ -126,14 +128,20 @@ struct EntryCollector {
     var tokenized: [TokenizedPair] = []
     var skipped: [PairsFileError] = []
     var ignoredFields: [String] = []
+    /// The model's context: longer prompts are invalid.
+    let contextLength: Int?
 
-    init(file: String, skipInvalid: Bool) {
+    init(file: String, skipInvalid: Bool, contextLength: Int? = nil) {
         self.file = file
         self.skipInvalid = skipInvalid
+        self.contextLength = contextLength
     }
 
-    /// Records a valid entry and the fields it had that the format does not define.
-    mutating func accept(_ pair: PromptPair, _ tokens: TokenizedPair, ignoring unknownFields: [String] = []) {
+    /// Records a valid entry (from `line`) and the fields it had that the format does not define.
+    mutating func accept(_ pair: PromptPair, _ tokens: TokenizedPair, line: Int, ignoring unknownFields: [String] = []) throws(EntryFailure) {
+        if let contextLength, tokens.clean.count > contextLength {
+            throw EntryFailure(line: line, reason: "the prompts are \(tokens.clean.count) tokens, longer than the model's context of \(contextLength)")
+        }
         pairs.append(pair)
         tokenized.append(tokens)
         for name in unknownFields where !ignoredFields.contains(name) { ignoredFields.append(name) }

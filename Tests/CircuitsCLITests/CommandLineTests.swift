@@ -227,4 +227,21 @@ final class CommandLineTests: CLITestCase {
         XCTAssertEqual(misspelled.status, 1, misspelled.stderr)
         XCTAssertTrue(misspelled.stderr.contains(#"pairs.jsonl:1: missing field "corrupt" (did you mean "corrupted"?)"#), misspelled.stderr)
     }
+
+    /// An option whose value is forgotten does not swallow the next option; a pairs file with a prompt
+    /// longer than the model's context is refused with its file and line.
+    func testForgottenValuesAndOverlongPromptsAreNamed() throws {
+        let directory = try temporaryDirectory()
+        let forgotten = try circuits(["discover", "--model", tinyLlama, "--out", "--json"], in: directory)
+        XCTAssertEqual(forgotten.status, 2, forgotten.stderr)
+        XCTAssertTrue(forgotten.stderr.contains("option '--out' needs a value (DIR), but the next argument is the option '--json'"), forgotten.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory.path), [], "no folder called --json")
+        let long = directory.appendingPathComponent("long.jsonl")
+        let prompt = String(repeating: "the cat sat on the mat ", count: 20)
+        try #"{"clean": "\#(prompt)cat", "corrupt": "\#(prompt)dog", "correct": [" c"], "incorrect": [" d"]}"#.write(to: long, atomically: true, encoding: .utf8)
+        let run = try circuits(["discover", "--model", tinyLlama, "--data", long.path, "--method", "eap", "--json"])
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("long.jsonl:1: the prompts are"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("longer than the model's context of 64"), run.stderr)
+    }
 }

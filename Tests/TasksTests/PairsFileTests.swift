@@ -316,4 +316,27 @@ final class PairsFileTests: XCTestCase {
         XCTAssertEqual(try PairsFile.read(url, format: .jsonl, tokenizer: tokenizer).pairs.count,
                        try TaskFixtures.expected().goodJsonlCount)
     }
+
+    /// Prompts longer than the model's context are refused with their line (kept with a larger context),
+    /// in each format; a CSV header ending in `\r\r\n` is still a header with every column.
+    func testPromptsLongerThanTheContextNameTheirLineAndCRsEndLines() throws {
+        let tokenizer = try TaskFixtures.gpt2()
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("pairs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let files = [
+            "p.jsonl": #"{"clean": "When Mary and John went", "corrupt": "When Alice and Bob went", "correct": [" Mary"], "incorrect": [" John"]}"# + "\n",
+            "p.csv": ",clean,corrupted,correct_idx,incorrect_idx\r\r\n0,When Mary and John went,When Alice and Bob went,5335,1757\r\r\n",
+        ]
+        for (name, text) in files {
+            let url = directory.appendingPathComponent(name)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+            let count = try PairsFile.read(url, tokenizer: tokenizer, contextLength: 5).tokenized.count
+            XCTAssertEqual(count, 1, name)
+            XCTAssertThrowsError(try PairsFile.read(url, tokenizer: tokenizer, contextLength: 4), name) { error in
+                XCTAssertTrue("\(error)".contains(name == "p.jsonl" ? "p.jsonl:1:" : "p.csv:2:"), "\(error)")
+                XCTAssertTrue("\(error)".contains("the prompts are 5 tokens, longer than the model's context of 4"), "\(error)")
+            }
+        }
+    }
 }
