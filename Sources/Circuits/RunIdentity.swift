@@ -52,7 +52,7 @@ public struct RunIdentity: Codable, Sendable, Equatable {
             ("pairs", "\(saved.pairs)", "\(pairs)"), ("pairs (their tokens)", saved.pairsHash, pairsHash),
         ]
         if let (name, was, now) = fields.first(where: { $0.1 != $0.2 }) {
-            throw ModelInputError("the \(what) state was saved by a run with \(name) \(was), this run has \(now): resume it with the same model, pairs, metric and ablation")
+            throw ModelInputError("the \(what) state was saved by a run with \(name) \(quoted(was)), this run has \(quoted(now)): resume it with the same model, pairs, metric and ablation")
         }
     }
 }

@@ -212,7 +212,7 @@ public final class Tokenizer: Sendable {
         try lines.enumerated().map { i, line in
             let parts = line.utf8.split(separator: 0x20, omittingEmptySubsequences: false)
             guard parts.count == 2 else {
-                throw ModelFileError(source, "\(location(i)) '\(line)' is not two tokens separated by a space")
+                throw ModelFileError(source, "\(location(i)) \(quoted(line)) is not two tokens separated by a space")
             }
             return (String(decoding: parts[0], as: UTF8.self), String(decoding: parts[1], as: UTF8.self))
         }

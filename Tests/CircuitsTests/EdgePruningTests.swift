@@ -58,7 +58,7 @@ final class EdgePruningTests: XCTestCase {
         XCTAssertEqual(resumed, first)
         XCTAssertThrowsError(try EdgePruning(model: model, pairs: pairs, ablation: .zero, options: options,
                                              resume: JSONDecoder().decode(EdgePruning.State.self, from: data))) { error in
-            XCTAssertTrue("\(error)".contains("saved by a run with ablation resample"), "\(error)")
+            XCTAssertTrue("\(error)".contains("saved by a run with ablation 'resample'"), "\(error)")
         }
         var other = options
         other.seed = 6
