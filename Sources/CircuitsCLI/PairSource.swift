@@ -50,6 +50,14 @@ func loadPairs(_ options: ParsedOptions, model: TransformerModel, defaultTask: S
         if !contents.skipped.isEmpty {
             note("skipped \(contents.skipped.count) invalid pairs; first: \(contents.skipped[0])")
         }
+        if try format ?? PairsFormat(inferringFrom: URL(fileURLWithPath: path)) == .eapIG {
+            // EAP-IG's CSV gives answers as token ids of the tokenizer it was made with: show what they are here.
+            let shown = zip(contents.pairs, contents.tokenized).prefix(3).map { pair, tokens in
+                "\(quoted(pair.correct[0], quote: "\"")) (\(tokens.correct[0]))"
+                    + (tokens.incorrect.first.map { " vs \(quoted(pair.incorrect[0], quote: "\"")) (\($0))" } ?? "")
+            }
+            note("\(path): answer ids decode as " + shown.joined(separator: ", ") + "; ids only mean these tokens if the file was made with this model's tokenizer")
+        }
         let name = URL(fileURLWithPath: path).lastPathComponent
         let pairs = Array(contents.tokenized.prefix(count))
         let rest = Array(contents.tokenized.dropFirst(count).prefix(heldOutCount))

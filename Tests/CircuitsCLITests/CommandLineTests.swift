@@ -244,4 +244,12 @@ final class CommandLineTests: CLITestCase {
         XCTAssertTrue(run.stderr.contains("long.jsonl:1: the prompts are"), run.stderr)
         XCTAssertTrue(run.stderr.contains("longer than the model's context of 64"), run.stderr)
     }
+
+    /// EAP-IG CSV answers are token ids: the run shows what they decode to with this model's tokenizer.
+    func testEAPIGCSVIdsAreShownDecoded() throws {
+        let csv = Fixtures.repositoryRoot.appendingPathComponent("Tests/Fuzz/corpus/pairs.csv").path
+        let run = try circuits(["discover", "--model", tinyLlama, "--data", csv, "--method", "eap", "--held-out", "0", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains(#"answer ids decode as " c" (322) vs " d" (329)"#), run.stderr)
+    }
 }
