@@ -8,8 +8,9 @@ import Transformer
 ///
 /// Learned edge masks call it once per step. Each chunk's clean reference (the answers and, for
 /// `kl`, the clean distribution) and its corrupted sender outputs do not depend on the mask: with
-/// `cachesChunks` they are computed once and kept (about `senders × T × d` floats per chunk),
-/// otherwise they are recomputed on every call and memory stays bounded by one chunk.
+/// `cachesChunks` they are computed once and kept (about `senders × T × d` floats per chunk) as long
+/// as they fit in the memory budget (`Experiment.defaultMemoryBudget`); otherwise, and past the
+/// budget, they are recomputed on every call and memory stays bounded by one chunk.
 public final class MaskedGradient {
     /// What a chunk's masked runs need that does not depend on the mask.
     private struct Chunk {
@@ -30,10 +31,13 @@ public final class MaskedGradient {
     private let means: PositionMeans?
     private let ranges: [Range<Int>]
     private var cache: [Int: Chunk]?
+    /// Bytes the cached chunks hold, and the most they may.
+    private var cachedBytes = 0
+    private let memoryBudget: Int
 
     /// Prepares the gradient of `metric` on `pairs`.
     public init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, chunkSize: Int = 32,
-                cachesChunks: Bool = false) throws {
+                cachesChunks: Bool = false, memoryBudget: Int = Experiment.defaultMemoryBudget) throws {
         try pairs.validate()
         guard chunkSize >= 1 else { throw ModelInputError("chunk size must be at least 1, got \(chunkSize)") }
         self.model = model
@@ -44,6 +48,7 @@ public final class MaskedGradient {
         means = ablation == .mean ? try PositionMeans(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
         ranges = stride(from: 0, to: pairs.count, by: chunkSize).map { $0..<min($0 + chunkSize, pairs.count) }
         cache = cachesChunks ? [:] : nil
+        self.memoryBudget = memoryBudget
     }
 
     /// The chunk at `index`, from the cache or freshly run.
@@ -56,7 +61,11 @@ public final class MaskedGradient {
                                     reference: MetricTargets.probabilities(clean.logits, vocab: model.config.vocabularySize))
         let prepared = Chunk(pairs: chunk, layout: clean.layout, targets: targets, corrupt: corrupt,
                              weight: Float(chunk.count) / Float(pairs.count))
-        cache?[index] = prepared
+        let bytes = 4 * (corrupt.count + (targets.reference?.count ?? 0))
+        if cache != nil, cachedBytes + bytes <= memoryBudget {
+            cache?[index] = prepared
+            cachedBytes += bytes
+        }
         return prepared
     }
 

@@ -114,4 +114,20 @@ final class MaskedGradientTests: XCTestCase {
             }
         }
     }
+
+    /// Chunks cached (within the budget, or past it and so recomputed) give the same metric and gradient.
+    func testCachedAndRecomputedChunksGiveTheSameGradient() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
+        var mask = EdgeMask(graph: model.graph)
+        for e in stride(from: 0, to: model.graph.edgeCount, by: 3) { mask[e] = 0.5 }
+        let plain = try MaskedGradient(model: model, pairs: pairs, metric: .kl, chunkSize: 2).gradient(mask)
+        for budget in [0, Int.max] {
+            let cached = try MaskedGradient(model: model, pairs: pairs, metric: .kl, chunkSize: 2, cachesChunks: true, memoryBudget: budget)
+            for _ in 0..<2 {
+                let again = try cached.gradient(mask)
+                XCTAssertEqual(again.metric, plain.metric, "budget \(budget)")
+                XCTAssertEqual(again.edges, plain.edges, "budget \(budget)")
+            }
+        }
+    }
 }
