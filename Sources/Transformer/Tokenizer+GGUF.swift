@@ -12,14 +12,14 @@ extension Tokenizer {
         let path = gguf.path
         let model = gguf.metadata["tokenizer.ggml.model"]?.stringValue
         guard model == "gpt2" else {
-            throw ModelFileError(path, "tokenizer.ggml.model is \(model.map { "'\($0)'" } ?? "missing"); supported: gpt2 (byte-level BPE)")
+            throw ModelFileError(path, "tokenizer.ggml.model is \(model.map { quoted($0) } ?? "missing"); supported: gpt2 (byte-level BPE)")
         }
         let supported = Self.ggufPreTokenizers.keys.sorted().joined(separator: ", ")
         guard let pre = gguf.metadata["tokenizer.ggml.pre"]?.stringValue else {
             throw ModelFileError(path, "tokenizer.ggml.pre is missing; supported: \(supported)")
         }
         guard let preTokenizer = Self.ggufPreTokenizers[pre] else {
-            throw ModelFileError(path, "unsupported pre-tokenizer tokenizer.ggml.pre = '\(pre)'; supported: \(supported)")
+            throw ModelFileError(path, "unsupported pre-tokenizer tokenizer.ggml.pre = \(quoted(pre)); supported: \(supported)")
         }
         let tokens = try gguf.requireStrings("tokenizer.ggml.tokens")
         let location = { (i: Int) in "tokenizer.ggml.merges[\(i)]" }

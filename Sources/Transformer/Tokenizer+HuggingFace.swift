@@ -42,7 +42,7 @@ extension Tokenizer {
         let file = try Self.decodeJSON(TokenizerJSON.self, from: tokenizerJSON)
         let model = file.model
         if let type = model.type, type != "BPE" {
-            throw ModelFileError(path, "model type '\(type)' is not supported (supported: BPE)")
+            throw ModelFileError(path, "model type \(quoted(type)) is not supported (supported: BPE)")
         }
         let unsupported = [
             model.dropout != nil ? "dropout" : nil,
@@ -71,10 +71,10 @@ extension Tokenizer {
         let byID = Dictionary(model.vocab.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
         for added in file.addedTokens ?? [] {
             if added.lstrip == true || added.rstrip == true || added.singleWord == true {
-                throw ModelFileError(path, "added token '\(added.content)': lstrip, rstrip and single_word are not supported")
+                throw ModelFileError(path, "added token \(quoted(added.content)): lstrip, rstrip and single_word are not supported")
             }
             if let other = byID[added.id], other != added.content {
-                throw ModelFileError(path, "added token '\(added.content)' has id \(added.id), which the vocabulary gives to '\(other)'")
+                throw ModelFileError(path, "added token \(quoted(added.content)) has id \(added.id), which the vocabulary gives to \(quoted(other))")
             }
             vocabulary[added.content] = added.id
             specials.append(added.content)
@@ -113,10 +113,10 @@ extension Tokenizer {
         var tokens = [String?](repeating: nil, count: vocabulary.count)
         for (token, id) in vocabulary {
             guard tokens.indices.contains(id) else {
-                throw ModelFileError(source, "token '\(token)' has id \(id), outside 0..<\(vocabulary.count) (ids must be contiguous)")
+                throw ModelFileError(source, "token \(quoted(token)) has id \(id), outside 0..<\(vocabulary.count) (ids must be contiguous)")
             }
             if let other = tokens[id] {
-                throw ModelFileError(source, "tokens '\(other)' and '\(token)' share id \(id)")
+                throw ModelFileError(source, "tokens \(quoted(other)) and \(quoted(token)) share id \(id)")
             }
             tokens[id] = token
         }

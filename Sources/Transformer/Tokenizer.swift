@@ -63,13 +63,13 @@ public final class Tokenizer: Sendable {
         mergeTable.reserveCapacity(merges.count)
         for (rank, (left, right)) in merges.enumerated() {
             guard let leftID = tokenIDs[left] else {
-                throw ModelFileError(source, "\(mergeLocation(rank)) ('\(left) \(right)') names unknown token '\(left)'")
+                throw ModelFileError(source, "\(mergeLocation(rank)) (\(quoted(left + " " + right))) names unknown token \(quoted(left))")
             }
             guard let rightID = tokenIDs[right] else {
-                throw ModelFileError(source, "\(mergeLocation(rank)) ('\(left) \(right)') names unknown token '\(right)'")
+                throw ModelFileError(source, "\(mergeLocation(rank)) (\(quoted(left + " " + right))) names unknown token \(quoted(right))")
             }
             guard let mergedID = tokenIDs[left + right] else {
-                throw ModelFileError(source, "\(mergeLocation(rank)) ('\(left) \(right)') makes '\(left + right)', which is not in the vocabulary")
+                throw ModelFileError(source, "\(mergeLocation(rank)) (\(quoted(left + " " + right))) makes \(quoted(left + right)), which is not in the vocabulary")
             }
             mergeTable[Self.pairKey(leftID, rightID)] = Merge(rank: Int32(rank), id: Int32(mergedID))
         }
@@ -78,7 +78,7 @@ public final class Tokenizer: Sendable {
         for token in specialTokens {
             guard !token.isEmpty else { throw ModelFileError(source, "empty special token") }
             guard let id = tokenIDs[token] else {
-                throw ModelFileError(source, "special token '\(token)' is not in the vocabulary")
+                throw ModelFileError(source, "special token \(quoted(token)) is not in the vocabulary")
             }
             specialTokenIDs[token] = id
         }
