@@ -103,17 +103,20 @@ public func vectorExp(_ x: SIMD16<Float>) -> SIMD16<Float> {
     return result
 }
 
-/// Index of the first NaN or infinity in `x[0..<n]`, or nil when every value is finite.
+/// Index of the first value in `x[0..<n]` that is NaN or larger in magnitude than `limit` (by
+/// default: the first NaN or infinity), or nil when there is none.
 ///
-/// `v · 0` is 0 for finite `v` and NaN otherwise, so a block is checked with one compare.
-public func firstNonFinite(_ x: UnsafePointer<Float>, _ n: Int) -> Int? {
+/// NaN fails every comparison, so `!(|v| ≤ limit)` catches it with the values past the limit.
+public func firstOutside(_ x: UnsafePointer<Float>, _ n: Int, magnitude limit: Float = .greatestFiniteMagnitude) -> Int? {
+    let bound = Vec(repeating: limit)
     var i = 0
     while i + 16 <= n {
-        if any(load(x + i) * Vec(repeating: 0) .!= Vec(repeating: 0)) { break }
+        let v = load(x + i)
+        if any(.!(pointwiseMax(v, -v) .<= bound)) { break }
         i += 16
     }
     while i < n {
-        if !x[i].isFinite { return i }
+        if !(abs(x[i]) <= limit) { return i }
         i += 1
     }
     return nil

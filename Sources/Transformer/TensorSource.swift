@@ -24,11 +24,11 @@ extension TensorSource {
         return try floats(name)
     }
 
-    /// A model weight: `tensor(name, shape:)`, refused when it holds a NaN or an infinity (a corrupt
-    /// file would otherwise give NaN logits without a word).
+    /// A model weight: `tensor(name, shape:)`, refused when it holds a NaN, an infinity or a value
+    /// past ±10⁸ (no trained model has one; a corrupt file would otherwise give NaN logits without a word).
     public func weight(_ name: String, shape expected: [Int]) throws -> FloatBuffer {
         let values = try tensor(name, shape: expected)
-        if let bad = firstNonFinite(values.pointer, values.count) {
+        if let bad = firstOutside(values.pointer, values.count, magnitude: 1e8) {
             throw ModelFileError(path, "tensor '\(name)' holds \(values[bad]) at element \(bad): the weights are corrupt")
         }
         return values

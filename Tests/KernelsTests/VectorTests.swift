@@ -18,17 +18,18 @@ final class VectorTests: XCTestCase {
         }
     }
 
-    /// The first NaN or infinity is found at every offset, in the vector blocks and in the tail.
-    func testFirstNonFiniteFindsTheFirstBadValue() {
+    /// The first NaN, infinity or value past a limit is found at every offset, in the vector blocks and in the tail.
+    func testFirstOutsideFindsTheFirstBadValue() {
         for n in [0, 1, 15, 16, 17, 49] {
             var x = (0..<n).map { Float($0) * (1e37 / 49) }
-            XCTAssertNil(firstNonFinite(x, n), "n \(n)")
+            XCTAssertNil(firstOutside(x, n), "n \(n)")
+            XCTAssertEqual(firstOutside(x, n, magnitude: 1e36), x.firstIndex { $0 > 1e36 }, "n \(n)")
             for bad in [Float.nan, .infinity, -.infinity] {
                 for at in 0..<n {
                     let kept = x[at]
                     x[at] = bad
                     if at + 1 < n { x[n - 1] = .nan }
-                    XCTAssertEqual(firstNonFinite(x, n), at, "n \(n), \(bad) at \(at)")
+                    XCTAssertEqual(firstOutside(x, n), at, "n \(n), \(bad) at \(at)")
                     x[at] = kept
                     x[n - 1] = Float(n - 1) * (1e37 / 49)
                 }

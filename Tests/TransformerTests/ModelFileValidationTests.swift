@@ -49,7 +49,8 @@ final class ModelFileValidationTests: XCTestCase {
         XCTAssertEqual(try model.forward(batch).logits.array, try reference.forward(batch).logits.array)
     }
 
-    /// A NaN in a weight (a corrupt file) is refused at load, naming the tensor, instead of giving NaN logits.
+    /// A NaN or an absurdly large value in a weight (a corrupt file) is refused at load, naming the tensor,
+    /// instead of giving NaN logits.
     func testNaNWeightsAreRefused() throws {
         let directory = try tinyDirectory("tiny-gpt2") { _ in }
         let url = directory.appendingPathComponent("model.safetensors")
@@ -61,6 +62,12 @@ final class ModelFileValidationTests: XCTestCase {
         bytes.replaceSubrange(start + 4..<start + 8, with: withUnsafeBytes(of: Float.nan.bitPattern.littleEndian) { Data($0) })
         try bytes.write(to: url)
         assertModelFileError(url.path, ["tensor '\(name)' holds nan at element 1", "the weights are corrupt"]) {
+            _ = try TransformerModel.load(contentsOf: directory)
+        }
+        // A finite value no trained model has (random bytes often decode to one) overflows the run just the same.
+        bytes.replaceSubrange(start + 4..<start + 8, with: withUnsafeBytes(of: Float(1e30).bitPattern.littleEndian) { Data($0) })
+        try bytes.write(to: url)
+        assertModelFileError(url.path, ["tensor '\(name)' holds 1e+30 at element 1", "the weights are corrupt"]) {
             _ = try TransformerModel.load(contentsOf: directory)
         }
     }
