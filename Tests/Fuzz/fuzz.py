@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import re
 import resource
 import shutil
 import struct
@@ -248,7 +249,8 @@ def classify(returncode, stdout, stderr, path, timed_out):
     if returncode < 0 or returncode in (132, 133, 134, 136, 139):
         return "crash"
     if returncode == 0:
-        return "silent NaN" if "nan" in stdout.lower().replace("nanoseconds", "") else "ok"
+        # NaN as a printed number ("nan", "-nan"), not inside a word or a path.
+        return "silent NaN" if re.search(r"(?<![\w/.-])-?nan(?![\w/.])", stdout, re.IGNORECASE) else "ok"
     lines = [line for line in stderr.strip().split("\n") if line.strip()]
     errors = [line for line in lines if ": error: " in line or line.startswith("circuits ")]
     if returncode == 2 and errors:
