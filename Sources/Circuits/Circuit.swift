@@ -148,7 +148,7 @@ public struct Circuit: Codable, Sendable {
 
     /// Reads a circuit JSON file, with an error naming the file.
     public static func load(_ url: URL) throws -> Circuit {
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw ModelFileError(url.path, "cannot read circuit file") }
+        let data = try readInputFile(url, as: "circuit file")
         do {
             return try JSONDecoder().decode(Circuit.self, from: data)
         } catch let DecodingError.keyNotFound(key, _) {

@@ -107,7 +107,7 @@ enum MergeCommand: Subcommand {
     static func run(_ options: ParsedOptions) throws -> Int32 {
         guard !options.positionals.isEmpty else { throw UsageError(description: "give the shard result files to merge") }
         let results = try options.positionals.map { path in
-            guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError(path, "cannot read shard result") }
+            let data = try readInputFile(URL(fileURLWithPath: path), as: "shard result")
             do { return try JSONDecoder().decode(ShardResult.self, from: data) } catch {
                 throw ModelFileError(path, "not a shard result of `circuits discover --shard`")
             }

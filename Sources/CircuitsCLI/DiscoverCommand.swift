@@ -52,9 +52,9 @@ enum DiscoverCommand: Subcommand {
         /// The state file given with --resume, decoded as `type`.
         func resumeState<State: Decodable>(_ type: State.Type, _ what: String) throws -> State? {
             try options.string("resume").map { path in
-                guard let data = FileManager.default.contents(atPath: path) else { throw ModelFileError(path, "cannot read \(what) state") }
+                let data = try readInputFile(URL(fileURLWithPath: path), as: "\(what) state file")
                 do { return try JSONDecoder().decode(State.self, from: data) } catch {
-                    throw ModelFileError(path, "not \(what) state file")
+                    throw ModelFileError(path, "not an \(what) state file")
                 }
             }
         }
@@ -96,7 +96,7 @@ enum DiscoverCommand: Subcommand {
             throw UsageError(description: "--steps sets EAP-IG's interpolation points: it applies to eap-ig, eap-ig-exact, search and prune --warm-start")
         }
         // A resumed edge pruning run keeps the options it was started with.
-        let pruneResume = methodName == "prune" ? try resumeState(EdgePruning.State.self, "an edge pruning") : nil
+        let pruneResume = methodName == "prune" ? try resumeState(EdgePruning.State.self, "edge pruning") : nil
         if pruneResume != nil, let first = (pruneOptions + ["chunk-size"]).first(where: { options.string($0) != nil || options.flag($0) }) {
             throw UsageError(description: "--\(first) does not apply with --resume: the state file's options are used")
         }
@@ -176,7 +176,7 @@ enum DiscoverCommand: Subcommand {
         default:
             let stateURL = outDirectory.appendingPathComponent("\(outName).acdc-state.json")
             try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
-            let resume = try resumeState(ACDC.State.self, "an ACDC")
+            let resume = try resumeState(ACDC.State.self, "ACDC")
             if resume != nil, let first = ["tau", "compare"].first(where: { options.string($0) != nil }) {
                 throw UsageError(description: "--\(first) does not apply with --resume: the state file's are used")
             }

@@ -77,12 +77,7 @@ public enum PairsFile {
                             skipInvalid: Bool = false, contextLength: Int? = nil) throws -> PairsFileContents {
         let name = url.relativePath
         let format = try format ?? PairsFormat(inferringFrom: url)
-        let data: Data
-        do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw PairsFileError(file: name, line: nil, reason: "cannot read: \(error.localizedDescription)")
-        }
+        let data = try readInputFile(url, as: "pairs file")
         var reader = EntryCollector(file: name, skipInvalid: skipInvalid, contextLength: contextLength)
         var bytes = [UInt8](data)
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { bytes.removeFirst(3) }  // a UTF-8 byte-order mark

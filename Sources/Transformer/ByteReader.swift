@@ -12,7 +12,7 @@ struct ByteReader {
 
     /// Maps `url` into memory.
     init(url: URL) throws {
-        self.init(data: try readModelFile(url, mapped: true), path: url.path)
+        self.init(data: try readInputFile(url, mapped: true), path: url.path)
     }
 
     /// Reads `data`, naming it `path` in errors. The bytes are re-based to start at index 0.
@@ -58,23 +58,24 @@ struct ByteReader {
     }
 }
 
-/// The bytes of the model, config or tokenizer file at `url`, memory-mapped when `mapped`.
+/// The bytes of the input file at `url` (a model, config, tokenizer, pairs, circuit or state file:
+/// `kind` names it in errors), memory-mapped when `mapped`.
 ///
 /// Refuses, in plain words, what is not a regular readable file (a directory, a FIFO, a device)
 /// before opening it, so such a path neither blocks nor reads forever.
-func readModelFile(_ url: URL, mapped: Bool = false) throws -> Data {
+public func readInputFile(_ url: URL, as kind: String = "model file", mapped: Bool = false) throws -> Data {
     let path = url.path
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
         throw ModelFileError(path, "cannot read file: no such file or directory")
     }
-    guard !isDirectory.boolValue else { throw ModelFileError(path, "is a directory, not a model file") }
+    guard !isDirectory.boolValue else { throw ModelFileError(path, "is a directory, not a \(kind)") }
     let type = (try? FileManager.default.attributesOfItem(atPath: url.resolvingSymlinksInPath().path))?[.type] as? FileAttributeType
     switch type {
     case .typeRegular?: break
-    case .typeCharacterSpecial?, .typeBlockSpecial?: throw ModelFileError(path, "is a device, not a model file")
-    case .typeSocket?: throw ModelFileError(path, "is a socket, not a model file")
-    default: throw ModelFileError(path, "is not a regular file (a FIFO or other special file), not a model file")
+    case .typeCharacterSpecial?, .typeBlockSpecial?: throw ModelFileError(path, "is a device, not a \(kind)")
+    case .typeSocket?: throw ModelFileError(path, "is a socket, not a \(kind)")
+    default: throw ModelFileError(path, "is not a regular file (a FIFO or other special file), not a \(kind)")
     }
     guard FileManager.default.isReadableFile(atPath: path) else {
         throw ModelFileError(path, "cannot read file: permission denied")

@@ -115,7 +115,7 @@ extension TransformerModel {
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw ModelFileError(url.path, "not a model directory: no config.json")
         }
-        let data = try readModelFile(configURL)
+        let data = try readInputFile(configURL)
         struct ModelType: Decodable { let model_type: String? }
         let modelType = try decodeConfig(ModelType.self, from: data, path: configURL.path).model_type ?? "(missing)"
         guard let architecture = Architecture.directory(modelType: modelType) else {
@@ -136,7 +136,7 @@ extension TransformerModel {
             throw ModelFileError(directory.path, "no model.safetensors or model.safetensors.index.json (PyTorch .bin checkpoints are not supported)")
         }
         struct Index: Decodable { let weight_map: [String: String] }
-        let index = try decodeJSON(Index.self, from: readModelFile(indexURL), path: indexURL.path, context: "invalid index: ")
+        let index = try decodeJSON(Index.self, from: readInputFile(indexURL), path: indexURL.path, context: "invalid index: ")
         return try ShardedTensorSource(directory: directory, files: Array(Set(index.weight_map.values)).sorted())
     }
 

@@ -11,7 +11,7 @@ extension Tokenizer {
         let tokens = try Self.denseTokens(vocabulary, source: vocabJSON.path)
 
         let path = mergesTXT.path
-        let text = String(decoding: try readModelFile(mergesTXT), as: UTF8.self)
+        let text = String(decoding: try readInputFile(mergesTXT), as: UTF8.self)
         var lines: [String] = []
         var lineNumbers: [Int] = []
         // Lines end in LF or CRLF; split on bytes, as a CRLF pair is a single Character.
@@ -125,7 +125,7 @@ extension Tokenizer {
 
     /// Decodes the JSON file at `url`, turning read and format problems into `ModelFileError`s.
     private static func decodeJSON<T: Decodable>(_ type: T.Type, from url: URL) throws -> T {
-        try Transformer.decodeJSON(type, from: readModelFile(url), path: url.path)
+        try Transformer.decodeJSON(type, from: readInputFile(url), path: url.path)
     }
 }
 

@@ -243,6 +243,14 @@ final class CommandLineTests: CLITestCase {
         XCTAssertEqual(run.status, 1, run.stderr)
         XCTAssertTrue(run.stderr.contains("long.jsonl:1: the prompts are"), run.stderr)
         XCTAssertTrue(run.stderr.contains("longer than the model's context of 64"), run.stderr)
+        // Folders and devices given as input files are named in plain words.
+        for (arguments, expected) in [(["discover", "--model", tinyLlama, "--data", directory.path, "--format", "jsonl"], "is a directory, not a pairs file"),
+                                      (["evaluate", "--circuit", "/dev/null", "--model", tinyLlama], "is a device, not a circuit file"),
+                                      (["merge", directory.path], "is a directory, not a shard result")] {
+            let refused = try circuits(arguments)
+            XCTAssertEqual(refused.status, 1, refused.stderr)
+            XCTAssertTrue(refused.stderr.contains(expected), refused.stderr)
+        }
     }
 
     /// EAP-IG CSV answers are token ids: the run shows what they decode to with this model's tokenizer.
