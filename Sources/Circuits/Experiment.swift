@@ -48,7 +48,8 @@ public final class Experiment {
         return 4 * (planes * rows * c.dModel + 2 * examples * c.vocabularySize)
     }
 
-    /// Runs the clean and corrupted prompts and measures both baselines.
+    /// Runs the clean and corrupted prompts and measures both baselines; refuses pairs whose baselines
+    /// are equal (or NaN), since faithfulness is then undefined.
     ///
     /// - Parameters:
     ///   - chunkSize: most pairs per engine when the whole batch does not fit in `memoryBudget` bytes
@@ -95,6 +96,10 @@ public final class Experiment {
         self.targets = targets
         cleanMetric = clean
         corruptMetric = corrupt
+        // Faithfulness divides by the difference: without one there is no behaviour to explain.
+        guard abs(clean - corrupt) > 1e-9 * max(1, abs(clean)) else {
+            throw ModelInputError(String(format: "the clean and corrupted prompts give the same %@ (%.4f): faithfulness is undefined; the corrupted prompts must change the behaviour (are they identical to the clean ones?)", metric.rawValue, clean))
+        }
     }
 
     /// The metric with edges patched by `mask`.

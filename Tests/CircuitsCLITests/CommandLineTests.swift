@@ -243,6 +243,15 @@ final class CommandLineTests: CLITestCase {
         XCTAssertEqual(run.status, 1, run.stderr)
         XCTAssertTrue(run.stderr.contains("long.jsonl:1: the prompts are"), run.stderr)
         XCTAssertTrue(run.stderr.contains("longer than the model's context of 64"), run.stderr)
+        // Corrupted prompts that change nothing leave faithfulness undefined: said so, nothing written.
+        let same = directory.appendingPathComponent("same.jsonl")
+        try #"{"clean": "the cat sat on the", "corrupt": "the cat sat on the", "correct": [" c"], "incorrect": [" d"]}"#
+            .write(to: same, atomically: true, encoding: .utf8)
+        let unchanged = try circuits(["discover", "--model", tinyLlama, "--data", same.path, "--method", "eap", "--held-out", "0",
+                                      "--out", directory.appendingPathComponent("same-out").path])
+        XCTAssertEqual(unchanged.status, 1, unchanged.stderr)
+        XCTAssertTrue(unchanged.stderr.contains("give the same logit_diff"), unchanged.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory.appendingPathComponent("same-out/same-jsonl.json").path))
         // Folders and devices given as input files are named in plain words.
         for (arguments, expected) in [(["discover", "--model", tinyLlama, "--data", directory.path, "--format", "jsonl"], "is a directory, not a pairs file"),
                                       (["evaluate", "--circuit", "/dev/null", "--model", tinyLlama], "is a device, not a circuit file"),
