@@ -69,7 +69,7 @@ struct OutputSet {
                 note("warning: Graphviz failed, no \(name).svg: \(message)")
             }
         }
-        let plan = plan(staged: Self.extensions.filter { staged[$0] != nil }, json: json)
+        let plan = plan(staged: Self.extensions.filter { staged[$0] != nil }, json: json, earlier: earlier)
         do {
             try JSONEncoder().encode(plan).write(to: staging.appendingPathComponent(Self.planName))
             try StagingCleanup.committing { try commit(staging) }
@@ -100,9 +100,10 @@ struct OutputSet {
 
     /// How the staged files replace the earlier set: an earlier set with a different JSON record is
     /// kept under the first free number; an identical record keeps its SVG if no new one was drawn.
-    private func plan(staged: [String], json: Data) -> Plan {
+    /// `earlier` is the earlier JSON record, read once before the new set was written.
+    private func plan(staged: [String], json: Data, earlier: Data?) -> Plan {
         let present = Self.extensions.filter { FileManager.default.fileExists(atPath: file($0).path) }
-        guard !present.isEmpty, FileManager.default.contents(atPath: file("json").path) != json else {
+        guard !present.isEmpty, earlier != json else {
             return Plan(staged: staged, backup: nil, backedUp: [], kept: present.filter { !staged.contains($0) })
         }
         var number = 1
