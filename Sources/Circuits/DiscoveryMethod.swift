@@ -39,6 +39,20 @@ public final class DiscoverySetup {
         cached = built
         return built
     }
+
+    /// Runs `body` (a method's EAP pass over chunks of `chunkSize` pairs) with a sink for its clean and
+    /// corrupted runs when the experiment is not built yet and their engines fit in the memory
+    /// budget; the experiment is then made of them instead of running the prompts again.
+    public func sharingRuns<T>(chunkSize: Int, _ body: (EdgeAttribution.ShareRuns?) throws -> T) throws -> T {
+        guard cached == nil, Experiment.fits(model: model, pairs: pairs, chunkSize: chunkSize) else { return try body(nil) }
+        var engines: [(Range<Int>, PatchingEngine)] = []
+        let result = try body { engines.append(($0, $1)) }
+        let built = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation, engines: engines)
+        progress?(String(format: "clean and corrupted runs shared with the method: clean %@ %.4f, corrupt %.4f", metric.rawValue,
+                         built.cleanMetric, built.corruptMetric))
+        cached = built
+        return result
+    }
 }
 
 /// What a method gives: a score for every edge (a circuit is then selected from them), or a
@@ -94,10 +108,12 @@ public struct EAPMethod: DiscoveryMethod {
             progress?("warning: at α = 0 the gradient of kl is zero, so EAP scores every edge 0; use eap-ig for kl")
         }
         let start = Date()
-        return try EdgeAttribution.scores(
-            model: setup.model, pairs: setup.pairs, metric: setup.metric, ablation: setup.ablation,
-            integratedGradientSteps: steps, chunkSize: chunkSize
-        ) { done, total in progress?(String(format: "%@: chunk %d/%d, %.1f s", name, done, total, Date().timeIntervalSince(start))) }
+        return try setup.sharingRuns(chunkSize: chunkSize) { share in
+            try EdgeAttribution.scores(
+                model: setup.model, pairs: setup.pairs, metric: setup.metric, ablation: setup.ablation,
+                integratedGradientSteps: steps, chunkSize: chunkSize, shareRuns: share
+            ) { done, total in progress?(String(format: "%@: chunk %d/%d, %.1f s", name, done, total, Date().timeIntervalSince(start))) }
+        }
     }
 }
 

@@ -50,11 +50,16 @@ public enum EdgeAttribution {
     ///   - chunkSize: pairs per forward/backward chunk
     public static func scores(
         model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample,
-        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, profile: Profile? = nil, progress: Progress? = nil
+        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, profile: Profile? = nil, shareRuns: ShareRuns? = nil,
+        progress: Progress? = nil
     ) throws -> [Float] {
         try gradient(model: model, pairs: pairs, metric: metric, ablation: ablation, integratedGradientSteps: integratedGradientSteps,
-                     chunkSize: chunkSize, profile: profile, progress: progress).edges
+                     chunkSize: chunkSize, profile: profile, shareRuns: shareRuns, progress: progress).edges
     }
+
+    /// Takes each chunk's clean and corrupted runs as a patching engine (pairs in order), so that
+    /// the experiment is made of them instead of running them again.
+    public typealias ShareRuns = (Range<Int>, PatchingEngine) -> Void
 
     /// ∂M/∂α for every edge (and optionally ∂M/∂input) of the run under `mask`.
     ///
@@ -63,10 +68,11 @@ public enum EdgeAttribution {
     ///   - integratedGradientSteps: EAP-IG's interpolation points (α = 0 and resample ablation only)
     ///   - chunkSize: pairs per forward/backward chunk
     ///   - inputGradient: also return the gradient with respect to the input embeddings
+    ///   - shareRuns: handed each chunk's clean and corrupted runs as a patching engine (α = 0 only)
     public static func gradient(
         model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, mask: EdgeMask? = nil,
         integratedGradientSteps: Int? = nil, chunkSize: Int = 32, inputGradient: Bool = false, profile: Profile? = nil,
-        progress: Progress? = nil
+        shareRuns: ShareRuns? = nil, progress: Progress? = nil
     ) throws -> Gradient {
         try pairs.validate()
         if let integratedGradientSteps {
@@ -79,6 +85,7 @@ public enum EdgeAttribution {
             guard !inputGradient else { throw ModelInputError("EAP-IG averages gradients over interpolated inputs; ask for the input gradient without it") }
         }
         if let mask {
+            precondition(shareRuns == nil, "runs under a mask are not the clean and corrupted runs")
             return try MaskedGradient(model: model, pairs: pairs, metric: metric, ablation: ablation, chunkSize: chunkSize)
                 .gradient(mask, inputGradient: inputGradient, profile: profile, progress: progress)
         }
@@ -95,13 +102,20 @@ public enum EdgeAttribution {
             let chunk = pairs.slice(range)
             let weight = Float(chunk.count) / Float(pairs.count)
             var start = Date()
-            let cleanPass = try model.forward(chunk.clean, keepActivations: steps == 0, captureSenders: true)
+            let cleanPass = try model.forward(chunk.clean, keepActivations: steps == 0, captureSenders: true, captureResiduals: shareRuns != nil)
             let layout = cleanPass.layout, plane = layout.rows * d
             // EAP-IG's first point is the corrupted input itself: its pass, kept for the backward, is step 0.
             var (diffs, corruptPass) = try ablation.corruptSenders(model: model, corrupt: chunk.corrupt, layout: layout, means: means,
-                                                                   keepActivations: steps > 0)
+                                                                   keepActivations: steps > 0, readsOut: shareRuns != nil)
             let corruptInput = FloatBuffer(uninitializedCount: steps > 0 ? plane : 0)
             if steps > 0 { corruptInput.pointer.update(from: diffs.pointer, count: plane) }
+            if let shareRuns {
+                let corruptSenders = FloatBuffer(uninitializedCount: diffs.count)  // `[senders, T, d]`, before diffs overwrites it
+                corruptSenders.pointer.update(from: diffs.pointer, count: diffs.count)
+                shareRuns(range, PatchingEngine(model: model, ablation: ablation, cleanPass: cleanPass, corruptSenders: corruptSenders,
+                                                corruptLogits: corruptPass?.logits))
+                if steps == 0 { corruptPass = nil }
+            }
             // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`.
             axpy(diffs.pointer, -1, cleanPass.senders!.pointer, diffs.count)
             profile?.forward += Date().timeIntervalSince(start)

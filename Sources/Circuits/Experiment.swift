@@ -27,7 +27,7 @@ public final class Experiment {
     /// Answers and, for `kl`, the clean distributions of each chunk's pairs.
     private let targets: [MetricTargets]
     /// The kept chunks' engines.
-    private var engines: [Int: PatchingEngine] = [:]
+    private let engines: [Int: PatchingEngine]
     /// For mean ablation over several chunks: the means of all corrupted prompts.
     private let means: PositionMeans?
 
@@ -46,6 +46,15 @@ public final class Experiment {
         // pass's own activations (attention and MLP buffers of every layer, about 12 planes each).
         let planes = 3 * senders + 2 * (2 * c.layers + 1) + 12 * c.layers
         return 4 * (planes * rows * c.dModel + 2 * examples * c.vocabularySize)
+    }
+
+    /// Whether the engines of `pairs` in chunks of `chunkSize` pairs all fit in `memoryBudget` bytes.
+    public static func fits(model: TransformerModel, pairs: PairBatch, chunkSize: Int, memoryBudget: Int = Experiment.defaultMemoryBudget) -> Bool {
+        let bytes = stride(from: 0, to: pairs.count, by: max(1, chunkSize)).reduce(0) { sum, first in
+            let range = first..<min(first + chunkSize, pairs.count)
+            return sum + engineBytes(model: model, rows: pairs.clean[range].reduce(0) { $0 + $1.count }, examples: range.count)
+        }
+        return bytes <= memoryBudget
     }
 
     /// Runs the clean and corrupted prompts and measures both baselines; refuses pairs whose baselines
@@ -78,11 +87,43 @@ public final class Experiment {
         }
         keptChunks = kept
         means = ablation == .mean && chunks.count > 1 ? try PositionMeans(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
-        var targets: [MetricTargets] = [], clean = 0.0, corrupt = 0.0
-        let vocab = model.config.vocabularySize, everything = EdgeMask(graph: model.graph, value: 1)
-        for (i, range) in chunks.enumerated() {
+        let (pairs, means, ablation, keptCount) = (pairs, means, ablation, kept)
+        (targets, cleanMetric, corruptMetric, engines) = try Self.baselines(model: model, pairs: pairs, metric: metric, chunks: chunks) { i, range in
             let engine = try PatchingEngine(model: model, clean: Array(pairs.clean[range]), corrupt: Array(pairs.corrupt[range]),
                                             ablation: ablation, means: means)
+            return (engine, i < keptCount)
+        }
+    }
+
+    /// An experiment made of engines already built, one per chunk of `pairs` in order (EAP's chunks,
+    /// whose clean and corrupted runs it shares), all kept.
+    init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation, engines built: [(Range<Int>, PatchingEngine)]) throws {
+        precondition(built.first?.0.lowerBound == 0 && built.last?.0.upperBound == pairs.count
+                     && zip(built, built.dropFirst()).allSatisfy { $0.0.upperBound == $1.0.lowerBound }, "the engines must cover the pairs in order")
+        self.model = model
+        self.pairs = pairs
+        self.metric = metric
+        self.ablation = ablation
+        graph = model.graph
+        chunks = built.map(\.0)
+        keptChunks = built.count
+        means = nil
+        (targets, cleanMetric, corruptMetric, engines) = try Self.baselines(model: model, pairs: pairs, metric: metric, chunks: chunks) { i, _ in
+            (built[i].1, true)
+        }
+    }
+
+    /// Each chunk's metric targets, the clean and corrupted metrics over all chunks and the engines
+    /// to keep, from each chunk's engine; refuses pairs whose baselines are equal (or NaN), since
+    /// faithfulness is then undefined.
+    private static func baselines(
+        model: TransformerModel, pairs: PairBatch, metric: Metric, chunks: [Range<Int>],
+        engine: (Int, Range<Int>) throws -> (PatchingEngine, keep: Bool)
+    ) throws -> ([MetricTargets], Double, Double, [Int: PatchingEngine]) {
+        var targets: [MetricTargets] = [], clean = 0.0, corrupt = 0.0, keptEngines: [Int: PatchingEngine] = [:]
+        let vocab = model.config.vocabularySize, everything = EdgeMask(graph: model.graph, value: 1)
+        for (i, range) in chunks.enumerated() {
+            let (engine, kept) = try engine(i, range)
             let chunkTargets = MetricTargets(correct: Array(pairs.correct[range]), incorrect: Array(pairs.incorrect[range]),
                                              reference: MetricTargets.probabilities(engine.cleanLogits, vocab: vocab))
             let weight = Double(range.count) / Double(pairs.count)
@@ -91,15 +132,13 @@ public final class Experiment {
             let corrupted = engine.corruptLogits ?? engine.run(everything)
             corrupt += weight * metric.evaluate(logits: corrupted.pointer, vocab: vocab, targets: chunkTargets).mean
             targets.append(chunkTargets)
-            if i < kept { engines[i] = engine }
+            if kept { keptEngines[i] = engine }
         }
-        self.targets = targets
-        cleanMetric = clean
-        corruptMetric = corrupt
         // Faithfulness divides by the difference: without one there is no behaviour to explain.
         guard abs(clean - corrupt) > 1e-9 * max(1, abs(clean)) else {
             throw ModelInputError(String(format: "the clean and corrupted prompts give the same %@ (%.4f): faithfulness is undefined; the corrupted prompts must change the behaviour (are they identical to the clean ones?)", metric.rawValue, clean))
         }
+        return (targets, clean, corrupt, keptEngines)
     }
 
     /// The metric with edges patched by `mask`.

@@ -39,23 +39,35 @@ public final class PatchingEngine {
     }
 
     /// Runs the clean and corrupted prompts once; mean ablation uses `means` (nil: those of `corrupt`).
-    init(model: TransformerModel, clean: [[Int]], corrupt: [[Int]], ablation: Ablation, means: PositionMeans?) throws {
+    convenience init(model: TransformerModel, clean: [[Int]], corrupt: [[Int]], ablation: Ablation, means: PositionMeans?) throws {
         guard clean.count == corrupt.count else { throw ModelInputError("\(clean.count) clean prompts but \(corrupt.count) corrupted ones") }
         for (i, (a, b)) in zip(clean, corrupt).enumerated() where a.count != b.count {
             throw ModelInputError("pair \(i): clean prompt has \(a.count) tokens, corrupted prompt \(b.count); they must be equal")
         }
+        let cleanPass = try model.forward(clean, captureSenders: true, captureResiduals: true)
+        let means = ablation == .mean ? try means ?? PositionMeans(model: model, prompts: corrupt, chunkSize: corrupt.count) : nil
+        let corrupted = try ablation.corruptSenders(model: model, corrupt: corrupt, layout: cleanPass.layout, means: means, readsOut: true)
+        self.init(model: model, ablation: ablation, cleanPass: cleanPass, corruptSenders: corrupted.senders, corruptLogits: corrupted.pass?.logits)
+    }
+
+    /// An engine made of runs already done (EAP's clean and corrupted passes of a chunk), so they are
+    /// not run again.
+    ///
+    /// - Parameters:
+    ///   - cleanPass: the clean run, with senders and residuals captured and the last row read out
+    ///   - corruptSenders: `[senders, T, d]` corrupted sender outputs under `ablation` (kept, not copied)
+    ///   - corruptLogits: `[examples, vocab]` the corrupted run's logits (resample ablation), or nil
+    init(model: TransformerModel, ablation: Ablation, cleanPass: ForwardPass, corruptSenders: FloatBuffer, corruptLogits: FloatBuffer?) {
+        precondition(cleanPass.senders != nil && cleanPass.residuals != nil, "the clean pass must capture senders and residuals")
         self.model = model
         self.ablation = ablation
         graph = model.graph
-        let cleanPass = try model.forward(clean, captureSenders: true, captureResiduals: true)
         layout = cleanPass.layout
         cleanLogits = cleanPass.logits
         cleanSenders = cleanPass.senders!
         cleanResiduals = cleanPass.residuals!
-        let means = ablation == .mean ? try means ?? PositionMeans(model: model, prompts: corrupt, chunkSize: corrupt.count) : nil
-        let corrupted = try ablation.corruptSenders(model: model, corrupt: corrupt, layout: layout, means: means, readsOut: true)
-        corruptSenders = corrupted.senders
-        corruptLogits = corrupted.pass?.logits
+        self.corruptSenders = corruptSenders
+        self.corruptLogits = corruptLogits
         corruptResiduals = Self.corruptResiduals(graph: graph, clean: cleanResiduals, cleanSenders: cleanSenders,
                                                  corruptSenders: corruptSenders, plane: layout.rows * model.config.dModel)
     }

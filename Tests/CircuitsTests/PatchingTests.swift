@@ -86,6 +86,36 @@ final class PatchingTests: XCTestCase {
         }
     }
 
+    /// EAP and EAP-IG hand their clean and corrupted runs to the setup, whose experiment is then made
+    /// of them: the same baselines and metrics under masks as an experiment that runs the prompts
+    /// itself, and the same scores as EAP without sharing.
+    func testExperimentSharedWithEAPMatchesItsOwnRuns() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
+        var rng = SeededRandom(seed: 11)
+        let masks = (0..<3).map { _ in
+            var mask = EdgeMask(graph: model.graph)
+            for e in 0..<model.graph.edgeCount { mask[e] = rng.nextFloat() < 0.3 ? 1 : 0 }
+            return mask
+        }
+        for (steps, ablation) in [(nil, Ablation.resample), (nil, .mean), (nil, .zero), (2, .resample)] as [(Int?, Ablation)] {
+            let label = "steps \(steps.map(String.init) ?? "none"), \(ablation.rawValue)"
+            var notes: [String] = []
+            let setup = DiscoverySetup(model: model, pairs: pairs, source: "fixture", metric: .logitDiff, ablation: ablation) { notes.append($0) }
+            let method = EAPMethod(steps: steps, chunkSize: 2)
+            let shared = try method.scores(setup, progress: nil)
+            XCTAssertTrue(notes.contains { $0.hasPrefix("clean and corrupted runs shared") }, "\(label): \(notes)")
+            let experiment = try setup.experiment()
+            XCTAssertEqual(experiment.chunks.count, (pairs.count + 1) / 2, label)
+            let own = try Experiment(model: model, pairs: pairs, metric: .logitDiff, ablation: ablation)
+            XCTAssertEqual(experiment.cleanMetric, own.cleanMetric, accuracy: 1e-5, label)
+            XCTAssertEqual(experiment.corruptMetric, own.corruptMetric, accuracy: 1e-5, label)
+            for (a, b) in zip(experiment.evaluate(masks), own.evaluate(masks)) { XCTAssertEqual(a, b, accuracy: 1e-5, label) }
+            let alone = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, ablation: ablation,
+                                                   integratedGradientSteps: steps, chunkSize: 2)
+            XCTAssertEqual(shared, alone, label)
+        }
+    }
+
     /// Corrupting every edge into one receiver equals feeding that receiver the corrupted run's input.
     func testCorruptingAllEdgesIntoAReceiverFeedsItTheCorruptedInput() throws {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
