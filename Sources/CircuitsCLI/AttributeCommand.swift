@@ -29,12 +29,8 @@ enum AttributeCommand: Subcommand {
         let loaded = try loadPairs(options, model: model)
         let metric = try metricOption(options, default: loaded.defaultMetric)
         let pairs = loaded.batch
-        let start = Date()
-        let result = try InputAttribution(model: model, pairs: pairs, metric: metric, steps: steps, batchSize: batchSize) { done, total in
-            let elapsed = Date().timeIntervalSince(start)
-            note(String(format: "attributed %d/%d interpolated prompts, %.0f s, about %.0f s left", done, total, elapsed,
-                        elapsed / Double(done) * Double(total - done)))
-        }
+        let result = try InputAttribution(model: model, pairs: pairs, metric: metric, steps: steps, batchSize: batchSize,
+                                          progress: progressNote("attributed", "interpolated prompts"))
         let shown = Array(pairs.clean.indices.prefix(show))
         let svg = options.string("svg").map { URL(fileURLWithPath: $0) }
         if let svg {

@@ -26,10 +26,9 @@ sys.dont_write_bytecode = True  # keep __pycache__ out of Tests/Fixtures
 sys.path.insert(0, str(HERE))
 
 import torch  # noqa: E402
-from transformers import GPT2LMHeadModel, LlamaForCausalLM  # noqa: E402
 
 import reference as ref  # noqa: E402
-from generate_masked import read_pairs  # noqa: E402  (main() runs only as a script)
+from generate_masked import load_tiny, read_pairs  # noqa: E402  (main() runs only as a script)
 
 torch.use_deterministic_algorithms(True)
 torch.set_num_threads(1)
@@ -77,12 +76,9 @@ def generate(label: str, model, seed: int) -> None:
 
 def main() -> None:
     which = set(sys.argv[1:]) or {"tiny-gpt2", "tiny-llama"}
-    if "tiny-gpt2" in which:
-        model = GPT2LMHeadModel.from_pretrained(HERE / "tiny-gpt2", attn_implementation="eager").eval()
-        generate("tiny-gpt2", model, seed=51)
-    if "tiny-llama" in which:
-        model = LlamaForCausalLM.from_pretrained(HERE / "tiny-llama", attn_implementation="eager").eval()
-        generate("tiny-llama", model, seed=52)
+    for label, seed in [("tiny-gpt2", 51), ("tiny-llama", 52)]:
+        if label in which:
+            generate(label, load_tiny(label), seed)
 
 
 if __name__ == "__main__":
