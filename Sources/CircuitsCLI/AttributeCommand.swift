@@ -40,6 +40,11 @@ enum AttributeCommand: Subcommand {
             note("wrote \(svg.path)")
         }
         let errors = result.completenessErrors
+        let relative = errors.indices.map { abs(errors[$0]) / max(abs(result.cleanMetrics[$0] - result.corruptMetrics[$0]), 1e-12) }.max()!
+        if relative > 0.05 {
+            note(String(format: "a pair's attributions miss its metric difference by %.0f%%; more --steps (now %d) integrate more closely",
+                        100 * relative, steps))
+        }
         if options.flag("json") {
             struct Pair: Encodable {
                 let clean: [String], corrupt: [String], correct: [String], incorrect: [String]

@@ -121,8 +121,10 @@ final class InsideCLITests: CLITestCase {
         XCTAssertTrue(drawn.contains("pair 2") && !drawn.contains("pair 3"), "--show 2 draws two pairs")
         XCTAssertTrue(drawn.contains("&quot; c&quot;"), "the cells show the tokens")
 
-        let text = try circuits(["attribute", "--model", tinyLlama, "--data", pairs, "-n", "2", "--show", "1"])
+        let text = try circuits(["attribute", "--model", tinyLlama, "--data", pairs, "-n", "2", "--show", "1", "--steps", "1"])
         XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stderr.contains("more --steps (now 1)"), "one step misses the difference: \(text.stderr)")
+        XCTAssertFalse(run.stderr.contains("more --steps"), "64 steps do not: \(run.stderr)")
         XCTAssertTrue(text.stdout.contains("completeness error"), text.stdout)
         XCTAssertTrue(text.stdout.contains("pair 1:") && !text.stdout.contains("pair 2:"), text.stdout)
 
