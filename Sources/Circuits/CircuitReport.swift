@@ -12,18 +12,22 @@ public struct CircuitReport {
     public var source: String
     /// Per head name, one SVG of its attention pattern per example prompt.
     public var patterns: [String: [String]]
+    /// An SVG token heatmap of the example pairs' input attribution, or nil.
+    public var attribution: String?
 
     /// Creates a report.
-    public init(circuit: Circuit, directEffects: [String: Double], source: String, patterns: [String: [String]]) {
+    public init(circuit: Circuit, directEffects: [String: Double], source: String, patterns: [String: [String]], attribution: String? = nil) {
         self.circuit = circuit
         self.directEffects = directEffects
         self.source = source
         self.patterns = patterns
+        self.attribution = attribution
     }
 
-    /// Measures what the page shows on `pairs`: every sender's direct logit attribution, and each of the
-    /// circuit's heads' attention patterns on the first `examples` clean prompts, their axes labelled
-    /// by `label` (a token id's display text).
+    /// Measures what the page shows on `pairs`: every sender's direct logit attribution, each of the
+    /// circuit's heads' attention patterns on the first `examples` clean prompts, and those pairs'
+    /// input attribution (integrated gradients of the circuit's metric, 20 steps), tokens labelled by
+    /// `label` (a token id's display text).
     public init(model: TransformerModel, circuit: Circuit, pairs: PairBatch, source: String, examples: Int,
                 label: (Int) -> String) throws {
         let dla = try DirectLogitAttribution(model: model, pairs: pairs)
@@ -37,8 +41,11 @@ public struct CircuitReport {
                 patterns[head.name, default: []].append(Heatmap(attention: pattern, labels: labels, title: "\(head.name), example \(p + 1)").svg())
             }
         }
+        let shown = pairs.slice(0..<min(examples, pairs.count))
+        let attribution = shown.count == 0 ? nil : try InputAttribution(model: model, pairs: shown, metric: circuit.metric)
+            .heatmap(pairs: Array(0..<shown.count), title: "attribution of \(circuit.metric.rawValue) to each clean token") { label(shown.clean[$0][$1]) }
         self.init(circuit: circuit, directEffects: Dictionary(uniqueKeysWithValues: zip(dla.senders.map(\.name), dla.contributions)),
-                  source: "\(pairs.count) pairs of \(source)", patterns: patterns)
+                  source: "\(pairs.count) pairs of \(source)", patterns: patterns, attribution: attribution?.svg())
     }
 
     /// What the page's script reads: the nodes (with their drawing row), the edges and the per-node data.
@@ -102,6 +109,7 @@ public struct CircuitReport {
             </table>
             <div class="main"><div><svg id="graph" xmlns="http://www.w3.org/2000/svg"></svg><div id="legend"></div></div>
             <div id="details"><p>Click a node to see its direct logit attribution, attention patterns and edges.</p></div></div>
+            \(attribution.map { "<h2>Input attribution</h2>\n<p>Which prompt tokens matter: integrated gradients of the metric along the path from each example pair's corrupted input embeddings to its clean ones, summed over each position's embedding (blue raises the metric, red lowers it; a position whose two tokens are the same gets 0).</p>\n<div id=\"attribution\">\($0)</div>" } ?? "")
             <script type="application/json" id="report-data">\(data)</script>
             <script>\(Self.script)</script>
             </body></html>

@@ -15,13 +15,20 @@ public struct Heatmap: Sendable {
     public var columnAxis: String
     /// `[rows, columns]` row-major values; NaN cells are left blank.
     public var values: [Double]
-    /// The values mapped to the palest and the darkest colour (values outside are clamped).
+    /// The values mapped to the palest and the darkest colour (values outside are clamped); with
+    /// `diverging`, to dark red and dark blue.
     public var range: ClosedRange<Double>
+    /// `[rows, columns]` text written in each cell (a token), or nil; cells widen to fit it.
+    public var cellLabels: [String]?
+    /// Colours run from dark red at the bottom of the range through white at 0 to dark blue at the
+    /// top (signed values); otherwise from white to dark blue.
+    public var diverging: Bool
 
-    /// Creates a heatmap; `values` must have `rowLabels.count × columnLabels.count` entries.
+    /// Creates a heatmap; `values` (and `cellLabels`) must have `rowLabels.count × columnLabels.count` entries.
     public init(title: String, rowLabels: [String], columnLabels: [String], rowAxis: String, columnAxis: String, values: [Double],
-                range: ClosedRange<Double>) {
+                range: ClosedRange<Double>, cellLabels: [String]? = nil, diverging: Bool = false) {
         precondition(values.count == rowLabels.count * columnLabels.count, "a heatmap needs one value per cell")
+        precondition(cellLabels.map { $0.count == values.count } ?? true, "a heatmap needs one label per cell")
         self.title = title
         self.rowLabels = rowLabels
         self.columnLabels = columnLabels
@@ -29,6 +36,8 @@ public struct Heatmap: Sendable {
         self.columnAxis = columnAxis
         self.values = values
         self.range = range
+        self.cellLabels = cellLabels
+        self.diverging = diverging
     }
 
     /// An `[n, n]` attention pattern (rows: query positions, columns: key positions, both labelled by
@@ -42,8 +51,9 @@ public struct Heatmap: Sendable {
     public func svg() -> String {
         let cell = 22.0, font = 11.0
         let labelWidth = { (labels: [String]) in 12 + 6.5 * Double(labels.map(\.count).max() ?? 0) }
+        let cellWidth = max(cell, labelWidth(cellLabels ?? []) - 4)
         let left = labelWidth(rowLabels) + 20, top = 40.0
-        let gridWidth = cell * Double(columnLabels.count), gridHeight = cell * Double(rowLabels.count)
+        let gridWidth = cellWidth * Double(columnLabels.count), gridHeight = cell * Double(rowLabels.count)
         let bottom = top + gridHeight + labelWidth(columnLabels) + 24
         let legendX = left + gridWidth + 24, width = max(legendX + 90, 20 + 8 * Double(title.count))
         let height = max(bottom, top + 200)
@@ -57,15 +67,21 @@ public struct Heatmap: Sendable {
             out.append(#"<text x="\#(left - 6)" y="\#(y)" text-anchor="end">\#(xmlEscaped(label))</text>"#)
         }
         for (j, label) in columnLabels.enumerated() {
-            let x = left + cell * (Double(j) + 0.5) + font / 3, y = top + gridHeight + 6
+            let x = left + cellWidth * (Double(j) + 0.5) + font / 3, y = top + gridHeight + 6
             out.append(#"<text transform="translate(\#(x),\#(y)) rotate(-90)" text-anchor="end">\#(xmlEscaped(label))</text>"#)
         }
         for (i, row) in rowLabels.enumerated() {
             for (j, column) in columnLabels.enumerated() {
                 let value = values[i * columnLabels.count + j]
                 guard !value.isNaN else { continue }
-                let tip = xmlEscaped("\(row) × \(column): \(String(format: "%.4f", value))")
-                out.append(#"<rect x="\#(left + cell * Double(j))" y="\#(top + cell * Double(i))" width="\#(cell)" height="\#(cell)" fill="\#(color(value))" stroke="rgb(238,238,238)"><title>\#(tip)</title></rect>"#)
+                let label = cellLabels?[i * columnLabels.count + j]
+                let tip = xmlEscaped("\(row) × \(column)\(label.map { " \($0)" } ?? ""): \(String(format: "%.4f", value))")
+                let x = left + cellWidth * Double(j), y = top + cell * Double(i)
+                out.append(#"<rect x="\#(x)" y="\#(y)" width="\#(cellWidth)" height="\#(cell)" fill="\#(color(value))" stroke="rgb(238,238,238)"><title>\#(tip)</title></rect>"#)
+                if let label {
+                    let ink = intensity(value) > 0.6 ? "white" : "black"
+                    out.append(#"<text x="\#(x + cellWidth / 2)" y="\#(y + cell / 2 + font / 3)" text-anchor="middle" fill="\#(ink)" pointer-events="none">\#(xmlEscaped(label))</text>"#)
+                }
             }
         }
         out.append(#"<text x="\#(left + gridWidth / 2)" y="\#(bottom - 6)" text-anchor="middle">\#(xmlEscaped(columnAxis))</text>"#)
@@ -84,11 +100,20 @@ public struct Heatmap: Sendable {
         return out.joined(separator: "\n") + "\n"
     }
 
-    /// The fill for `value`: white at the bottom of the range to dark blue at the top.
+    /// How far `value` is from white, in [0, 1]: its place in the range, or with `diverging` its
+    /// distance from 0 relative to the range's end on its side.
+    private func intensity(_ value: Double) -> Double {
+        let end = value < 0 ? range.lowerBound : range.upperBound
+        let t = diverging ? (end != 0 ? value / end : 0) : (range.upperBound > range.lowerBound
+            ? (value - range.lowerBound) / (range.upperBound - range.lowerBound) : 0)
+        return min(1, max(0, t))
+    }
+
+    /// The fill for `value`: from white to dark blue (with `diverging`, to dark red below 0).
     private func color(_ value: Double) -> String {
-        let span = range.upperBound - range.lowerBound
-        let t = span > 0 ? min(1, max(0, (value - range.lowerBound) / span)) : 0
-        let (r, g, b) = (255 - t * (255 - 8), 255 - t * (255 - 48), 255 - t * (255 - 107))
+        let t = intensity(value)
+        let dark = diverging && value < 0 ? (103.0, 0.0, 13.0) : (8.0, 48.0, 107.0)
+        let (r, g, b) = (255 - t * (255 - dark.0), 255 - t * (255 - dark.1), 255 - t * (255 - dark.2))
         return String(format: "#%02x%02x%02x", Int(r.rounded()), Int(g.rounded()), Int(b.rounded()))
     }
 }

@@ -9,6 +9,16 @@ let inspectionPairOptions = pairOptions.filter { $0.name != "held-out" }
 /// Token `id` as a table or axis label: its text quoted, control characters escaped.
 func tokenLabel(_ tokenizer: Tokenizer, _ id: Int) -> String { quoted(tokenizer.tokenText(id)) }
 
+/// A progress callback that notes `"<verb> done/total <unit>, elapsed, about … s left"` on stderr,
+/// timed from this call.
+func progressNote(_ verb: String, _ unit: String) -> (_ done: Int, _ total: Int) -> Void {
+    let start = Date()
+    return { done, total in
+        let elapsed = Date().timeIntervalSince(start)
+        note("\(verb) \(done)/\(total) \(unit), " + String(format: "%.0f s, about %.0f s left", elapsed, elapsed / Double(done) * Double(total - done)))
+    }
+}
+
 /// Writes `text` to `url`, creating its folder; errors name the file.
 func write(_ text: String, to url: URL) throws {
     do {

@@ -33,12 +33,7 @@ enum TraceCommand: Subcommand {
         let batch = PairBatch(clean: kept.map { loaded.batch.clean[$0] }, corrupt: kept.map { loaded.batch.corrupt[$0] },
                               correct: kept.map { loaded.batch.correct[$0] }, incorrect: kept.map { loaded.batch.incorrect[$0] })
         let trace = try CausalTrace(model: model, pairs: batch, metric: metric)
-        let start = Date()
-        let grid = trace.grid(batchRows: batchRows) { done, total in
-            let elapsed = Date().timeIntervalSince(start)
-            note(String(format: "traced %d/%d (layer, position) runs, %.0f s, about %.0f s left", done, total, elapsed,
-                        elapsed / Double(done) * Double(total - done)))
-        }
+        let grid = trace.grid(batchRows: batchRows, progress: progressNote("traced", "(layer, position) runs"))
         let layers = model.config.layers
         let points = (0..<layers).map { ResidualPoint.pre($0, layers: layers).name }
         let labels = batch.clean[0].enumerated().map { "\($0) \(tokenLabel(tokenizer, $1))" }

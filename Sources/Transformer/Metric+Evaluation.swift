@@ -29,6 +29,8 @@ public struct MetricTargets: Sendable {
 public struct MetricValue: Sendable {
     /// Mean over examples.
     public let mean: Double
+    /// Per example.
+    public let values: [Double]
 }
 
 extension Metric {
@@ -85,7 +87,7 @@ extension Metric {
                 }
             }
         } }
-        return MetricValue(mean: values.reduce(0, +) * scale)
+        return MetricValue(mean: values.reduce(0, +) * scale, values: values)
     }
 }
 

@@ -2,17 +2,17 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// `circuits lens`, `dla`, `attention` and `trace` on the tiny GGUF model and its pairs.
+/// `circuits lens`, `dla`, `attention`, `trace` and `attribute` on the tiny GGUF model and its pairs.
 final class InsideCLITests: CLITestCase {
     func testHelpAndMissingInputs() throws {
-        for command in ["lens", "dla", "attention", "trace"] {
+        for command in ["lens", "dla", "attention", "trace", "attribute"] {
             let help = try circuits([command, "--help"])
             XCTAssertEqual(help.status, 0, command)
             XCTAssertTrue(help.stdout.hasPrefix("usage: circuits \(command)"), help.stdout)
             XCTAssertTrue(try circuits(["--help"]).stdout.contains(command))
         }
         for arguments in [["lens", "--model", tinyLlama], ["dla", "--model", tinyLlama], ["trace", "--model", tinyLlama],
-                          ["attention", "--model", tinyLlama, "x"]] {
+                          ["attention", "--model", tinyLlama, "x"], ["attribute", "--model", tinyLlama]] {
             let run = try circuits(arguments)
             XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
             XCTAssertTrue(run.stderr.contains("give"), run.stderr)
@@ -93,5 +93,46 @@ final class InsideCLITests: CLITestCase {
         XCTAssertTrue(grid.allSatisfy { $0.count == tokens.count })
         let svg = try String(contentsOf: directory.appendingPathComponent("tiny-trace.svg"), encoding: .utf8)
         XCTAssertTrue(svg.contains("blocks.1.hook_resid_pre"))
+    }
+
+    func testAttributeSumsToTheMetricDifferenceAndDrawsTheTokens() throws {
+        let directory = try temporaryDirectory()
+        let pairs = try tinyPairs(in: directory), svg = directory.appendingPathComponent("maps/attribution.svg")
+        let run = try circuits(["attribute", "--model", tinyLlama, "--data", pairs, "-n", "4", "--steps", "64", "--batch-size", "10",
+                                "--show", "2", "--svg", svg.path, "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("left"), "progress with an estimate: \(run.stderr)")
+        let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(json["steps"] as? Int, 64)
+        let attributions = try XCTUnwrap(json["attributions"] as? [[String: Any]])
+        XCTAssertEqual(attributions.count, 4)
+        for pair in attributions {
+            let clean = try XCTUnwrap(pair["clean"] as? [String]), corrupt = try XCTUnwrap(pair["corrupt"] as? [String])
+            let values = try XCTUnwrap(pair["attribution"] as? [Double])
+            XCTAssertEqual(values.count, clean.count)
+            for (p, value) in values.enumerated() where clean[p] == corrupt[p] { XCTAssertEqual(value, 0, "\(clean) position \(p)") }
+            XCTAssertTrue(values.contains { $0 != 0 })
+            let difference = try XCTUnwrap(pair["clean_metric"] as? Double) - XCTUnwrap(pair["corrupt_metric"] as? Double)
+            XCTAssertEqual(values.reduce(0, +), difference, accuracy: 1e-2 * max(1, abs(difference)))
+            XCTAssertEqual(try XCTUnwrap(pair["completeness_error"] as? Double), values.reduce(0, +) - difference, accuracy: 1e-9)
+        }
+        let drawn = try String(contentsOf: svg, encoding: .utf8)
+        XCTAssertTrue(drawn.hasPrefix("<svg"))
+        XCTAssertTrue(drawn.contains("pair 2") && !drawn.contains("pair 3"), "--show 2 draws two pairs")
+        XCTAssertTrue(drawn.contains("&quot; c&quot;"), "the cells show the tokens")
+
+        let text = try circuits(["attribute", "--model", tinyLlama, "--data", pairs, "-n", "2", "--show", "1", "--steps", "1"])
+        XCTAssertEqual(text.status, 0, text.stderr)
+        XCTAssertTrue(text.stderr.contains("more --steps (now 1)"), "one step misses the difference: \(text.stderr)")
+        XCTAssertFalse(run.stderr.contains("more --steps"), "64 steps do not: \(run.stderr)")
+        XCTAssertTrue(text.stdout.contains("completeness error"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("pair 1:") && !text.stdout.contains("pair 2:"), text.stdout)
+
+        for (arguments, complaint) in [(["--steps", "0"], "--steps"), (["--show", "0", "--svg", svg.path], "--svg")] {
+            let bad = try circuits(["attribute", "--model", tinyLlama, "--data", pairs] + arguments)
+            XCTAssertEqual(bad.status, 2, bad.stderr)
+            XCTAssertTrue(bad.stderr.contains(complaint), bad.stderr)
+            XCTAssertTrue(bad.stdout.isEmpty)
+        }
     }
 }

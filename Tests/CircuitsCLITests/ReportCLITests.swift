@@ -19,6 +19,11 @@ final class ReportCLITests: CLITestCase {
         let namespaces = ["http://www.w3.org/2000/svg", #"http:\/\/www.w3.org\/2000\/svg"#]  // as written in HTML and in JSON
         XCTAssertFalse(namespaces.reduce(html) { $0.replacingOccurrences(of: $1, with: "") }.contains("http"),
                        "the page refers to nothing on the network (the SVG namespace aside)")
+        // The input attribution of the first three example pairs (the default --examples), drawn with their tokens.
+        let attribution = try XCTUnwrap(html.range(of: #"<div id="attribution"><svg"#), "an input attribution section")
+        let section = html[attribution.lowerBound...]
+        XCTAssertTrue(section.contains(">pair 3<") && !section.contains(">pair 4<"), "three example pairs")
+        XCTAssertTrue(section.contains("&quot; c&quot;"), "the cells show the tokens")
 
         let circuit = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: circuitURL)) as? [String: Any])
         let edges = try XCTUnwrap(circuit["edges"] as? [[String: Any]])
@@ -33,6 +38,7 @@ final class ReportCLITests: CLITestCase {
 
         let dom = try dumpDOM(page)
         XCTAssertTrue(dom.contains(#"id="report-ready" data-nodes="\#(nodes.count)""#), "the script ran and drew \(nodes.count) nodes")
+        XCTAssertTrue(dom.contains(#"<div id="attribution"><svg"#), "the attribution heatmap is in the page")
         for node in nodes { XCTAssertTrue(dom.contains(#"data-node="\#(node)""#), "node \(node) drawn") }
     }
 

@@ -120,6 +120,26 @@ final class InsideTests: XCTestCase {
         XCTAssertThrowsError(try AttentionPatterns.compute(model: model, prompts: prompts, heads: [.mlp(layer: 0)]))
     }
 
+    /// Every head's pattern on every prompt, all prompts run as one packed batch, matches HF
+    /// transformers' `output_attentions` (each prompt run alone) from `generate_attention.py`.
+    func testAttentionPatternsMatchHFOutputAttentions() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let model = try TransformerModel.load(contentsOf: Fixtures.url(name))
+            let reference = try ReferenceFile("attention-\(name)")
+            let prompts: [[Int]] = try reference.json("prompts")
+            let c = model.config
+            let heads = (0..<c.layers).flatMap { l in (0..<c.heads).map { Sender.head(layer: l, head: $0) } }
+            let patterns = try AttentionPatterns.compute(model: model, prompts: prompts, heads: heads)
+            XCTAssertEqual(patterns.count, prompts.count)
+            for (p, prompt) in prompts.enumerated() {
+                // [layers, heads, n, n]: head i of `heads` is block i of n² values.
+                let expected = try reference.tensor("attention.p\(p)")
+                XCTAssertEqual(expected.count, heads.count * prompt.count * prompt.count)
+                XCTAssertLessThanOrEqual(maxAbsDifference(patterns[p].joined(), expected), 1e-5, "\(name) prompt \(p)")
+            }
+        }
+    }
+
     /// Restoring every position entering the first or the last block gives the clean metric back,
     /// restoring none leaves the corrupted one; the grid covers every block and position.
     func testCausalTraceFullAndEmptyRestorations() throws {

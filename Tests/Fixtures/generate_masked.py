@@ -251,14 +251,17 @@ def generate(label: str, g: ref.Graph, seed: int) -> None:
     print(f"{label}: wrote {out.name} ({out.stat().st_size} bytes, {len(tensors)} tensors)")
 
 
+def load_tiny(label: str):
+    """The tiny HF model in Tests/Fixtures/<label> (tiny-gpt2 or tiny-llama), with eager attention."""
+    kind = GPT2LMHeadModel if label == "tiny-gpt2" else LlamaForCausalLM
+    return kind.from_pretrained(HERE / label, attn_implementation="eager").eval()
+
+
 def main() -> None:
     which = set(sys.argv[1:]) or {"tiny-gpt2", "tiny-llama"}
-    if "tiny-gpt2" in which:
-        model = GPT2LMHeadModel.from_pretrained(HERE / "tiny-gpt2", attn_implementation="eager").eval()
-        generate("tiny-gpt2", ref.graph_from_gpt2(model), seed=41)
-    if "tiny-llama" in which:
-        model = LlamaForCausalLM.from_pretrained(HERE / "tiny-llama", attn_implementation="eager").eval()
-        generate("tiny-llama", ref.graph_from_llama(model), seed=42)
+    for label, graph, seed in [("tiny-gpt2", ref.graph_from_gpt2, 41), ("tiny-llama", ref.graph_from_llama, 42)]:
+        if label in which:
+            generate(label, graph(load_tiny(label)), seed)
 
 
 if __name__ == "__main__":
