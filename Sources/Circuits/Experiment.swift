@@ -30,14 +30,8 @@ public final class Experiment {
     private let engines: [Int: PatchingEngine]
     /// For mean ablation over several chunks: the means of all corrupted prompts.
     private let means: PositionMeans?
-
-    /// Bytes the patching caches may take: `CIRCUITKIT_CACHE_GB` (GiB) or half the machine's memory.
-    public static var defaultMemoryBudget: Int {
-        if let text = ProcessInfo.processInfo.environment["CIRCUITKIT_CACHE_GB"], let gib = Double(text), gib >= 0 {
-            return Int(gib * 1_073_741_824)
-        }
-        return Int(ProcessInfo.processInfo.physicalMemory / 2)
-    }
+    /// Bytes the kept engines hold in `CacheBudget.shared` (0 under an explicit budget).
+    private let heldBytes: Int
 
     /// Estimated bytes of a patching engine and its workspace for `rows` tokens of `examples` pairs.
     public static func engineBytes(model: TransformerModel, rows: Int, examples: Int) -> Int {
@@ -48,13 +42,15 @@ public final class Experiment {
         return 4 * (planes * rows * c.dModel + 2 * examples * c.vocabularySize)
     }
 
-    /// Whether the engines of `pairs` in chunks of `chunkSize` pairs all fit in `memoryBudget` bytes.
-    public static func fits(model: TransformerModel, pairs: PairBatch, chunkSize: Int, memoryBudget: Int = Experiment.defaultMemoryBudget) -> Bool {
-        let bytes = stride(from: 0, to: pairs.count, by: max(1, chunkSize)).reduce(0) { sum, first in
-            let range = first..<min(first + chunkSize, pairs.count)
-            return sum + engineBytes(model: model, rows: pairs.clean[range].reduce(0) { $0 + $1.count }, examples: range.count)
-        }
-        return bytes <= memoryBudget
+    /// Estimated bytes of the engines of `chunks` of `pairs`.
+    static func engineBytes(model: TransformerModel, pairs: PairBatch, chunks: [Range<Int>]) -> Int {
+        chunks.reduce(0) { $0 + engineBytes(model: model, rows: pairs.clean[$1].reduce(0) { $0 + $1.count }, examples: $1.count) }
+    }
+
+    /// Whether the engines of `pairs` in chunks of `chunkSize` pairs all fit in what the shared cache budget has left.
+    public static func fits(model: TransformerModel, pairs: PairBatch, chunkSize: Int) -> Bool {
+        let chunks = stride(from: 0, to: pairs.count, by: max(1, chunkSize)).map { $0..<min($0 + chunkSize, pairs.count) }
+        return engineBytes(model: model, pairs: pairs, chunks: chunks) <= CacheBudget.shared.available
     }
 
     /// Runs the clean and corrupted prompts and measures both baselines; refuses pairs whose baselines
@@ -63,8 +59,10 @@ public final class Experiment {
     /// - Parameters:
     ///   - chunkSize: most pairs per engine when the whole batch does not fit in `memoryBudget` bytes
     ///     (fewer when one chunk of this size would not fit either)
+    ///   - memoryBudget: bytes the kept engines may take; nil: what `CacheBudget.shared` has left,
+    ///     held from it while the experiment lives
     public init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, chunkSize: Int = 32,
-                memoryBudget: Int = Experiment.defaultMemoryBudget) throws {
+                memoryBudget: Int? = nil) throws {
         try pairs.validate()
         guard chunkSize >= 1 else { throw ModelInputError("chunk size must be at least 1, got \(chunkSize)") }
         self.model = model
@@ -73,19 +71,23 @@ public final class Experiment {
         self.ablation = ablation
         graph = model.graph
         let rows = { (range: Range<Int>) in pairs.clean[range].reduce(0) { $0 + $1.count } }
+        let budget = memoryBudget ?? CacheBudget.shared.available
         let whole = Self.engineBytes(model: model, rows: rows(0..<pairs.count), examples: pairs.count)
         // Past the budget, chunks small enough that even one rebuilt engine stays within it.
         let perPair = Self.engineBytes(model: model, rows: rows(0..<pairs.count) / pairs.count + 1, examples: 1)
-        let size = min(chunkSize, max(1, memoryBudget / perPair))
-        chunks = whole <= memoryBudget ? [0..<pairs.count]
+        let size = min(chunkSize, max(1, budget / perPair))
+        chunks = whole <= budget ? [0..<pairs.count]
             : stride(from: 0, to: pairs.count, by: size).map { $0..<min($0 + size, pairs.count) }
         var used = 0, kept = 0
         for range in chunks {
             used += Self.engineBytes(model: model, rows: rows(range), examples: range.count)
-            guard used <= memoryBudget else { break }
+            guard used <= budget else { break }
             kept += 1
         }
         keptChunks = kept
+        let keptBytes = Self.engineBytes(model: model, pairs: pairs, chunks: Array(chunks.prefix(kept)))
+        heldBytes = memoryBudget == nil ? keptBytes : 0
+        CacheBudget.shared.hold(heldBytes)
         means = ablation == .mean && chunks.count > 1 ? try PositionMeans(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
         let (pairs, means, ablation, keptCount) = (pairs, means, ablation, kept)
         (targets, cleanMetric, corruptMetric, engines) = try Self.baselines(model: model, pairs: pairs, metric: metric, chunks: chunks) { i, range in
@@ -108,6 +110,8 @@ public final class Experiment {
         chunks = built.map(\.0)
         keptChunks = built.count
         means = nil
+        heldBytes = Self.engineBytes(model: model, pairs: pairs, chunks: chunks)
+        CacheBudget.shared.hold(heldBytes)
         (targets, cleanMetric, corruptMetric, engines) = try Self.baselines(model: model, pairs: pairs, metric: metric, chunks: chunks) { i, _ in
             (built[i].1, true)
         }
@@ -140,6 +144,8 @@ public final class Experiment {
         }
         return (targets, clean, corrupt, keptEngines)
     }
+
+    deinit { CacheBudget.shared.release(heldBytes) }
 
     /// The metric with edges patched by `mask`.
     public func evaluate(_ mask: EdgeMask) -> Double { evaluate([mask])[0] }

@@ -9,7 +9,7 @@ import Transformer
 /// Learned edge masks call it once per step. Each chunk's clean reference (the answers and, for
 /// `kl`, the clean distribution) and its corrupted sender outputs do not depend on the mask: with
 /// `cachesChunks` they are computed once and kept (about `senders × T × d` floats per chunk) as long
-/// as they fit in the memory budget (`Experiment.defaultMemoryBudget`); otherwise, and past the
+/// as they fit in the memory budget (`CacheBudget.shared`); otherwise, and past the
 /// budget, they are recomputed on every call and memory stays bounded by one chunk.
 public final class MaskedGradient {
     /// What a chunk's masked runs need that does not depend on the mask.
@@ -31,13 +31,14 @@ public final class MaskedGradient {
     private let means: PositionMeans?
     private let ranges: [Range<Int>]
     private var cache: [Int: Chunk]?
-    /// Bytes the cached chunks hold, and the most they may.
+    /// Bytes the cached chunks hold, and the most they may (nil: what `CacheBudget.shared` has left,
+    /// held from it while the gradient lives).
     private var cachedBytes = 0
-    private let memoryBudget: Int
+    private let memoryBudget: Int?
 
     /// Prepares the gradient of `metric` on `pairs`.
     public init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, chunkSize: Int = 32,
-                cachesChunks: Bool = false, memoryBudget: Int = Experiment.defaultMemoryBudget) throws {
+                cachesChunks: Bool = false, memoryBudget: Int? = nil) throws {
         try pairs.validate()
         guard chunkSize >= 1 else { throw ModelInputError("chunk size must be at least 1, got \(chunkSize)") }
         self.model = model
@@ -51,6 +52,8 @@ public final class MaskedGradient {
         self.memoryBudget = memoryBudget
     }
 
+    deinit { if memoryBudget == nil { CacheBudget.shared.release(cachedBytes) } }
+
     /// The chunk at `index`, from the cache or freshly run.
     private func chunk(_ index: Int) throws -> Chunk {
         if let cached = cache?[index] { return cached }
@@ -62,7 +65,7 @@ public final class MaskedGradient {
         let prepared = Chunk(pairs: chunk, layout: clean.layout, targets: targets, corrupt: corrupt,
                              weight: Float(chunk.count) / Float(pairs.count))
         let bytes = 4 * (corrupt.count + (targets.reference?.count ?? 0))
-        if cache != nil, cachedBytes + bytes <= memoryBudget {
+        if cache != nil, memoryBudget.map { cachedBytes + bytes <= $0 } ?? CacheBudget.shared.reserve(bytes) {
             cache?[index] = prepared
             cachedBytes += bytes
         }

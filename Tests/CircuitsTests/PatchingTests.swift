@@ -86,6 +86,27 @@ final class PatchingTests: XCTestCase {
         }
     }
 
+    /// Experiments hold their kept engines' bytes in the process's one cache account while they live,
+    /// so a second experiment plans against what the first left; an account refuses what it lacks.
+    func testExperimentsShareTheProcessCacheBudget() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
+        let before = CacheBudget.shared.available
+        let bytes = Experiment.engineBytes(model: model, rows: pairs.clean.reduce(0) { $0 + $1.count }, examples: pairs.count)
+        try withExtendedLifetime(try Experiment(model: model, pairs: pairs, metric: .logitDiff)) {
+            XCTAssertEqual(before - CacheBudget.shared.available, bytes)
+            try withExtendedLifetime(try Experiment(model: model, pairs: pairs, metric: .logitDiff)) {
+                XCTAssertEqual(before - CacheBudget.shared.available, 2 * bytes)
+            }
+        }
+        XCTAssertEqual(CacheBudget.shared.available, before)
+        let account = CacheBudget(bytes: 100)
+        XCTAssertTrue(account.reserve(60))
+        XCTAssertFalse(account.reserve(60))
+        XCTAssertEqual(account.available, 40)
+        account.release(60)
+        XCTAssertEqual(account.available, 100)
+    }
+
     /// EAP and EAP-IG hand their clean and corrupted runs to the setup, whose experiment is then made
     /// of them: the same baselines and metrics under masks as an experiment that runs the prompts
     /// itself, and the same scores as EAP without sharing.
