@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// The bytes that cached clean and corrupted runs (experiments' patching engines, masked gradients'
 /// chunks) may hold together in one process.
@@ -8,15 +9,7 @@ import Foundation
 /// the budget instead of each taking all of it.
 public final class CacheBudget: @unchecked Sendable {
     /// The process's account: `CIRCUITKIT_CACHE_GB` (GiB) or half the machine's memory.
-    public static let shared = CacheBudget(bytes: configuredBytes)
-
-    /// `CIRCUITKIT_CACHE_GB` (GiB) in bytes, or half the machine's memory.
-    public static var configuredBytes: Int {
-        if let text = ProcessInfo.processInfo.environment["CIRCUITKIT_CACHE_GB"], let gib = Double(text), gib >= 0 {
-            return Int(gib * 1_073_741_824)
-        }
-        return Int(ProcessInfo.processInfo.physicalMemory / 2)
-    }
+    public static let shared = CacheBudget(bytes: CacheSetting.bytes)
 
     /// The most bytes the caches may hold together.
     public let total: Int

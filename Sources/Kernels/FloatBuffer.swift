@@ -96,8 +96,9 @@ final class LargeBufferPool: @unchecked Sendable {
     static let threshold = 4 << 20
     /// Size of a transparent huge page on x86-64 and arm64 Linux.
     private static let hugePage = 2 << 20
-    /// Most bytes kept while unused.
-    private let budget = 2 << 30
+    /// Most bytes kept while unused: a quarter of the cache budget, at most 2 GiB (a small budget
+    /// asks for little memory, and pays for it by mapping buffers again).
+    private let budget = min(2 << 30, CacheSetting.bytes / 4)
 
     private let lock = NSLock()
     /// Free allocations: (capacity, pointer), unordered.
@@ -134,5 +135,16 @@ final class LargeBufferPool: @unchecked Sendable {
             lock.unlock()
             raw.deallocate()
         }
+    }
+}
+
+/// The process's memory setting for cached runs: `CIRCUITKIT_CACHE_GB` (GiB) or half the machine's memory.
+public enum CacheSetting {
+    /// The setting in bytes.
+    public static var bytes: Int {
+        if let text = ProcessInfo.processInfo.environment["CIRCUITKIT_CACHE_GB"], let gib = Double(text), gib >= 0 {
+            return Int(gib * 1_073_741_824)
+        }
+        return Int(ProcessInfo.processInfo.physicalMemory / 2)
     }
 }
