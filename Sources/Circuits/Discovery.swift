@@ -47,12 +47,12 @@ public enum Discovery {
         var scores: [Float]?, curve: [FaithfulnessPoint] = []
         switch output {
         case .circuit(let kept, let measured, let text):
-            progress?(String(format: "%@ chose %d edges in %.1f s", method.name, kept.count, methodSeconds))
+            progress?(.note(String(format: "%@ chose %d edges in %.1f s", method.name, kept.count, methodSeconds)))
             edges = graph.pruned(kept)
             selection = text
             score = { measured[$0] ?? 0 }
         case .scores(let all):
-            progress?(String(format: "scored %d edges in %.1f s", all.count, methodSeconds))
+            progress?(.note(String(format: "scored %d edges in %.1f s", all.count, methodSeconds)))
             scores = all
             score = { all[$0] }
             switch choice {
@@ -60,14 +60,20 @@ public enum Discovery {
                 edges = graph.pruned(rule.select(all, graph: graph))
                 selection = rule.description
             case .targetFaithfulness(let target):
-                progress?("bisecting for faithfulness ≥ \(target)…")
-                let found = experiment.smallestCircuit(scores: all, target: target)
+                progress?(.note("bisecting over top-n circuits for faithfulness ≥ \(target)"))
+                let clock = ProgressClock()
+                let found = experiment.smallestCircuit(scores: all, target: target) { probe in
+                    let p = probe.point
+                    progress?(.step(String(format: "bisect: probe %d (at most %d): top %d → %d edges, faithfulness %.4f; target between top %d and %d, ",
+                                           probe.probe, probe.probes, p.requested, p.edges, p.faithfulness, probe.below, probe.reached)
+                                    + clock.pace(Double(probe.isLast ? probe.probes : probe.probe), of: Double(probe.probes)), final: probe.isLast))
+                }
                 edges = found.edges
                 if found.point.faithfulness >= target {
                     selection = "target faithfulness \(target) (top \(found.requested))"
                 } else {
-                    progress?(String(format: "warning: no top-n circuit reaches faithfulness %g; the whole graph gives %.4f", target,
-                                     found.point.faithfulness))
+                    progress?(.note(String(format: "warning: no top-n circuit reaches faithfulness %g; the whole graph gives %.4f", target,
+                                           found.point.faithfulness)))
                     selection = "target faithfulness \(target) not reached (top \(found.requested))"
                 }
             }

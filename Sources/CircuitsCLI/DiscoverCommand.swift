@@ -196,17 +196,17 @@ enum DiscoverCommand: Subcommand {
             }
         }
         let setup = DiscoverySetup(model: model, pairs: loaded.batch, source: loaded.source, metric: metric, ablation: ablation,
-                                   progress: note)
+                                   progress: showProgress)
         if let shard {
             return try runShard(shard, method: method, setup: setup, arguments: options.arguments,
                                 to: outDirectory.appendingPathComponent("\(outName).shard-\(shard.index)-of-\(shard.count).json"))
         }
         let heldOut = loaded.heldOut.map {
-            DiscoverySetup(model: model, pairs: $0.batch, source: $0.source, metric: metric, ablation: ablation, progress: note)
+            DiscoverySetup(model: model, pairs: $0.batch, source: $0.source, metric: metric, ablation: ablation, progress: showProgress)
         }
         let result = try Discovery.run(method, on: setup, choice: choice,
                                        curveSizes: options.flag("curve") ? [50, 100, 200, 500, 1000, 2000] : [], heldOut: heldOut,
-                                       progress: note)
+                                       progress: showProgress)
         var circuit = result.circuit
         circuit.provenance = try runProvenance(options, method: method, loaded: loaded, metric: metric, ablation: ablation)
 

@@ -33,11 +33,9 @@ enum TraceCommand: Subcommand {
         let batch = PairBatch(clean: kept.map { loaded.batch.clean[$0] }, corrupt: kept.map { loaded.batch.corrupt[$0] },
                               correct: kept.map { loaded.batch.correct[$0] }, incorrect: kept.map { loaded.batch.incorrect[$0] })
         let trace = try CausalTrace(model: model, pairs: batch, metric: metric)
-        let start = Date()
+        let clock = ProgressClock()
         let grid = trace.grid(batchRows: batchRows) { done, total in
-            let elapsed = Date().timeIntervalSince(start)
-            note(String(format: "traced %d/%d (layer, position) runs, %.0f s, about %.0f s left", done, total, elapsed,
-                        elapsed / Double(done) * Double(total - done)))
+            showProgress(.step("traced \(done)/\(total) (layer, position) runs, " + clock.pace(Double(done), of: Double(total)), final: done == total))
         }
         let layers = model.config.layers
         let points = (0..<layers).map { ResidualPoint.pre($0, layers: layers).name }
