@@ -79,14 +79,25 @@ public enum Discovery {
             }
             curve = experiment.faithfulnessCurve(scores: all, sizes: curveSizes)
         }
+        var circuit = try record(edges, method: method.name, selection: selection, score: score, experiment: experiment, setup: setup,
+                                 heldOut: heldOut)
+        circuit.nodeSummary = circuit.summarizeNodes()
+        return Result(circuit: circuit, scores: scores, methodSeconds: methodSeconds, curve: curve)
+    }
+
+    /// The record of the (pruned) circuit `edges`, measured on the setup's pairs and on `heldOut`'s.
+    static func record(
+        _ edges: [Int], method: String, selection: String, score: (Int) -> Float, experiment: Experiment, setup: DiscoverySetup,
+        heldOut: DiscoverySetup?
+    ) throws -> Circuit {
+        let graph = experiment.graph
         let (circuitMetric, faithfulness) = experiment.evaluate(circuit: edges)
         let fresh = try heldOut.map { Circuit.Evaluation(edges, on: try $0.experiment(), source: $0.source) }
         let ranked = edges.sorted { abs(score($0)) > abs(score($1)) }
-        let circuit = Circuit(
-            model: setup.model.source, task: setup.source, method: method.name, metric: setup.metric, ablation: setup.ablation,
+        return Circuit(
+            model: setup.model.source, task: setup.source, method: method, metric: setup.metric, ablation: setup.ablation,
             pairs: setup.pairs.count, selection: selection, cleanMetric: experiment.cleanMetric, corruptMetric: experiment.corruptMetric,
             circuitMetric: circuitMetric, faithfulness: faithfulness, heldOut: fresh, graphEdges: graph.edgeCount,
             edges: ranked.map { Circuit.EdgeRecord(graph.edge($0), score: score($0)) })
-        return Result(circuit: circuit, scores: scores, methodSeconds: methodSeconds, curve: curve)
     }
 }

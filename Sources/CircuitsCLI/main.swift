@@ -3,7 +3,7 @@ import Transformer
 
 /// Every subcommand, in the order `circuits --help` lists them.
 let subcommands: [Subcommand.Type] = [
-    DiscoverCommand.self, MergeCommand.self, EvaluateCommand.self, CompareCommand.self, GraphCommand.self, TaskCommand.self, RunCommand.self,
+    DiscoverCommand.self, MergeCommand.self, EvaluateCommand.self, CompareCommand.self, NodesCommand.self, GraphCommand.self, TaskCommand.self, RunCommand.self,
     LensCommand.self, DLACommand.self, AttentionCommand.self, TraceCommand.self, ReportCommand.self, FetchModelCommand.self,
 ]
 
