@@ -11,7 +11,7 @@ enum DiscoverCommand: Subcommand {
     static let options = [
         OptionSpec(name: "model", value: "M", help: "model: .gguf file, HF directory, HF cache name, or \(DefaultModel.name) (default)"),
     ] + pairOptions + [
-        OptionSpec(name: "method", value: "NAME", help: "search (default: EAP-IG's top --edges, then gradient-guided edge swaps at the circuit; eap-ig when --threshold, --target-faithfulness or --greedy is given), eap-ig, eap, exact, eap-ig-exact (EAP-IG, then exact patching of its top --candidates), acdc, or prune (learned edge masks)"),
+        OptionSpec(name: "method", value: "NAME", help: "search (default: EAP-IG's top --edges, then gradient-guided edge swaps at the circuit; eap-ig with --level node or when --threshold, --target-faithfulness or --greedy is given), eap-ig, eap, exact, eap-ig-exact (EAP-IG, then exact patching of its top --candidates), acdc, or prune (learned edge masks)"),
         OptionSpec(name: "edges-from", value: "SOURCE", help: "exact: patch only these edges: a circuit JSON file or comma-separated edge names"),
         OptionSpec(name: "candidates", value: "K", help: "eap-ig-exact: EAP-IG's top K edges to patch exactly (default 500)"),
         OptionSpec(name: "steps", value: "M", help: "EAP-IG interpolation steps (default 5)"),

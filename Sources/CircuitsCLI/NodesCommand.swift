@@ -28,10 +28,7 @@ enum NodesCommand: Subcommand {
         // Computed from the edges, so records written before the summary existed work too.
         let nodes = Array(circuit.summarizeNodes().prefix(top ?? .max))
         if options.flag("json") {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            FileHandle.standardOutput.write(try encoder.encode(Output(circuit: path, level: circuit.level ?? "edge", nodes: nodes)))
-            print()
+            try printJSON(Output(circuit: path, level: circuit.level ?? "edge", nodes: nodes))
         } else {
             print(table(nodes, top: nodes.count))
         }
