@@ -28,7 +28,10 @@ public struct ProgressClock: Sendable {
     public func pace(_ done: Double, of total: Double, unit: String? = nil, seconds spent: Double? = nil) -> String {
         let spent = spent ?? seconds
         var parts: [String] = []
-        if let unit, done > 0, spent > 0 { parts.append(String(format: "%.3g %@/s", done / spent, unit)) }
+        if let unit, done > 0, spent > 0 {
+            let rate = done / spent
+            parts.append(String(format: rate >= 100 ? "%.0f %@/s" : rate >= 10 ? "%.1f %@/s" : "%.2f %@/s", rate, unit))
+        }
         parts.append(Self.words(spent))
         if done > 0, done < total { parts.append("about \(Self.words(spent / done * (total - done))) left") }
         return parts.joined(separator: ", ")

@@ -1,21 +1,23 @@
 import Circuits
 import Foundation
 
-/// Progress and notes on standard error: on a terminal a step's lines rewrite one line in place;
-/// elsewhere (logs, tests) they are plain lines, at most one per `interval` seconds plus each step's
-/// final line, and a step line held back is printed before the next note.
+/// Progress and notes on standard error: on a terminal a step's lines rewrite one line in place (at
+/// most ten times a second); elsewhere (logs, tests) they are plain lines, at most one per `interval`
+/// seconds plus each step's final line. A step line held back is shown before the next note.
 public final class ProgressLine: @unchecked Sendable {
     /// Whether output goes to a terminal.
     public let terminal: Bool
     /// Least seconds between two printed step lines when not on a terminal.
     public let interval: Double
+    /// Least seconds between two redraws on a terminal.
+    private let redraw = 0.1
     private let width: Int?
     private let now: () -> Date
     private let write: (String) -> Void
     private let lock = NSLock()
     /// On a terminal: whether a step line is shown and not yet ended by a newline.
     private var open = false
-    /// Not on a terminal: a step line held back by the rate limit.
+    /// A step line held back by the rate limit.
     private var held: String?
     private var lastPrinted: Date?
 
@@ -43,25 +45,31 @@ public final class ProgressLine: @unchecked Sendable {
         defer { lock.unlock() }
         switch message {
         case .note(let text):
+            if let held { emit(held, final: true) }
             if open { write("\n") }
-            if let held { write(held + "\n") }
             open = false
-            held = nil
             write(text + "\n")
         case .step(let text, let final):
-            if terminal {
-                let shown = width.map { text.count < $0 ? text : String(text.prefix($0 - 1)) } ?? text
-                write("\r" + shown + "\u{1B}[K" + (final ? "\n" : ""))
-                open = !final
-            } else if final || lastPrinted.map({ now().timeIntervalSince($0) >= interval }) ?? true {
-                write(text + "\n")
-                held = nil
-                // After a step's final line the next step's first line is printed at once.
-                lastPrinted = final ? nil : now()
+            if final || lastPrinted.map({ now().timeIntervalSince($0) >= (terminal ? redraw : interval) }) ?? true {
+                emit(text, final: final)
             } else {
                 held = text
             }
         }
+    }
+
+    /// Prints a step line: on a terminal over the one shown, ending it when `final`; else as a line.
+    private func emit(_ text: String, final: Bool) {
+        if terminal {
+            let shown = width.map { text.count < $0 ? text : String(text.prefix($0 - 1)) } ?? text
+            write("\r" + shown + "\u{1B}[K" + (final ? "\n" : ""))
+            open = !final
+        } else {
+            write(text + "\n")
+        }
+        held = nil
+        // After a step's final line the next step's first line is printed at once.
+        lastPrinted = final ? nil : now()
     }
 }
 

@@ -50,11 +50,14 @@ final class ProgressLineTests: XCTestCase {
     func testOnATerminalStepsRewriteOneLineInPlace() {
         let capture = Capture()
         let line = capture.line(terminal: true, width: 12)
-        line.show(.step("1/3 edges", final: false))
-        line.show(.step("2/3 edges, about 1 s left", final: false))
+        line.show(.step("1/4 edges", final: false))
+        capture.clock += 0.2
+        line.show(.step("2/4 edges, about 1 s left", final: false))
+        XCTAssertEqual(capture.written, "\r1/4 edges\u{1B}[K" + "\r2/4 edges, \u{1B}[K", "cut to the width less one column")
+        line.show(.step("3/4 edges", final: false))  // within 0.1 s of the last redraw: held back
         line.show(.note("a warning"))
-        line.show(.step("3/3 edges", final: true))
-        XCTAssertEqual(capture.written, "\r1/3 edges\u{1B}[K" + "\r2/3 edges, \u{1B}[K" + "\na warning\n" + "\r3/3 edges\u{1B}[K\n",
-                       "cut to the width less one column; a note ends the shown line first")
+        line.show(.step("4/4 edges", final: true))
+        XCTAssertEqual(capture.written, "\r1/4 edges\u{1B}[K" + "\r2/4 edges, \u{1B}[K" + "\r3/4 edges\u{1B}[K\n" + "a warning\n"
+                       + "\r4/4 edges\u{1B}[K\n", "a note shows the latest step line and ends it first")
     }
 }
