@@ -23,22 +23,27 @@ public struct ProgressClock: Sendable {
     /// Seconds since the start.
     public var seconds: Double { Date().timeIntervalSince(start) }
 
-    /// `12.5 edges/s, 40 s, about 2 min 5 s left` after `done` of `total` units, `seconds` spent on
-    /// them (default: since the start); the rate and estimate need some work done.
-    public func pace(_ done: Double, of total: Double, unit: String? = nil, seconds spent: Double? = nil) -> String {
-        let spent = spent ?? seconds
+    /// `12.5 edges/s, 40 s, about 2 min 5 s left` after `done` of `total` units since the start
+    /// (the rate only with a `unit`).
+    public func pace(_ done: Double, of total: Double, unit: String? = nil) -> String {
+        Self.pace(done, of: total, unit: unit, seconds: seconds)
+    }
+
+    /// The same for `done` of `total` units that took `spent` seconds (for work timed elsewhere,
+    /// resumed runs included); the rate and estimate need some work done.
+    public static func pace(_ done: Double, of total: Double, unit: String? = nil, seconds spent: Double) -> String {
         var parts: [String] = []
         if let unit, done > 0, spent > 0 {
             let rate = done / spent
             parts.append(String(format: rate >= 100 ? "%.0f %@/s" : rate >= 10 ? "%.1f %@/s" : "%.2f %@/s", rate, unit))
         }
-        parts.append(Self.words(spent))
-        if done > 0, done < total { parts.append("about \(Self.words(spent / done * (total - done))) left") }
+        parts.append(words(spent))
+        if done > 0, done < total { parts.append("about \(words(spent / done * (total - done))) left") }
         return parts.joined(separator: ", ")
     }
 
     /// A duration in words: `12 s`, `3 min 4 s`, `2 h 5 min`.
-    public static func words(_ seconds: Double) -> String {
+    private static func words(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
         if s < 60 { return "\(s) s" }
         if s < 3600 { return "\(s / 60) min \(s % 60) s" }
@@ -195,13 +200,13 @@ public struct ACDCMethod: DiscoveryMethod {
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
         let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, resume: resume)
-        let graph = acdc.experiment.graph, clock = ProgressClock()
+        let graph = acdc.experiment.graph
         let kept = acdc.run { state, step in
             // Receivers are done from the end; the time left is estimated from the edges into those still to do.
             let edgesLeft = graph.edgeOffsets[step.receiverCount - step.receiversDone]
             progress?(.step("acdc: \(step.receiversDone)/\(step.receiverCount) receivers (\(step.receiver.name) done), "
                             + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, "
-                            + clock.pace(Double(graph.edgeCount - edgesLeft), of: Double(graph.edgeCount), seconds: step.seconds),
+                            + ProgressClock.pace(Double(graph.edgeCount - edgesLeft), of: Double(graph.edgeCount), seconds: step.seconds),
                             final: step.receiversDone == step.receiverCount))
             checkpoint?(state, step)
         }
@@ -248,14 +253,14 @@ public struct PruneMethod: DiscoveryMethod {
         let pruning = try EdgePruning(model: setup.model, pairs: setup.pairs, ablation: setup.ablation, options: options,
                                       warmStart: warmStart, resume: resume)
         let experiment = try setup.experiment()
-        let graph = experiment.graph, target = pruning.state.options.targetEdges, clock = ProgressClock()
+        let graph = experiment.graph, target = pruning.state.options.targetEdges
         let scores = try pruning.run(progress: { step in
             guard step.step % reportEvery == 0 || step.step == step.steps else { return }
             let circuit = graph.pruned(Selection.topN(target).select(pruning.gateScores, graph: graph))
             let faithfulness = experiment.evaluate(circuit: circuit).faithfulness
             progress?(.step(String(format: "prune: step %d/%d, kl %.4f, expected edges %.0f (target %.0f), top %d: %d edges at faithfulness %.3f, ",
                                    step.step, step.steps, step.kl, step.expectedEdges, step.target, target, circuit.count, faithfulness)
-                            + clock.pace(Double(step.step), of: Double(step.steps), seconds: step.seconds), final: step.step == step.steps))
+                            + ProgressClock.pace(Double(step.step), of: Double(step.steps), seconds: step.seconds), final: step.step == step.steps))
         }, checkpoint: checkpoint)
         return .scores(scores)
     }
@@ -309,14 +314,13 @@ public struct SearchMethod: DiscoveryMethod {
         var options = options
         // Done once faithfulness is within 0.001 of 1 (KL: below 0.001).
         options.tolerance = setup.metric == .kl ? 1e-3 : 1e-3 * abs(experiment.cleanMetric - experiment.corruptMetric)
-        let clock = ProgressClock()
         let search = try CircuitSearch(model: setup.model, pairs: setup.pairs, metric: setup.metric, cleanMetric: experiment.cleanMetric,
                                        ablation: setup.ablation, options: options)
         let found = try search.run(start: start) { step in
             progress?(.step(String(format: "search: step %d/%d, faithfulness %.4f (best %.4f)%@, next %d moves, ",
                                    step.step, step.steps, experiment.faithfulness(of: step.metric), experiment.faithfulness(of: step.bestMetric),
                                    step.improved ? "" : ", undone", step.moves)
-                            + clock.pace(Double(step.step + 1), of: Double(step.steps + 1), seconds: step.seconds), final: step.step == step.steps))
+                            + ProgressClock.pace(Double(step.step + 1), of: Double(step.steps + 1), seconds: step.seconds), final: step.step == step.steps))
         }
         return .circuit(edges: found.edges, scores: Dictionary(uniqueKeysWithValues: found.edges.map { ($0, found.gradient[$0]) }),
                         selection: "search at \(options.edges) edges")
