@@ -11,10 +11,6 @@ final class NodesCLITests: CLITestCase {
                       "--render-timeout", "0"] + extra)
     }
 
-    private func jsonObject(_ data: Data) throws -> [String: Any] {
-        try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    }
-
     func testNodeLevelCircuitsKeepTheEdgesAmongTheirNodes() throws {
         let directory = try temporaryDirectory(), out = directory.appendingPathComponent("out")
         let pairs = try tinyPairs(in: directory)
