@@ -47,6 +47,6 @@ let package = Package(
         .testTarget(name: "TransformerTests", dependencies: ["Transformer", "TestSupport"], swiftSettings: numericSettings),
         .testTarget(name: "CircuitsTests", dependencies: ["Circuits", "Tasks", "TestSupport"], swiftSettings: numericSettings),
         .testTarget(name: "TasksTests", dependencies: ["Tasks", "TestSupport"], swiftSettings: numericSettings),
-        .testTarget(name: "CircuitsCLITests", dependencies: ["TestSupport"], swiftSettings: numericSettings),
+        .testTarget(name: "CircuitsCLITests", dependencies: ["CircuitsCLI", "TestSupport"], swiftSettings: numericSettings),
     ]
 )

@@ -23,14 +23,22 @@ enum CircuitsBenchmark {
         }
     }
 
+    /// A run's notes and each step's final line on stderr (a benchmark's log keeps no in-between steps).
+    static func log(_ message: ProgressMessage) {
+        switch message {
+        case .note(let text), .step(let text, final: true): progress(text)
+        case .step: break
+        }
+    }
+
     static func benchmark(task: String, budget: Int, count: Int, searchSteps: Int, pruneSteps: Int, candidates: Int,
                           model: TransformerModel, context: BenchmarkContext) throws {
         let registry = try TaskRegistry.located()
         let found = try registry.generate(task, count: count, seed: 0, tokenizer: model.tokenizer!)
         let fresh = try registry.generate(task, count: count, seed: 1, tokenizer: model.tokenizer!)
         let metric = found.metric
-        let setup = DiscoverySetup(model: model, pairs: PairBatch(found.tokenized), source: "\(task) seed 0", metric: metric, progress: progress)
-        let heldOut = DiscoverySetup(model: model, pairs: PairBatch(fresh.tokenized), source: "\(task) seed 1", metric: metric, progress: progress)
+        let setup = DiscoverySetup(model: model, pairs: PairBatch(found.tokenized), source: "\(task) seed 0", metric: metric, progress: log)
+        let heldOut = DiscoverySetup(model: model, pairs: PairBatch(fresh.tokenized), source: "\(task) seed 1", metric: metric, progress: log)
         progress("== \(task): \(count) pairs, metric \(metric.rawValue), budget \(budget) edges")
 
         var methods: [DiscoveryMethod] = [EAPMethod(steps: nil), EAPMethod(steps: 5)]
@@ -54,7 +62,7 @@ enum CircuitsBenchmark {
         for (method, color) in zip(methods, colors) {
             let label = method.details.isEmpty ? method.name : "\(method.name) (\(method.details))"
             progress("-- \(label)")
-            let result = try Discovery.run(method, on: setup, choice: .selection(.topN(budget)), heldOut: heldOut, progress: progress)
+            let result = try Discovery.run(method, on: setup, choice: .selection(.topN(budget)), heldOut: heldOut, progress: log)
             let circuit = result.circuit
             var cpr = "—", cmd = "—"
             if let scores = result.scores {

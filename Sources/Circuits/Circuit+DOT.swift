@@ -21,19 +21,25 @@ extension Circuit {
         let rows = nodes.mapValues { $0.sorted { Self.place(of: $0).order < Self.place(of: $1).order } }
 
         var lines: [String] = []
-        lines.append("// \(model) · \(task) · \(method) · \(metric.rawValue) · \(edges.count) edges · faithfulness \(String(format: "%.3f", faithfulness))")
+        let size = (self.nodes.map { "\($0.count) nodes, " } ?? "") + "\(edges.count) edges"
+        lines.append("// \(model) · \(task) · \(method) · \(metric.rawValue) · \(size) · faithfulness \(String(format: "%.3f", faithfulness))")
         lines.append("digraph circuit {")
         let comment = "model=\(model); task=\(task); method=\(method); metric=\(metric.rawValue); ablation=\(ablation.rawValue); "
-            + "edges=\(edges.count); faithfulness=\(String(format: "%.4f", faithfulness))"
+            + (self.nodes.map { "level=node; nodes=\($0.count); " } ?? "") + "edges=\(edges.count); faithfulness=\(String(format: "%.4f", faithfulness))"
         lines.append("  comment=\(Self.quote(comment));")
         lines.append("  rankdir=BT; ranksep=0.6; nodesep=0.25; splines=true;")
-        lines.append("  label=\(Self.quote("\(task) circuit on \(model): \(method), \(metric.rawValue), \(edges.count) edges, faithfulness \(String(format: "%.2f", faithfulness))")); labelloc=t; fontname=\"Helvetica\";")
+        lines.append("  label=\(Self.quote("\(task) circuit on \(model): \(method), \(metric.rawValue), \(size), faithfulness \(String(format: "%.2f", faithfulness))")); labelloc=t; fontname=\"Helvetica\";")
         lines.append("  node [fontname=\"Helvetica\", fontsize=11, style=filled];")
         lines.append("  edge [arrowsize=0.6, fontname=\"Helvetica\"];")
         lines.append("  legend [shape=plaintext, style=\"\", fontsize=9, label=<\(Self.legend(compact: compact))>];")
         let ordered = rows.keys.sorted()
+        // A node circuit's heads and MLPs show their node scores.
+        let nodeScores = Dictionary(uniqueKeysWithValues: (self.nodes ?? []).map { ($0.name, $0.score) })
         for row in ordered {
-            lines.append("  { rank=same; " + rows[row]!.map { "\(Self.quote($0)) \(Self.style(of: $0));" }.joined(separator: " ") + " }")
+            lines.append("  { rank=same; " + rows[row]!.map { node in
+                let label = nodeScores[node].map { " [label=<\(node)<BR/><FONT POINT-SIZE=\"9\">\(String(format: "%+.3f", $0))</FONT>>]" } ?? ""
+                return "\(Self.quote(node)) \(Self.style(of: node))\(label);"
+            }.joined(separator: " ") + " }")
         }
         // Rows stay in layer order even where no edge of the circuit joins them.
         for (lower, upper) in zip(ordered, ordered.dropFirst()) {

@@ -63,6 +63,26 @@ public struct Circuit: Codable, Sendable {
     public var edges: [EdgeRecord]
     /// Where it came from; absent in records written before CircuitKit recorded it.
     public var provenance: Provenance?
+    /// `node` for a circuit chosen by node scores (`discover --level node`); absent for edge circuits.
+    public var level: String?
+    /// A node circuit's heads and MLPs with their node scores, by decreasing |score|.
+    public var nodes: [NodeRecord]?
+    /// Its heads and MLPs with their edges in the circuit (`nodeSummary()`), as `discover` wrote it.
+    public var nodeSummary: [NodeSummary]?
+
+    /// A node of a node circuit and its score: the estimated change of the metric when the node's
+    /// output is corrupted wherever it is read.
+    public struct NodeRecord: Codable, Sendable, Equatable {
+        /// `a3.h2` or `m3`.
+        public var name: String
+        public var score: Float
+
+        /// The record of node `name` with `score`.
+        public init(name: String, score: Float) {
+            self.name = name
+            self.score = score
+        }
+    }
 
     /// Creates a circuit record.
     public init(
@@ -94,7 +114,8 @@ public struct Circuit: Codable, Sendable {
         case faithfulness
         case heldOut = "held_out"
         case graphEdges = "graph_edges"
-        case edges, provenance
+        case edges, provenance, level, nodes
+        case nodeSummary = "node_summary"
     }
 
     /// A circuit measured on a set of pairs.

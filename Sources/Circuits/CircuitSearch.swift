@@ -56,9 +56,6 @@ public final class CircuitSearch {
         /// Most moves (restorations and swaps) the next step tries.
         public let moves: Int
         public let seconds: Double
-
-        /// Seconds left at the pace so far.
-        public var secondsLeft: Double { step == 0 ? 0 : seconds / Double(step + 1) * Double(steps - step) }
     }
 
     public let options: Options

@@ -47,12 +47,12 @@ public enum Discovery {
         var scores: [Float]?, curve: [FaithfulnessPoint] = []
         switch output {
         case .circuit(let kept, let measured, let text):
-            progress?(String(format: "%@ chose %d edges in %.1f s", method.name, kept.count, methodSeconds))
+            progress?(.note(String(format: "%@ chose %d edges in %.1f s", method.name, kept.count, methodSeconds)))
             edges = graph.pruned(kept)
             selection = text
             score = { measured[$0] ?? 0 }
         case .scores(let all):
-            progress?(String(format: "scored %d edges in %.1f s", all.count, methodSeconds))
+            progress?(.note(String(format: "scored %d edges in %.1f s", all.count, methodSeconds)))
             scores = all
             score = { all[$0] }
             switch choice {
@@ -60,27 +60,44 @@ public enum Discovery {
                 edges = graph.pruned(rule.select(all, graph: graph))
                 selection = rule.description
             case .targetFaithfulness(let target):
-                progress?("bisecting for faithfulness ≥ \(target)…")
-                let found = experiment.smallestCircuit(scores: all, target: target)
+                progress?(.note("bisecting over top-n circuits for faithfulness ≥ \(target)"))
+                let clock = ProgressClock()
+                let found = experiment.smallestCircuit(scores: all, target: target) { probe in
+                    let p = probe.point
+                    progress?(.step(String(format: "bisect: probe %d (at most %d): top %d → %d edges, faithfulness %.4f; target between top %d and %d, ",
+                                           probe.probe, probe.probes, p.requested, p.edges, p.faithfulness, probe.below, probe.reached)
+                                    + clock.pace(Double(probe.isLast ? probe.probes : probe.probe), of: Double(probe.probes)), final: probe.isLast))
+                }
                 edges = found.edges
                 if found.point.faithfulness >= target {
                     selection = "target faithfulness \(target) (top \(found.requested))"
                 } else {
-                    progress?(String(format: "warning: no top-n circuit reaches faithfulness %g; the whole graph gives %.4f", target,
-                                     found.point.faithfulness))
+                    progress?(.note(String(format: "warning: no top-n circuit reaches faithfulness %g; the whole graph gives %.4f", target,
+                                           found.point.faithfulness)))
                     selection = "target faithfulness \(target) not reached (top \(found.requested))"
                 }
             }
             curve = experiment.faithfulnessCurve(scores: all, sizes: curveSizes)
         }
+        var circuit = try record(edges, method: method.name, selection: selection, score: score, experiment: experiment, setup: setup,
+                                 heldOut: heldOut)
+        circuit.nodeSummary = circuit.summarizeNodes()
+        return Result(circuit: circuit, scores: scores, methodSeconds: methodSeconds, curve: curve)
+    }
+
+    /// The record of the (pruned) circuit `edges`, measured on the setup's pairs and on `heldOut`'s.
+    static func record(
+        _ edges: [Int], method: String, selection: String, score: (Int) -> Float, experiment: Experiment, setup: DiscoverySetup,
+        heldOut: DiscoverySetup?
+    ) throws -> Circuit {
+        let graph = experiment.graph
         let (circuitMetric, faithfulness) = experiment.evaluate(circuit: edges)
         let fresh = try heldOut.map { Circuit.Evaluation(edges, on: try $0.experiment(), source: $0.source) }
         let ranked = edges.sorted { abs(score($0)) > abs(score($1)) }
-        let circuit = Circuit(
-            model: setup.model.source, task: setup.source, method: method.name, metric: setup.metric, ablation: setup.ablation,
+        return Circuit(
+            model: setup.model.source, task: setup.source, method: method, metric: setup.metric, ablation: setup.ablation,
             pairs: setup.pairs.count, selection: selection, cleanMetric: experiment.cleanMetric, corruptMetric: experiment.corruptMetric,
             circuitMetric: circuitMetric, faithfulness: faithfulness, heldOut: fresh, graphEdges: graph.edgeCount,
             edges: ranked.map { Circuit.EdgeRecord(graph.edge($0), score: score($0)) })
-        return Result(circuit: circuit, scores: scores, methodSeconds: methodSeconds, curve: curve)
     }
 }

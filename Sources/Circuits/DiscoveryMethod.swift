@@ -1,8 +1,55 @@
 import Foundation
 import Transformer
 
-/// A line of progress for the user (the command line prints it on stderr).
-public typealias ProgressNote = (String) -> Void
+/// What a run tells the user as it goes (the command line prints it on stderr).
+public enum ProgressMessage: Sendable, Equatable {
+    /// A line to keep: a stage begun or finished, a warning.
+    case note(String)
+    /// How far a long step has come; the step's next line replaces it (on a terminal, in place), and
+    /// `final` marks its last line.
+    case step(String, final: Bool)
+}
+
+/// Receives a run's progress messages.
+public typealias ProgressNote = (ProgressMessage) -> Void
+
+/// A long step's clock: time spent and, from the share of the work done, time left, in words.
+public struct ProgressClock: Sendable {
+    public let start: Date
+
+    /// A clock started now (or at `start`).
+    public init(start: Date = Date()) { self.start = start }
+
+    /// Seconds since the start.
+    public var seconds: Double { Date().timeIntervalSince(start) }
+
+    /// `12.5 edges/s, 40 s, about 2 min 5 s left` after `done` of `total` units since the start
+    /// (the rate only with a `unit`).
+    public func pace(_ done: Double, of total: Double, unit: String? = nil) -> String {
+        Self.pace(done, of: total, unit: unit, seconds: seconds)
+    }
+
+    /// The same for `done` of `total` units that took `spent` seconds (for work timed elsewhere,
+    /// resumed runs included); the rate and estimate need some work done.
+    public static func pace(_ done: Double, of total: Double, unit: String? = nil, seconds spent: Double) -> String {
+        var parts: [String] = []
+        if let unit, done > 0, spent > 0 {
+            let rate = done / spent
+            parts.append(String(format: rate >= 100 ? "%.0f %@/s" : rate >= 10 ? "%.1f %@/s" : "%.2f %@/s", rate, unit))
+        }
+        parts.append(words(spent))
+        if done > 0, done < total { parts.append("about \(words(spent / done * (total - done))) left") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// A duration in words: `12 s`, `3 min 4 s`, `2 h 5 min`.
+    private static func words(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return "\(s / 60) min \(s % 60) s" }
+        return "\(s / 3600) h \((s % 3600) / 60) min"
+    }
+}
 
 /// What every discovery method shares: the model, the prompt pairs, the metric and the ablation,
 /// and the patching experiment over all pairs, built on first use and then shared by scoring,
@@ -34,8 +81,8 @@ public final class DiscoverySetup {
         if let cached { return cached }
         let start = Date()
         let built = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation)
-        progress?(String(format: "clean and corrupted runs in %.1f s: clean %@ %.4f, corrupt %.4f", Date().timeIntervalSince(start),
-                         metric.rawValue, built.cleanMetric, built.corruptMetric))
+        progress?(.note(String(format: "clean and corrupted runs in %.1f s: clean %@ %.4f, corrupt %.4f", Date().timeIntervalSince(start),
+                               metric.rawValue, built.cleanMetric, built.corruptMetric)))
         cached = built
         return built
     }
@@ -48,8 +95,8 @@ public final class DiscoverySetup {
         var engines: [(Range<Int>, PatchingEngine)] = []
         let result = try body { engines.append(($0, $1)) }
         let built = try Experiment(model: model, pairs: pairs, metric: metric, ablation: ablation, engines: engines)
-        progress?(String(format: "clean and corrupted runs shared with the method: clean %@ %.4f, corrupt %.4f", metric.rawValue,
-                         built.cleanMetric, built.corruptMetric))
+        progress?(.note(String(format: "clean and corrupted runs shared with the method: clean %@ %.4f, corrupt %.4f", metric.rawValue,
+                               built.cleanMetric, built.corruptMetric)))
         cached = built
         return result
     }
@@ -105,14 +152,17 @@ public struct EAPMethod: DiscoveryMethod {
     /// Every edge's score, for methods that start from EAP or EAP-IG.
     public func scores(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> [Float] {
         if steps == nil && setup.metric == .kl {
-            progress?("warning: at α = 0 the gradient of kl is zero, so EAP scores every edge 0; use eap-ig for kl")
+            progress?(.note("warning: at α = 0 the gradient of kl is zero, so EAP scores every edge 0; use eap-ig for kl"))
         }
-        let start = Date()
+        let clock = ProgressClock()
         return try setup.sharingRuns(chunkSize: chunkSize) { share in
             try EdgeAttribution.scores(
                 model: setup.model, pairs: setup.pairs, metric: setup.metric, ablation: setup.ablation,
                 integratedGradientSteps: steps, chunkSize: chunkSize, shareRuns: share
-            ) { done, total in progress?(String(format: "%@: chunk %d/%d, %.1f s", name, done, total, Date().timeIntervalSince(start))) }
+            ) { done, total in
+                progress?(.step("\(name): \(done)/\(total) chunks of pairs, " + clock.pace(Double(done), of: Double(total)),
+                                final: done == total))
+            }
         }
     }
 }
@@ -131,14 +181,10 @@ public struct ExactMethod: DiscoveryMethod {
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
         let experiment = try setup.experiment()
         let chosen = edges ?? Array(0..<experiment.graph.edgeCount)
-        progress?("exact patching: one forward pass per edge, \(chosen.count) edges")
-        let start = Date()
+        progress?(.note("exact patching: one forward pass per edge, \(chosen.count) edges"))
+        let clock = ProgressClock()
         let measured = ExactPatching.scores(experiment, edges: chosen) { done, total in
-            if done % 500 == 0 || done == total {
-                let seconds = Date().timeIntervalSince(start)
-                progress?(String(format: "exact: %d/%d edges, %.0f s, about %.0f s left", done, total, seconds,
-                                 seconds / Double(done) * Double(total - done)))
-            }
+            progress?(.step("exact: \(done)/\(total) edges, " + clock.pace(Double(done), of: Double(total), unit: "edges"), final: done == total))
         }
         var scores = [Float](repeating: 0, count: experiment.graph.edgeCount)
         for (e, score) in zip(chosen, measured) { scores[e] = score }
@@ -170,9 +216,14 @@ public struct ACDCMethod: DiscoveryMethod {
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
         let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, resume: resume)
+        let graph = acdc.experiment.graph
         let kept = acdc.run { state, step in
-            progress?("acdc: \(step.receiver.name) done (\(step.receiversDone)/\(step.receiverCount) receivers), "
-                      + "\(step.edgesTried) edges tried, \(step.edgesRemoved) removed, \(String(format: "%.0f", step.seconds)) s")
+            // Receivers are done from the end; the time left is estimated from the edges into those still to do.
+            let edgesLeft = graph.edgeOffsets[step.receiverCount - step.receiversDone]
+            progress?(.step("acdc: \(step.receiversDone)/\(step.receiverCount) receivers (\(step.receiver.name) done), "
+                            + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, "
+                            + ProgressClock.pace(Double(graph.edgeCount - edgesLeft), of: Double(graph.edgeCount), seconds: step.seconds),
+                            final: step.receiversDone == step.receiverCount))
             checkpoint?(state, step)
         }
         return .circuit(edges: kept, scores: acdc.state.keptEffects, selection: "acdc tau \(acdc.state.tau), \(acdc.state.reference.rawValue) reference")
@@ -211,7 +262,7 @@ public struct PruneMethod: DiscoveryMethod {
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
         let warmStart = try resume == nil ? warmStartSteps.map { steps in
-            progress?("prune: warm start from EAP-IG (\(steps) steps)")
+            progress?(.note("prune: warm start from EAP-IG (\(steps) steps)"))
             return try EdgeAttribution.scores(model: setup.model, pairs: setup.pairs, metric: setup.metric, ablation: setup.ablation,
                                               integratedGradientSteps: steps, chunkSize: options.chunkSize)
         } : nil
@@ -223,9 +274,9 @@ public struct PruneMethod: DiscoveryMethod {
             guard step.step % reportEvery == 0 || step.step == step.steps else { return }
             let circuit = graph.pruned(Selection.topN(target).select(pruning.gateScores, graph: graph))
             let faithfulness = experiment.evaluate(circuit: circuit).faithfulness
-            progress?(String(format: "prune: step %d/%d, kl %.4f, expected edges %.0f (target %.0f), top %d: %d edges at faithfulness %.3f, %.0f s, about %.0f s left",
-                             step.step, step.steps, step.kl, step.expectedEdges, step.target, target, circuit.count, faithfulness,
-                             step.seconds, step.secondsLeft))
+            progress?(.step(String(format: "prune: step %d/%d, kl %.4f, expected edges %.0f (target %.0f), top %d: %d edges at faithfulness %.3f, ",
+                                   step.step, step.steps, step.kl, step.expectedEdges, step.target, target, circuit.count, faithfulness)
+                            + ProgressClock.pace(Double(step.step), of: Double(step.steps), seconds: step.seconds), final: step.step == step.steps))
         }, checkpoint: checkpoint)
         return .scores(scores)
     }
@@ -282,9 +333,10 @@ public struct SearchMethod: DiscoveryMethod {
         let search = try CircuitSearch(model: setup.model, pairs: setup.pairs, metric: setup.metric, cleanMetric: experiment.cleanMetric,
                                        ablation: setup.ablation, options: options)
         let found = try search.run(start: start) { step in
-            progress?(String(format: "search: step %d/%d, faithfulness %.4f (best %.4f)%@, next %d moves, %.0f s, about %.0f s left",
-                             step.step, step.steps, experiment.faithfulness(of: step.metric), experiment.faithfulness(of: step.bestMetric),
-                             step.improved ? "" : ", undone", step.moves, step.seconds, step.secondsLeft))
+            progress?(.step(String(format: "search: step %d/%d, faithfulness %.4f (best %.4f)%@, next %d moves, ",
+                                   step.step, step.steps, experiment.faithfulness(of: step.metric), experiment.faithfulness(of: step.bestMetric),
+                                   step.improved ? "" : ", undone", step.moves)
+                            + ProgressClock.pace(Double(step.step + 1), of: Double(step.steps + 1), seconds: step.seconds), final: step.step == step.steps))
         }
         return .circuit(edges: found.edges, scores: Dictionary(uniqueKeysWithValues: found.edges.map { ($0, found.gradient[$0]) }),
                         selection: "search at \(options.edges) edges")

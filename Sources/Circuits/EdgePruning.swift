@@ -108,9 +108,6 @@ public final class EdgePruning {
         /// The target the sparsity term pulls towards at this step.
         public let target: Double
         public let seconds: Double
-
-        /// Seconds left at the pace so far.
-        public var secondsLeft: Double { step == 0 ? 0 : seconds / Double(step) * Double(steps - step) }
     }
 
     public let gradient: MaskedGradient

@@ -30,17 +30,15 @@ public enum ExactPatching {
 /// Node patching (design §6): corrupt one sender's output everywhere it is read (all its outgoing
 /// edges) and measure `M − M_clean`: a coarser view than edges.
 public enum NodePatching {
-    /// `(node, score)` for every head and MLP, in topological order.
-    public static func scores(_ experiment: Experiment, progress: ExactPatching.Progress? = nil) -> [(Sender, Float)] {
+    /// Every sender's score, in `CircuitGraph.senders` order (`input` first).
+    public static func scores(_ experiment: Experiment, progress: ExactPatching.Progress? = nil) -> [Float] {
         let g = experiment.graph
-        let nodes = g.senders.filter { $0 != .input }
-        var out: [(Sender, Float)] = []
-        for (done, node) in nodes.enumerated() {
+        var out: [Float] = []
+        for s in g.senders.indices {
             var mask = EdgeMask(graph: g)
-            let s = g.index(of: node)
-            for r in 0..<g.receivers.count where g.upstreamCount(receiverAt: r) > s { mask[g.edgeOffsets[r] + s] = 1 }
-            out.append((node, Float(experiment.evaluate(mask) - experiment.cleanMetric)))
-            progress?(done + 1, nodes.count)
+            for e in g.outgoingEdges(ofSender: s) { mask[e] = 1 }
+            out.append(Float(experiment.evaluate(mask) - experiment.cleanMetric))
+            progress?(s + 1, g.senders.count)
         }
         return out
     }

@@ -165,18 +165,34 @@ extension Experiment {
         }
     }
 
+    /// One probe of the bisection: the circuit measured and the bracket (top-n sizes) after it.
+    public struct BisectionProbe: Sendable {
+        /// Probes done, and at most how many there will be.
+        public let probe: Int, probes: Int
+        public let point: FaithfulnessPoint
+        /// The target lies between top `below` (short of it) and top `reached` (reaching it, or the whole graph).
+        public let below: Int, reached: Int
+        /// Whether the bracket is closed: this was the last probe.
+        public var isLast: Bool { reached - below <= 1 }
+    }
+
     /// The smallest top-n (pruned) circuit whose faithfulness reaches `target`, found by bisection on n.
     ///
     /// Faithfulness need not grow monotonically with n; bisection finds an n where it crosses the target.
-    public func smallestCircuit(scores: [Float], target: Double) -> (requested: Int, edges: [Int], point: FaithfulnessPoint) {
+    public func smallestCircuit(scores: [Float], target: Double, progress: ((BisectionProbe) -> Void)? = nil)
+        -> (requested: Int, edges: [Int], point: FaithfulnessPoint) {
         let ranked = Selection.ranked(scores)
+        // The whole graph, then one probe per halving of the bracket: at most ⌈log₂ count⌉.
+        let probes = 1 + Int.bitWidth - max(ranked.count - 1, 0).leadingZeroBitCount
+        var probe = 0, lo = 0, hi = ranked.count
         func point(_ n: Int) -> (edges: [Int], point: FaithfulnessPoint) {
             let edges = graph.pruned(ranked.prefix(n))
             let (value, f) = evaluate(circuit: edges)
+            probe += 1
             return (edges, FaithfulnessPoint(requested: n, edges: edges.count, metric: value, faithfulness: f))
         }
-        var lo = 0, hi = ranked.count
         var best = point(hi)
+        progress?(BisectionProbe(probe: probe, probes: probes, point: best.point, below: lo, reached: hi))
         while hi - lo > 1 {
             let mid = (lo + hi) / 2
             let candidate = point(mid)
@@ -186,6 +202,7 @@ extension Experiment {
             } else {
                 lo = mid
             }
+            progress?(BisectionProbe(probe: probe, probes: probes, point: candidate.point, below: lo, reached: hi))
         }
         return (hi, best.edges, best.point)
     }

@@ -136,6 +136,4 @@ extension Subcommand {
 }
 
 /// Writes a line to standard error (progress and diagnostics; results go to standard output).
-func note(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
-}
+func note(_ message: String) { showProgress(.note(message)) }

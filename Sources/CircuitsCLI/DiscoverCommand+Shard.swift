@@ -28,7 +28,7 @@ extension DiscoverCommand {
                 throw UsageError(description: "shard \(shard) gets no edges: \(chosen.count) edges cannot be split \(shard.count) ways")
             }
             note("shard \(shard): edges \(range.lowerBound + 1)–\(range.upperBound) of \(chosen.count)")
-            guard case .scores(let scores) = try ExactMethod(edges: Array(chosen[range])).run(setup, progress: note) else {
+            guard case .scores(let scores) = try ExactMethod(edges: Array(chosen[range])).run(setup, progress: showProgress) else {
                 preconditionFailure("exact patching scores edges")
             }
             result = ShardResult(shard: shard, split: .edges, method: method.name, arguments: recorded(arguments), range: range,
@@ -40,8 +40,8 @@ extension DiscoverCommand {
             }
             note("shard \(shard): pairs \(range.lowerBound + 1)–\(range.upperBound) of \(setup.pairs.count)")
             let part = DiscoverySetup(model: setup.model, pairs: setup.pairs.slice(range), source: setup.source, metric: setup.metric,
-                                      ablation: setup.ablation, progress: note)
-            guard case .scores(let mean) = try method.run(part, progress: note) else { preconditionFailure("eap and eap-ig score edges") }
+                                      ablation: setup.ablation, progress: showProgress)
+            guard case .scores(let mean) = try method.run(part, progress: showProgress) else { preconditionFailure("eap and eap-ig score edges") }
             result = ShardResult(shard: shard, split: .pairs, method: method.name, arguments: recorded(arguments), range: range,
                                  total: setup.pairs.count, scores: mean.map { $0 * Float(range.count) },
                                  seconds: Date().timeIntervalSince(start))

@@ -7,19 +7,21 @@ import Transformer
 enum DiscoverCommand: Subcommand {
     static let name = "discover"
     static let summary = "Find the circuit behind a task: score edges, select and prune a circuit, measure its faithfulness, write DOT, SVG and JSON."
-    static let usage = "[--model M] [--task T | --data F] [--method search] [--metric M] [--edges N | --target-faithfulness F] [--out DIR]"
+    static let usage = "[--model M] [--task T | --data F] [--method search] [--metric M] [--edges N | --target-faithfulness F | --level node --nodes N] [--out DIR]"
     static let options = [
         OptionSpec(name: "model", value: "M", help: "model: .gguf file, HF directory, HF cache name, or \(DefaultModel.name) (default)"),
     ] + pairOptions + [
-        OptionSpec(name: "method", value: "NAME", help: "search (default: EAP-IG's top --edges, then gradient-guided edge swaps at the circuit; eap-ig when --threshold, --target-faithfulness or --greedy is given), eap-ig, eap, exact, eap-ig-exact (EAP-IG, then exact patching of its top --candidates), acdc, or prune (learned edge masks)"),
+        OptionSpec(name: "method", value: "NAME", help: "search (default: EAP-IG's top --edges, then gradient-guided edge swaps at the circuit; eap-ig with --level node or when --threshold, --target-faithfulness or --greedy is given), eap-ig, eap, exact, eap-ig-exact (EAP-IG, then exact patching of its top --candidates), acdc, or prune (learned edge masks)"),
         OptionSpec(name: "edges-from", value: "SOURCE", help: "exact: patch only these edges: a circuit JSON file or comma-separated edge names"),
         OptionSpec(name: "candidates", value: "K", help: "eap-ig-exact: EAP-IG's top K edges to patch exactly (default 500)"),
         OptionSpec(name: "steps", value: "M", help: "EAP-IG interpolation steps (default 5)"),
         OptionSpec(name: "metric", value: "NAME", help: "logit_diff, prob_diff, kl or logprob (default: the task's)"),
         OptionSpec(name: "ablation", value: "KIND", help: "resample (default), mean or zero"),
+        OptionSpec(name: "level", value: "LEVEL", help: "edge (default): score and choose edges; node: score the heads and MLPs (eap, eap-ig: the sum of a node's outgoing edge scores; exact: node patching), keep the top --nodes and the edges among them"),
+        OptionSpec(name: "nodes", value: "N", help: "--level node: keep the top N heads and MLPs by |score| (default 20)"),
         OptionSpec(name: "edges", value: "N", help: "keep the top N edges by |score| (default 200)"),
         OptionSpec(name: "greedy", value: nil, help: "grow the N edges greedily from logits instead of taking the global top N"),
-        OptionSpec(name: "threshold", value: "T", help: "keep every edge with |score| ≥ T"),
+        OptionSpec(name: "threshold", value: "T", help: "keep every edge (--level node: every head and MLP) with |score| ≥ T"),
         OptionSpec(name: "target-faithfulness", value: "F", help: "smallest top-n circuit with faithfulness ≥ F (bisection)"),
         OptionSpec(name: "tau", value: "τ", help: "ACDC threshold (default 0.01)"),
         OptionSpec(name: "compare", value: "WITH", help: "acdc: compare each trial with the current graph (published ACDC; default) or the clean model (τ then bounds the whole circuit's drift)"),
@@ -40,7 +42,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "compact", value: nil, help: "draw one edge per sender and head for the head's q, k and v inputs"),
         OptionSpec(name: "render-timeout", value: "S", help: "seconds Graphviz may take to draw the SVG (default 10; 0: no SVG)"),
         OptionSpec(name: "name", value: "NAME", help: "output file name without extension (default: the task name)"),
-        OptionSpec(name: "top", value: "K", help: "edges to list (default 15)"),
+        OptionSpec(name: "top", value: "K", help: "edges and nodes to list (default 15)"),
         OptionSpec(name: "json", value: nil, help: "print the circuit JSON on stdout instead of the text report"),
     ]
 
@@ -58,9 +60,24 @@ enum DiscoverCommand: Subcommand {
                 }
             }
         }
-        // search looks for a circuit of a given size; the other selections need scores to rank.
+        let level = options.string("level") ?? "edge"
+        guard ["edge", "node"].contains(level) else { throw UsageError(description: "--level must be edge or node, got '\(level)'") }
+        let nodeLevel = level == "node"
+        // search looks for a circuit of a given size; the other selections, and nodes, need scores to rank.
         let methodName = options.string("method")
-            ?? (["threshold", "target-faithfulness"].contains { options.string($0) != nil } || options.flag("greedy") ? "eap-ig" : "search")
+            ?? (nodeLevel || ["threshold", "target-faithfulness"].contains { options.string($0) != nil } || options.flag("greedy") ? "eap-ig" : "search")
+        if nodeLevel {
+            guard ["eap", "eap-ig", "exact"].contains(methodName) else {
+                throw UsageError(description: "--level node scores nodes with eap, eap-ig or exact (node patching); \(methodName) chooses edges")
+            }
+            if let edgeOption = ["edges", "target-faithfulness", "edges-from", "scores-out", "mib-out", "shard"].first(where: { options.string($0) != nil })
+                ?? ["greedy", "curve", "mib"].first(where: { options.flag($0) }) {
+                throw UsageError(description: "--\(edgeOption) ranks or lists edges; with --level node choose nodes with --nodes or --threshold")
+            }
+        } else if options.string("nodes") != nil {
+            throw UsageError(description: "--nodes only applies with --level node")
+        }
+        let nodesWanted = try options.int("nodes", default: 20, in: 1...Int.max)!
         let steps = try options.int("steps", default: 5, in: 1...1000)!
         let tau = try options.double("tau", default: 0.01, in: 0...Double.infinity)!
         let chunkSize = try options.int("chunk-size", default: 32, in: 1...100_000)!
@@ -196,17 +213,23 @@ enum DiscoverCommand: Subcommand {
             }
         }
         let setup = DiscoverySetup(model: model, pairs: loaded.batch, source: loaded.source, metric: metric, ablation: ablation,
-                                   progress: note)
+                                   progress: showProgress)
         if let shard {
             return try runShard(shard, method: method, setup: setup, arguments: options.arguments,
                                 to: outDirectory.appendingPathComponent("\(outName).shard-\(shard.index)-of-\(shard.count).json"))
         }
         let heldOut = loaded.heldOut.map {
-            DiscoverySetup(model: model, pairs: $0.batch, source: $0.source, metric: metric, ablation: ablation, progress: note)
+            DiscoverySetup(model: model, pairs: $0.batch, source: $0.source, metric: metric, ablation: ablation, progress: showProgress)
         }
-        let result = try Discovery.run(method, on: setup, choice: choice,
+        let result: Discovery.Result
+        if nodeLevel, let scorer = method as? NodeScoringMethod {
+            let rule = try options.double("threshold", in: 0...Double.infinity).map { Selection.threshold($0) } ?? .topN(nodesWanted)
+            result = try Discovery.runNodes(scorer, on: setup, rule: rule, heldOut: heldOut, progress: showProgress)
+        } else {
+            result = try Discovery.run(method, on: setup, choice: choice,
                                        curveSizes: options.flag("curve") ? [50, 100, 200, 500, 1000, 2000] : [], heldOut: heldOut,
-                                       progress: note)
+                                       progress: showProgress)
+        }
         var circuit = result.circuit
         circuit.provenance = try runProvenance(options, method: method, loaded: loaded, metric: metric, ablation: ablation)
 
@@ -244,14 +267,21 @@ enum DiscoverCommand: Subcommand {
         let details = method.details.isEmpty ? "" : " (\(method.details))"
         print("model         \(describe(model))")
         print("task          \(loaded.source), \(loaded.batch.count) pairs, metric \(m), ablation \(ablation.rawValue)")
-        if result.scores != nil {
+        if circuit.nodes != nil {
+            let sums = result.scores.map { " (sums of \($0.count) edge scores)" } ?? ""
+            print("method        \(method.name)\(details), \(model.graph.senders.count) nodes scored\(sums) in \(String(format: "%.1f", result.methodSeconds)) s")
+        } else if result.scores != nil {
             print("method        \(method.name)\(details), \(circuit.graphEdges) edges scored in \(String(format: "%.1f", merged?.seconds ?? result.methodSeconds)) s")
         } else {
             print("method        \(method.name)\(details), \(String(format: "%.1f", result.methodSeconds)) s")
         }
         print(String(format: "clean %@     %.4f", m, circuit.cleanMetric))
         print(String(format: "corrupt %@   %.4f", m, circuit.corruptMetric))
-        print("circuit       \(circuit.edges.count) edges (\(circuit.selection), pruned)")
+        if let nodes = circuit.nodes {
+            print("circuit       \(nodes.count) nodes, \(circuit.edges.count) edges among them (\(circuit.selection), pruned)")
+        } else {
+            print("circuit       \(circuit.edges.count) edges (\(circuit.selection), pruned)")
+        }
         print(String(format: "circuit %@   %.4f", m, circuit.circuitMetric))
         print(String(format: "faithfulness  %.4f on the %d pairs it was found on", circuit.faithfulness, circuit.pairs))
         if let fresh = circuit.heldOut {
@@ -274,10 +304,21 @@ enum DiscoverCommand: Subcommand {
             for p in result.curve { print(String(format: "  %6d → %6d: %.4f", p.requested, p.edges, p.faithfulness)) }
         }
         if top > 0 {
-            print("top edges:")
-            for (i, record) in circuit.edges.prefix(top).enumerated() {
-                print(String(format: "  %3d. %@ %+.5f", i + 1, record.name.padding(toLength: 26, withPad: " ", startingAt: 0), record.score))
+            if let nodes = circuit.nodes {
+                print("top nodes (score: the metric's change with the node's output corrupted):")
+                for (i, node) in nodes.prefix(top).enumerated() {
+                    print(String(format: "  %3d. %@ %+.5f", i + 1, node.name.padding(toLength: 26, withPad: " ", startingAt: 0), node.score))
+                }
             }
+            if circuit.nodes != nil && result.scores == nil {
+                print("edges: not scored one by one (node patching scores whole nodes; their edges are recorded with score 0)")
+            } else {
+                print("top edges:")
+                for (i, record) in circuit.edges.prefix(top).enumerated() {
+                    print(String(format: "  %3d. %@ %+.5f", i + 1, record.name.padding(toLength: 26, withPad: " ", startingAt: 0), record.score))
+                }
+            }
+            print(NodesCommand.table(circuit.nodeSummary ?? circuit.summarizeNodes(), top: top))
         }
         if !written.isEmpty { print("wrote " + written.map(\.path).joined(separator: ", ")) }
         return 0

@@ -12,10 +12,9 @@ func tokenLabel(_ tokenizer: Tokenizer, _ id: Int) -> String { quoted(tokenizer.
 /// A progress callback that notes `"<verb> done/total <unit>, elapsed, about … s left"` on stderr,
 /// timed from this call.
 func progressNote(_ verb: String, _ unit: String) -> (_ done: Int, _ total: Int) -> Void {
-    let start = Date()
+    let clock = ProgressClock()
     return { done, total in
-        let elapsed = Date().timeIntervalSince(start)
-        note("\(verb) \(done)/\(total) \(unit), " + String(format: "%.0f s, about %.0f s left", elapsed, elapsed / Double(done) * Double(total - done)))
+        showProgress(.step("\(verb) \(done)/\(total) \(unit), " + clock.pace(Double(done), of: Double(total)), final: done == total))
     }
 }
 

@@ -3,8 +3,8 @@ import Transformer
 
 /// Every subcommand, in the order `circuits --help` lists them.
 let subcommands: [Subcommand.Type] = [
-    DiscoverCommand.self, MergeCommand.self, EvaluateCommand.self, CompareCommand.self, GraphCommand.self, TaskCommand.self, RunCommand.self,
-    LensCommand.self, DLACommand.self, AttentionCommand.self, TraceCommand.self, AttributeCommand.self,
+    DiscoverCommand.self, MergeCommand.self, EvaluateCommand.self, CompareCommand.self, NodesCommand.self, GraphCommand.self, TaskCommand.self,
+    RunCommand.self, LensCommand.self, DLACommand.self, AttentionCommand.self, TraceCommand.self, AttributeCommand.self,
     ReportCommand.self, FetchModelCommand.self,
 ]
 

@@ -42,6 +42,11 @@ class CLITestCase: XCTestCase {
                    stderr: try String(contentsOf: errURL, encoding: .utf8))
     }
 
+    /// `data` parsed as a JSON object.
+    func jsonObject(_ data: Data) throws -> [String: Any] {
+        try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
     /// A new empty folder, removed when the test ends.
     func temporaryDirectory() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("circuits-cli-\(UUID().uuidString)")

@@ -11,9 +11,7 @@ final class WorkflowCLITests: CLITestCase {
                       "--out", out.path, "--name", name, "--top", "0", "--render-timeout", "0"] + extra)
     }
 
-    private func jsonObject(_ url: URL) throws -> [String: Any] {
-        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
-    }
+    private func jsonObject(_ url: URL) throws -> [String: Any] { try jsonObject(Data(contentsOf: url)) }
 
     func testScoresOutWritesEveryFormatAndIsRefusedWhereItCannotApply() throws {
         let directory = try temporaryDirectory(), out = directory.appendingPathComponent("out")

@@ -121,7 +121,9 @@ final class PatchingTests: XCTestCase {
         for (steps, ablation) in [(nil, Ablation.resample), (nil, .mean), (nil, .zero), (2, .resample)] as [(Int?, Ablation)] {
             let label = "steps \(steps.map(String.init) ?? "none"), \(ablation.rawValue)"
             var notes: [String] = []
-            let setup = DiscoverySetup(model: model, pairs: pairs, source: "fixture", metric: .logitDiff, ablation: ablation) { notes.append($0) }
+            let setup = DiscoverySetup(model: model, pairs: pairs, source: "fixture", metric: .logitDiff, ablation: ablation) {
+                if case .note(let text) = $0 { notes.append(text) }
+            }
             let method = EAPMethod(steps: steps, chunkSize: 2)
             let shared = try method.scores(setup, progress: nil)
             XCTAssertTrue(notes.contains { $0.hasPrefix("clean and corrupted runs shared") }, "\(label): \(notes)")

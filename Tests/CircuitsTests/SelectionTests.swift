@@ -73,7 +73,9 @@ final class SelectionTests: XCTestCase {
         let setup = DiscoverySetup(model: model, pairs: pairs, source: "tiny", metric: .logitDiff)
         let scores = (0..<model.graph.edgeCount).map { Float($0 % 7) - 3 }
         var notes: [String] = []
-        let result = try Discovery.run(FixedScores(scores: scores), on: setup, choice: .targetFaithfulness(2)) { notes.append($0) }
+        let result = try Discovery.run(FixedScores(scores: scores), on: setup, choice: .targetFaithfulness(2)) {
+            if case .note(let text) = $0 { notes.append(text) }
+        }
         XCTAssertTrue(result.circuit.selection.contains("not reached"), result.circuit.selection)
         XCTAssertTrue(notes.contains { $0.contains("warning: no top-n circuit reaches faithfulness 2") }, "\(notes)")
         let reached = try Discovery.run(FixedScores(scores: scores), on: setup, choice: .targetFaithfulness(0.5))
