@@ -13,8 +13,8 @@ public enum CircuitChoice: Sendable, Equatable {
 /// the circuit it chose), prune it, measure its faithfulness and make its record.
 ///
 /// The patching experiment is built once by the setup and shared by the method, the selection and
-/// the evaluation; a method that does not need it (EAP, EAP-IG) runs before it exists, so its
-/// memory peak stays its own.
+/// the evaluation; EAP and EAP-IG run before it exists and hand it their clean and corrupted runs
+/// when those fit the cache budget (`DiscoverySetup.sharingRuns`), so the prompts run once.
 public enum Discovery {
     /// A discovered circuit and what was measured on the way.
     public struct Result {
