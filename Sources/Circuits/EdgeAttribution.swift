@@ -121,9 +121,10 @@ public enum EdgeAttribution {
             profile?.forward += Date().timeIntervalSince(start)
             let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
                                         reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
+            let differing = ablation == .resample ? differingRows(clean: chunk.clean, corrupt: chunk.corrupt, layout: layout) : nil
             if steps == 0 {
                 let (value, dInput) = backpropagate(model: model, pass: cleanPass, metric: metric, targets: targets, scale: weight,
-                                                    diffs: diffs, routing: nil, into: &scores, profile: profile)
+                                                    diffs: diffs, differing: differing, routing: nil, into: &scores, profile: profile)
                 metricValue += Double(weight) * value
                 input.map { ($0.pointer + firstRow * d).update(from: dInput.pointer, count: plane) }
             } else {
@@ -143,7 +144,7 @@ public enum EdgeAttribution {
                         profile?.forward += Date().timeIntervalSince(start)
                     }
                     backpropagate(model: model, pass: pass, metric: metric, targets: targets, scale: weight / Float(steps), diffs: diffs,
-                                      routing: nil, into: &scores, profile: profile)
+                                  differing: differing, routing: nil, into: &scores, profile: profile)
                 }
             }
             firstRow += layout.rows
@@ -152,16 +153,28 @@ public enum EdgeAttribution {
         return Gradient(edges: scores, metric: metricValue, input: input)
     }
 
+    /// The rows of a packed batch from each pair's first differing token on (`layout` packs the pairs
+    /// in order). Before it the clean and corrupted prompts agree, and so do their runs (attention
+    /// looks only back), so with resample ablation the sender differences there are exactly zero.
+    public static func differingRows(clean: [[Int]], corrupt: [[Int]], layout: SequenceLayout) -> [Range<Int>] {
+        zip(clean, corrupt).enumerated().compactMap { i, pair in
+            let first = pair.0.indices.first { pair.0[$0] != pair.1[$0] } ?? pair.0.count
+            let rows = layout.offsets[i] + first..<layout.offsets[i] + layout.lengths[i]
+            return rows.isEmpty ? nil : rows
+        }
+    }
+
     /// Backpropagates the metric of `pass`, scaled by `scale`, adding `Σ ⟨diffs_s, ∂M/∂input_r⟩` to
     /// every edge's score as the receiver gradients arrive; with `routing`, also builds its corrections.
     ///
     /// - Parameters:
     ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
+    ///   - differing: the rows where `diffs` can be nonzero (nil: all); the others add exactly 0 and are skipped
     /// - Returns: the metric of `pass` (unscaled), and `[T, d]` the scaled gradient with respect to the input embedding
     @discardableResult
     static func backpropagate(
         model: TransformerModel, pass: ForwardPass, metric: Metric, targets: MetricTargets, scale: Float, diffs: FloatBuffer,
-        routing: MaskRouting?, into scores: inout [Float], profile: Profile?
+        differing: [Range<Int>]? = nil, routing: MaskRouting?, into scores: inout [Float], profile: Profile?
     ) -> (metric: Double, input: FloatBuffer) {
         let vocab = model.config.vocabularySize, plane = pass.layout.rows * model.config.dModel
         let dLogits = FloatBuffer(count: pass.logits.count)
@@ -170,7 +183,7 @@ public enum EdgeAttribution {
         let backwardStart = Date(), contractionBefore = profile?.contraction ?? 0
         let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing) { group in
             let contractionStart = Date()
-            contract(group, diffs: diffs, plane: plane, graph: model.graph, into: &scores)
+            contract(group, diffs: diffs, plane: plane, graph: model.graph, differing: differing, into: &scores)
             routing?.add(group)
             profile?.contraction += Date().timeIntervalSince(contractionStart)
         }
@@ -184,14 +197,23 @@ public enum EdgeAttribution {
     ///
     /// - Parameters:
     ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
-    static func contract(_ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, into scores: inout [Float]) {
+    ///   - differing: the rows where `diffs` can be nonzero (nil: all); the others are skipped
+    static func contract(
+        _ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, differing: [Range<Int>]? = nil,
+        into scores: inout [Float]
+    ) {
+        let groupRows = group.firstRow..<group.firstRow + group.rows
+        let segments = (differing ?? [groupRows]).map { $0.clamped(to: groupRows) }.filter { !$0.isEmpty }
+        guard !segments.isEmpty else { return }
         let receivers = group.receivers.map { graph.index(of: $0) }
         let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
-        let n = receivers.count
-        let block = FloatBuffer(uninitializedCount: upstream * n)  // [upstream, n]
-        let width = group.rows * group.dModel
-        gemm(block.pointer, ldc: n, diffs.pointer + group.firstRow * group.dModel, lda: plane, transposeA: false,
-             group.gradients, ldb: width, transposeB: true, accumulate: false, upstream, n, width)
+        let n = receivers.count, d = group.dModel
+        let block = FloatBuffer(count: upstream * n)  // [upstream, n]
+        for rows in segments {
+            gemm(block.pointer, ldc: n, diffs.pointer + rows.lowerBound * d, lda: plane, transposeA: false,
+                 group.gradients + (rows.lowerBound - group.firstRow) * d, ldb: group.rows * d, transposeB: true, accumulate: true,
+                 upstream, n, rows.count * d)
+        }
         scores.withUnsafeMutableBufferPointer { s in
             for (i, r) in receivers.enumerated() {
                 let row = s.baseAddress! + graph.edgeOffsets[r]
