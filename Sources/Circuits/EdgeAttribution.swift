@@ -50,11 +50,12 @@ public enum EdgeAttribution {
     ///   - chunkSize: pairs per forward/backward chunk
     public static func scores(
         model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample,
-        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, profile: Profile? = nil, shareRuns: ShareRuns? = nil,
-        progress: Progress? = nil
+        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, skipsSharedPrefixes: Bool = true, profile: Profile? = nil,
+        shareRuns: ShareRuns? = nil, progress: Progress? = nil
     ) throws -> [Float] {
         try gradient(model: model, pairs: pairs, metric: metric, ablation: ablation, integratedGradientSteps: integratedGradientSteps,
-                     chunkSize: chunkSize, profile: profile, shareRuns: shareRuns, progress: progress).edges
+                     chunkSize: chunkSize, skipsSharedPrefixes: skipsSharedPrefixes, profile: profile, shareRuns: shareRuns,
+                     progress: progress).edges
     }
 
     /// Takes each chunk's clean and corrupted runs as a patching engine (pairs in order), so that
@@ -68,11 +69,14 @@ public enum EdgeAttribution {
     ///   - integratedGradientSteps: EAP-IG's interpolation points (α = 0 and resample ablation only)
     ///   - chunkSize: pairs per forward/backward chunk
     ///   - inputGradient: also return the gradient with respect to the input embeddings
+    ///   - skipsSharedPrefixes: leave out of the contraction the rows before each pair's first differing
+    ///     token, whose sender differences are exactly zero under resample ablation (false: contract
+    ///     every row, for measuring the gain)
     ///   - shareRuns: handed each chunk's clean and corrupted runs as a patching engine (α = 0 only)
     public static func gradient(
         model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, mask: EdgeMask? = nil,
-        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, inputGradient: Bool = false, profile: Profile? = nil,
-        shareRuns: ShareRuns? = nil, progress: Progress? = nil
+        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, inputGradient: Bool = false, skipsSharedPrefixes: Bool = true,
+        profile: Profile? = nil, shareRuns: ShareRuns? = nil, progress: Progress? = nil
     ) throws -> Gradient {
         try pairs.validate()
         if let integratedGradientSteps {
@@ -121,7 +125,7 @@ public enum EdgeAttribution {
             profile?.forward += Date().timeIntervalSince(start)
             let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
                                         reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
-            let differing = ablation == .resample ? differingRows(clean: chunk.clean, corrupt: chunk.corrupt, layout: layout) : nil
+            let differing = skipsSharedPrefixes && ablation == .resample ? differingRows(clean: chunk.clean, corrupt: chunk.corrupt, layout: layout) : nil
             if steps == 0 {
                 let (value, dInput) = backpropagate(model: model, pass: cleanPass, metric: metric, targets: targets, scale: weight,
                                                     diffs: diffs, differing: differing, routing: nil, into: &scores, profile: profile)
