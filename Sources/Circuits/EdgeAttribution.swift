@@ -125,7 +125,11 @@ public enum EdgeAttribution {
             profile?.forward += Date().timeIntervalSince(start)
             let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
                                         reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
-            let differing = skipsSharedPrefixes && ablation == .resample ? differingRows(clean: chunk.clean, corrupt: chunk.corrupt, layout: layout) : nil
+            var differing = skipsSharedPrefixes && ablation == .resample ? differingRows(clean: chunk.clean, corrupt: chunk.corrupt, layout: layout) : nil
+            if let rows = differing {
+                // Only the differing rows are kept: `[senders, R, d]`, so the contraction runs over R rows instead of T.
+                if rows.reduce(0, { $0 + $1.count }) < layout.rows { diffs = compacted(diffs, rows: rows, plane: plane, d: d) } else { differing = nil }
+            }
             if steps == 0 {
                 let (value, dInput) = backpropagate(model: model, pass: cleanPass, metric: metric, targets: targets, scale: weight,
                                                     diffs: diffs, differing: differing, routing: nil, into: &scores, profile: profile)
@@ -168,19 +172,36 @@ public enum EdgeAttribution {
         }
     }
 
+    /// `[senders, R, d]`: the rows `rows` (R in all, in order) of each sender's `[T, d]` plane of `values`.
+    static func compacted(_ values: FloatBuffer, rows: [Range<Int>], plane: Int, d: Int) -> FloatBuffer {
+        let kept = rows.reduce(0) { $0 + $1.count } * d
+        let senders = values.count / plane
+        let out = FloatBuffer(uninitializedCount: senders * kept)
+        parallelFor(senders) { s in
+            var at = out.pointer + s * kept
+            for range in rows {
+                at.update(from: values.pointer + s * plane + range.lowerBound * d, count: range.count * d)
+                at += range.count * d
+            }
+        }
+        return out
+    }
+
     /// Backpropagates the metric of `pass`, scaled by `scale`, adding `Σ ⟨diffs_s, ∂M/∂input_r⟩` to
     /// every edge's score as the receiver gradients arrive; with `routing`, also builds its corrections.
     ///
     /// - Parameters:
-    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
-    ///   - differing: the rows where `diffs` can be nonzero (nil: all); the others add exactly 0 and are skipped
+    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs, or with `differing` only
+    ///     those rows: `[senders, R, d]` (`compacted`)
+    ///   - differing: the batch rows `diffs` holds, in order (nil: all); the others add exactly 0
     /// - Returns: the metric of `pass` (unscaled), and `[T, d]` the scaled gradient with respect to the input embedding
     @discardableResult
     static func backpropagate(
         model: TransformerModel, pass: ForwardPass, metric: Metric, targets: MetricTargets, scale: Float, diffs: FloatBuffer,
         differing: [Range<Int>]? = nil, routing: MaskRouting?, into scores: inout [Float], profile: Profile?
     ) -> (metric: Double, input: FloatBuffer) {
-        let vocab = model.config.vocabularySize, plane = pass.layout.rows * model.config.dModel
+        let vocab = model.config.vocabularySize
+        let plane = (differing?.reduce(0) { $0 + $1.count } ?? pass.layout.rows) * model.config.dModel
         let dLogits = FloatBuffer(count: pass.logits.count)
         let value = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
         for i in 0..<dLogits.count { dLogits[i] *= scale }
@@ -200,23 +221,39 @@ public enum EdgeAttribution {
     /// receiver keeps its own prefix.
     ///
     /// - Parameters:
-    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
-    ///   - differing: the rows where `diffs` can be nonzero (nil: all); the others are skipped
+    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs, or with `differing` only those rows
+    ///   - plane: floats per sender in `diffs`
+    ///   - differing: the batch rows `diffs` holds, in order (nil: all); the group's gradients are
+    ///     gathered at those rows so that the GEMM runs over them alone
     static func contract(
         _ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, differing: [Range<Int>]? = nil,
         into scores: inout [Float]
     ) {
-        let groupRows = group.firstRow..<group.firstRow + group.rows
-        let segments = (differing ?? [groupRows]).map { $0.clamped(to: groupRows) }.filter { !$0.isEmpty }
-        guard !segments.isEmpty else { return }
         let receivers = group.receivers.map { graph.index(of: $0) }
         let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
         let n = receivers.count, d = group.dModel
-        let block = FloatBuffer(count: upstream * n)  // [upstream, n]
-        for rows in segments {
-            gemm(block.pointer, ldc: n, diffs.pointer + rows.lowerBound * d, lda: plane, transposeA: false,
-                 group.gradients + (rows.lowerBound - group.firstRow) * d, ldb: group.rows * d, transposeB: true, accumulate: true,
-                 upstream, n, rows.count * d)
+        let block = FloatBuffer(uninitializedCount: upstream * n)  // [upstream, n]
+        if let differing {
+            let groupRows = group.firstRow..<group.firstRow + group.rows
+            let kept = differing.map { $0.clamped(to: groupRows) }.filter { !$0.isEmpty }
+            let count = kept.reduce(0) { $0 + $1.count }
+            guard count > 0 else { return }
+            // The group's first row among the kept ones, and its gradients at the kept rows: `[n, count, d]`.
+            let first = differing.reduce(0) { $0 + $1.clamped(to: 0..<group.firstRow).count }
+            let gathered = FloatBuffer(uninitializedCount: n * count * d)
+            for i in 0..<n {
+                var at = gathered.pointer + i * count * d
+                for rows in kept {
+                    at.update(from: group.gradient(i) + (rows.lowerBound - group.firstRow) * d, count: rows.count * d)
+                    at += rows.count * d
+                }
+            }
+            gemm(block.pointer, ldc: n, diffs.pointer + first * d, lda: plane, transposeA: false,
+                 gathered.pointer, ldb: count * d, transposeB: true, accumulate: false, upstream, n, count * d)
+        } else {
+            let width = group.rows * d
+            gemm(block.pointer, ldc: n, diffs.pointer + group.firstRow * d, lda: plane, transposeA: false,
+                 group.gradients, ldb: width, transposeB: true, accumulate: false, upstream, n, width)
         }
         scores.withUnsafeMutableBufferPointer { s in
             for (i, r) in receivers.enumerated() {

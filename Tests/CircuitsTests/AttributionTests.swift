@@ -60,6 +60,10 @@ final class AttributionTests: XCTestCase {
             let scores = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff)
             let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff).gradient(EdgeMask(graph: model.graph)).edges
             XCTAssertLessThanOrEqual(maxAbsDifference(scores, masked), 1e-5 * (masked.map { abs($0) }.max() ?? 1), name)
+            let ig = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 3, chunkSize: 2)
+            let igAllRows = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 3, chunkSize: 2,
+                                                       skipsSharedPrefixes: false)
+            XCTAssertLessThanOrEqual(maxAbsDifference(ig, igAllRows), 1e-5 * (igAllRows.map { abs($0) }.max() ?? 1), name)
         }
     }
 
