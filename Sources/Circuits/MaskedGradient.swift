@@ -65,7 +65,7 @@ public final class MaskedGradient {
         let prepared = Chunk(pairs: chunk, layout: clean.layout, targets: targets, corrupt: corrupt,
                              weight: Float(chunk.count) / Float(pairs.count))
         let bytes = 4 * (corrupt.count + (targets.reference?.count ?? 0))
-        if cache != nil, memoryBudget.map { cachedBytes + bytes <= $0 } ?? CacheBudget.shared.reserve(bytes) {
+        if cache != nil, memoryBudget.map({ cachedBytes + bytes <= $0 }) ?? CacheBudget.shared.reserve(bytes) {
             cache?[index] = prepared
             cachedBytes += bytes
         }

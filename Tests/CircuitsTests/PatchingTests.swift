@@ -92,11 +92,12 @@ final class PatchingTests: XCTestCase {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
         let before = CacheBudget.shared.available
         let bytes = Experiment.engineBytes(model: model, rows: pairs.clean.reduce(0) { $0 + $1.count }, examples: pairs.count)
-        try withExtendedLifetime(try Experiment(model: model, pairs: pairs, metric: .logitDiff)) {
+        do {
+            let first = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
             XCTAssertEqual(before - CacheBudget.shared.available, bytes)
-            try withExtendedLifetime(try Experiment(model: model, pairs: pairs, metric: .logitDiff)) {
-                XCTAssertEqual(before - CacheBudget.shared.available, 2 * bytes)
-            }
+            let second = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+            XCTAssertEqual(before - CacheBudget.shared.available, 2 * bytes)
+            withExtendedLifetime((first, second)) {}
         }
         XCTAssertEqual(CacheBudget.shared.available, before)
         let account = CacheBudget(bytes: 100)
