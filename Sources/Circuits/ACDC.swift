@@ -13,10 +13,17 @@ import Transformer
 /// keeps faithfulness within 1 ± (1 − f). Receivers whose node has no remaining outgoing edge are
 /// skipped. The state can be saved after every receiver and a run resumed from it.
 ///
-/// Trials run in speculative batches: since most edges get removed, a batch evaluates "remove the next
-/// edge", "remove the next two", … in one batched forward pass, and decisions are taken in order until
-/// the first edge that stays; the trials after it are discarded. The result is exactly that of trying
-/// the edges one at a time.
+/// Serial trials (as published) run in speculative batches: since most edges get removed, a batch
+/// evaluates "remove the next edge", "remove the next two", … in one batched forward pass, and
+/// decisions are taken in order until the first edge that stays; the trials after it are discarded.
+/// The result is exactly that of trying the edges one at a time.
+///
+/// Grouped trials (a documented variant, for speed) try a receiver's edges in groups, least important
+/// first by attribution scores: first all of them at once, and when that moves the metric by τ or
+/// more, the longest removable prefix is found by bisection, the edge after it is kept, and the rest
+/// is tried again. A receiver whose edges can all go costs one pass instead of one per edge; each kept
+/// edge costs about log₂ of the edges left. The decisions are those of the same τ test applied to
+/// groups, so they are not the serial ones.
 public final class ACDC {
     /// What a trial's metric is compared with.
     public enum Reference: String, Codable, Sendable, CaseIterable {
@@ -26,12 +33,22 @@ public final class ACDC {
         case clean
     }
 
+    /// How a receiver's incoming edges are tried.
+    public enum Trials: String, Codable, Sendable, CaseIterable {
+        /// One edge at a time, from the last sender to the first (ACDC as published).
+        case serial
+        /// In groups ordered by attribution score, least important first, with bisection.
+        case grouped
+    }
+
     /// Where a run stands: enough to resume it.
     public struct State: Codable, Sendable {
         /// Threshold.
         public var tau: Double
         /// What trials are compared with.
         public var reference: Reference
+        /// How edges are tried.
+        public var trials: Trials
         /// Metric of the graph with the removed edges corrupted.
         public var current: Double
         /// Receivers finished, counted from the end of `CircuitGraph.receivers`.
@@ -42,8 +59,10 @@ public final class ACDC {
         public var dropped: [Int]
         /// Metric change measured when each kept edge was tried (its score in the circuit).
         public var keptEffects: [Int: Float]
-        /// Edges tried so far.
+        /// Edges decided by trials so far.
         public var edgesTried: Int
+        /// Patched passes evaluated so far (one per mask).
+        public var evaluations: Int
         /// Seconds spent so far, over all sessions.
         public var seconds: Double
         /// Edge count of the graph, to check a resumed state fits the model.
@@ -65,23 +84,37 @@ public final class ACDC {
     public let experiment: Experiment
     /// Most trials evaluated in one batched pass.
     public let maxBatch: Int
+    /// `[edges]` attribution scores that order grouped trials (|score| ascending), or nil for serial trials.
+    public let order: [Float]?
     /// The run's state; `mask` mirrors `state.removed`.
     public private(set) var state: State
     private var mask: EdgeMask
     /// Remaining outgoing edges per sender.
     private var outgoing: [Int]
 
-    /// A fresh run with threshold `tau` and `reference`, or one resumed from `resume` (whose τ and
-    /// reference win); `maxBatch` trades memory (each trial in a batch holds its own activations) for speed.
-    public init(_ experiment: Experiment, tau: Double, reference: Reference = .current, resume: State? = nil, maxBatch: Int = 8) throws {
+    /// A fresh run with threshold `tau` and `reference`, or one resumed from `resume` (whose τ,
+    /// reference and trials win); `maxBatch` trades memory (each trial in a batch holds its own
+    /// activations) for speed. Grouped trials (`order` given) are ordered by `order`'s magnitudes.
+    ///
+    /// - Parameter order: `[edges]` attribution scores for grouped trials, or nil for serial trials
+    public init(_ experiment: Experiment, tau: Double, reference: Reference = .current, order: [Float]? = nil, resume: State? = nil,
+                maxBatch: Int = 8) throws {
         self.experiment = experiment
         self.maxBatch = max(1, maxBatch)
         let g = experiment.graph
         if let resume { try Self.validate(resume, graph: g) }
         let identity = RunIdentity(model: experiment.model, pairs: experiment.pairs, metric: experiment.metric, ablation: experiment.ablation)
         try resume?.run.map { try identity.checkResumable(from: $0, state: "ACDC") }
-        state = resume ?? State(tau: tau, reference: reference, current: experiment.cleanMetric, receiversDone: 0, removed: [], dropped: [], keptEffects: [:], edgesTried: 0,
-                                seconds: 0, edgeCount: g.edgeCount)
+        let trials: Trials = order == nil ? .serial : .grouped
+        if let resume, resume.trials != trials {
+            throw ModelInputError("the ACDC state was saved by a run with \(resume.trials.rawValue) trials; resume it with \(resume.trials.rawValue) trials")
+        }
+        if let order, order.count != g.edgeCount {
+            throw ModelInputError("ACDC's order has \(order.count) scores for a graph of \(g.edgeCount) edges")
+        }
+        self.order = order
+        state = resume ?? State(tau: tau, reference: reference, trials: trials, current: experiment.cleanMetric, receiversDone: 0, removed: [],
+                                dropped: [], keptEffects: [:], edgesTried: 0, evaluations: 0, seconds: 0, edgeCount: g.edgeCount)
         state.run = identity
         mask = EdgeMask(graph: g)
         outgoing = [Int](repeating: 0, count: g.senders.count)
@@ -102,8 +135,8 @@ public final class ACDC {
         guard (0...g.receivers.count).contains(state.receiversDone) else {
             throw refuse("receivers_done \(state.receiversDone) is outside 0...\(g.receivers.count)")
         }
-        guard state.edgesTried >= 0, state.edgesTried <= g.edgeCount, state.seconds.isFinite, state.seconds >= 0 else {
-            throw refuse("edges tried \(state.edgesTried) or seconds \(state.seconds) out of range")
+        guard state.edgesTried >= 0, state.edgesTried <= g.edgeCount, state.evaluations >= 0, state.seconds.isFinite, state.seconds >= 0 else {
+            throw refuse("edges tried \(state.edgesTried), evaluations \(state.evaluations) or seconds \(state.seconds) out of range")
         }
         let listed = state.removed + state.dropped + Array(state.keptEffects.keys)
         if let bad = listed.first(where: { !(0..<g.edgeCount).contains($0) }) {
@@ -121,7 +154,7 @@ public final class ACDC {
     ///
     /// - Returns: dense indices of the edges that remain (the circuit, before pruning)
     public func run(checkpoint: ((State, Progress) -> Void)? = nil) -> [Int] {
-        let g = experiment.graph, tau = state.tau, isKL = experiment.metric == .kl
+        let g = experiment.graph
         let count = g.receivers.count
         var batch = 1
         while state.receiversDone < count {
@@ -134,38 +167,10 @@ public final class ACDC {
                     state.dropped.append(g.edgeOffsets[r] + s)
                     outgoing[s] -= 1
                 }
+            } else if let order {
+                groupedTrials(receiverAt: r, order: order)
             } else {
-                let candidates = Array(stride(from: g.upstreamCount(receiverAt: r) - 1, through: 0, by: -1))
-                var index = 0
-                while index < candidates.count {
-                    let k = min(batch, candidates.count - index)
-                    var masks: [EdgeMask] = []
-                    var trial = mask
-                    for j in 0..<k {
-                        trial[g.edgeOffsets[r] + candidates[index + j]] = 1
-                        masks.append(trial)
-                    }
-                    let values = experiment.evaluate(masks)
-                    var accepted = 0
-                    for j in 0..<k {
-                        let s = candidates[index + j], e = g.edgeOffsets[r] + s
-                        state.edgesTried += 1
-                        let base = state.reference == .clean ? experiment.cleanMetric : state.current
-                        let change = isKL ? values[j] - base : abs(values[j] - base)
-                        if change < tau {
-                            mask[e] = 1
-                            state.current = values[j]
-                            state.removed.append(e)
-                            outgoing[s] -= 1
-                            accepted += 1
-                        } else {
-                            state.keptEffects[e] = Float(values[j] - state.current)
-                            break  // the later trials assumed this edge removed
-                        }
-                    }
-                    index += min(accepted + 1, k)
-                    batch = accepted == k ? min(maxBatch, 2 * batch) : max(1, accepted)
-                }
+                serialTrials(receiverAt: r, batch: &batch)
             }
             state.receiversDone += 1
             state.seconds += Date().timeIntervalSince(start)
@@ -175,20 +180,107 @@ public final class ACDC {
         let dropped = Set(state.dropped)
         return (0..<g.edgeCount).filter { mask[$0] == 0 && !dropped.contains($0) }
     }
+
+    /// Whether a trial that measured `value` stays within τ of the reference.
+    private func accepts(_ value: Double) -> Bool {
+        let base = state.reference == .clean ? experiment.cleanMetric : state.current
+        let change = experiment.metric == .kl ? value - base : abs(value - base)
+        return change < state.tau
+    }
+
+    /// Metrics of the current graph with each group of edges corrupted on top of it, one pass per group.
+    private func evaluate(removing groups: [[Int]]) -> [Double] {
+        state.evaluations += groups.count
+        return experiment.evaluate(groups.map { group in
+            var trial = mask
+            for e in group { trial[e] = 1 }
+            return trial
+        })
+    }
+
+    /// Corrupts `edges` for good; `value` is the metric measured with them corrupted.
+    private func remove(_ edges: some Collection<Int>, value: Double) {
+        let g = experiment.graph
+        for e in edges {
+            mask[e] = 1
+            state.removed.append(e)
+            outgoing[g.index(of: g.edge(e).sender)] -= 1
+        }
+        if !edges.isEmpty { state.current = value }
+    }
+
+    /// ACDC as published: receiver `r`'s edges one at a time from the last sender, in speculative
+    /// batches of up to `maxBatch` (`batch` carries the batch size from one receiver to the next).
+    private func serialTrials(receiverAt r: Int, batch: inout Int) {
+        let g = experiment.graph
+        let candidates = Array(stride(from: g.upstreamCount(receiverAt: r) - 1, through: 0, by: -1)).map { g.edgeOffsets[r] + $0 }
+        var index = 0
+        while index < candidates.count {
+            let k = min(batch, candidates.count - index)
+            let values = evaluate(removing: (1...k).map { Array(candidates[index..<(index + $0)]) })
+            var accepted = 0
+            for j in 0..<k {
+                let e = candidates[index + j]
+                state.edgesTried += 1
+                guard accepts(values[j]) else {
+                    state.keptEffects[e] = Float(values[j] - state.current)
+                    break  // the later trials assumed this edge removed
+                }
+                remove([e], value: values[j])
+                accepted += 1
+            }
+            index += min(accepted + 1, k)
+            batch = accepted == k ? min(maxBatch, 2 * batch) : max(1, accepted)
+        }
+    }
+
+    /// Receiver `r`'s edges in groups, least important first by `order`: all that are left at once;
+    /// when they cannot all go, the longest removable prefix (by bisection) goes, the next edge stays
+    /// with the metric change it caused as its effect, and the rest is tried again.
+    private func groupedTrials(receiverAt r: Int, order: [Float]) {
+        let g = experiment.graph
+        // Least important first; ties from the last sender, as serial trials go.
+        let candidates = (0..<g.upstreamCount(receiverAt: r)).map { g.edgeOffsets[r] + $0 }
+            .sorted { (abs(order[$0]), -$0) < (abs(order[$1]), -$1) }
+        var index = 0
+        while index < candidates.count {
+            let rest = candidates[index...]
+            let all = evaluate(removing: [Array(rest)])[0]
+            if accepts(all) {
+                state.edgesTried += rest.count
+                remove(rest, value: all)
+                return
+            }
+            // Removing `low` edges of the rest is accepted (0: nothing removed), removing `high` is not.
+            var low = 0, high = rest.count, lowValue = state.current, highValue = all
+            while high - low > 1 {
+                let middle = (low + high) / 2
+                let value = evaluate(removing: [Array(rest.prefix(middle))])[0]
+                if accepts(value) { (low, lowValue) = (middle, value) } else { (high, highValue) = (middle, value) }
+            }
+            state.edgesTried += low + 1
+            remove(rest.prefix(low), value: lowValue)
+            state.keptEffects[candidates[index + low]] = Float(highValue - lowValue)
+            index += low + 1
+        }
+    }
 }
 
 extension ACDC.State {
-    /// Decodes a saved state; states saved before the reference existed compared with the current graph.
+    /// Decodes a saved state; states saved before the reference and trials existed compared with the
+    /// current graph one edge at a time.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tau = try c.decode(Double.self, forKey: .tau)
         reference = try c.decodeIfPresent(ACDC.Reference.self, forKey: .reference) ?? .current
+        trials = try c.decodeIfPresent(ACDC.Trials.self, forKey: .trials) ?? .serial
         current = try c.decode(Double.self, forKey: .current)
         receiversDone = try c.decode(Int.self, forKey: .receiversDone)
         removed = try c.decode([Int].self, forKey: .removed)
         dropped = try c.decode([Int].self, forKey: .dropped)
         keptEffects = try c.decode([Int: Float].self, forKey: .keptEffects)
         edgesTried = try c.decode(Int.self, forKey: .edgesTried)
+        evaluations = try c.decodeIfPresent(Int.self, forKey: .evaluations) ?? edgesTried
         seconds = try c.decode(Double.self, forKey: .seconds)
         edgeCount = try c.decode(Int.self, forKey: .edgeCount)
         run = try c.decodeIfPresent(RunIdentity.self, forKey: .run)

@@ -197,36 +197,50 @@ public struct ACDCMethod: DiscoveryMethod {
     public var tau: Double
     /// What each trial is compared with.
     public var reference: ACDC.Reference
-    /// A saved state to continue from (its τ and reference replace `tau` and `reference`).
+    /// How edges are tried; grouped trials are ordered by EAP-IG scores (`orderSteps` steps).
+    public var trials: ACDC.Trials
+    /// EAP-IG steps of the scores that order grouped trials.
+    public var orderSteps: Int
+    /// A saved state to continue from (its τ, reference and trials replace `tau`, `reference` and `trials`).
     public var resume: ACDC.State?
     /// Called after every receiver with the state to save and the progress.
     public var checkpoint: ((ACDC.State, ACDC.Progress) -> Void)?
 
-    /// ACDC with threshold `tau`, comparing trials with `reference`.
-    public init(tau: Double, reference: ACDC.Reference = .current, resume: ACDC.State? = nil,
-                checkpoint: ((ACDC.State, ACDC.Progress) -> Void)? = nil) {
+    /// ACDC with threshold `tau`, comparing trials with `reference`, trying edges as `trials` says.
+    public init(tau: Double, reference: ACDC.Reference = .current, trials: ACDC.Trials = .serial, orderSteps: Int = 5,
+                resume: ACDC.State? = nil, checkpoint: ((ACDC.State, ACDC.Progress) -> Void)? = nil) {
         self.tau = tau
         self.reference = reference
+        self.trials = trials
+        self.orderSteps = orderSteps
         self.resume = resume
         self.checkpoint = checkpoint
     }
 
     public var name: String { "acdc" }
-    public var details: String { "τ \(resume?.tau ?? tau), compared with the \((resume?.reference ?? reference).rawValue) graph" }
+    public var details: String {
+        let trials = resume?.trials ?? trials
+        return "τ \(resume?.tau ?? tau), compared with the \((resume?.reference ?? reference).rawValue) graph, \(trials.rawValue) trials"
+            + (trials == .grouped ? " ordered by EAP-IG (\(orderSteps) steps)" : "")
+    }
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
-        let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, resume: resume)
+        // The ordering scores are computed again on resume: the same pairs give the same scores.
+        let order = (resume?.trials ?? trials) == .grouped ? try EAPMethod(steps: orderSteps).scores(setup, progress: progress) : nil
+        let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, order: order, resume: resume)
         let graph = acdc.experiment.graph
         let kept = acdc.run { state, step in
             // Receivers are done from the end; the time left is estimated from the edges into those still to do.
             let edgesLeft = graph.edgeOffsets[step.receiverCount - step.receiversDone]
             progress?(.step("acdc: \(step.receiversDone)/\(step.receiverCount) receivers (\(step.receiver.name) done), "
-                            + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, "
+                            + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, \(state.evaluations) passes, "
                             + ProgressClock.pace(Double(graph.edgeCount - edgesLeft), of: Double(graph.edgeCount), seconds: step.seconds),
                             final: step.receiversDone == step.receiverCount))
             checkpoint?(state, step)
         }
-        return .circuit(edges: kept, scores: acdc.state.keptEffects, selection: "acdc tau \(acdc.state.tau), \(acdc.state.reference.rawValue) reference")
+        let state = acdc.state
+        return .circuit(edges: kept, scores: state.keptEffects,
+                        selection: "acdc tau \(state.tau), \(state.reference.rawValue) reference, \(state.trials.rawValue) trials, \(state.evaluations) passes")
     }
 }
 

@@ -25,6 +25,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "target-faithfulness", value: "F", help: "smallest top-n circuit with faithfulness ≥ F (bisection)"),
         OptionSpec(name: "tau", value: "τ", help: "ACDC threshold (default 0.01)"),
         OptionSpec(name: "compare", value: "WITH", help: "acdc: compare each trial with the current graph (published ACDC; default) or the clean model (τ then bounds the whole circuit's drift)"),
+        OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published; default) or grouped (each receiver's edges in groups, least important first by EAP-IG, with bisection: one pass for a receiver whose edges can all go)"),
         OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved"),
         OptionSpec(name: "search-steps", value: "N", help: "search: masked forward and backward passes after the first (default 25)"),
         OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 200)"),
@@ -104,7 +105,13 @@ enum DiscoverCommand: Subcommand {
            let flag = ["mib", "curve"].first(where: { options.flag($0) }) ?? (options.string("mib-out") != nil ? "mib-out" : nil) {
             throw UsageError(description: "--\(flag) ranks every edge by its score; \(methodName) chooses one circuit instead")
         }
-        if options.string("tau") != nil, methodName != "acdc" { throw UsageError(description: "--tau only applies to --method acdc") }
+        if let flag = ["tau", "trials"].first(where: { options.string($0) != nil }), methodName != "acdc" {
+            throw UsageError(description: "--\(flag) only applies to --method acdc")
+        }
+        let trialsName = options.string("trials") ?? "serial"
+        guard let trials = ACDC.Trials(rawValue: trialsName) else {
+            throw UsageError(description: "--trials must be serial or grouped, got '\(trialsName)'")
+        }
         if options.flag("greedy"), methodName == "acdc" || selectionChoices.contains(where: { $0 != "edges" }) {
             throw UsageError(description: "--greedy grows a top --edges circuit; it does not combine with --\(selectionChoices.first ?? "method acdc")")
         }
@@ -194,7 +201,7 @@ enum DiscoverCommand: Subcommand {
             let stateURL = outDirectory.appendingPathComponent("\(outName).acdc-state.json")
             try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
             let resume = try resumeState(ACDC.State.self, "ACDC")
-            if resume != nil, let first = ["tau", "compare"].first(where: { options.string($0) != nil }) {
+            if resume != nil, let first = ["tau", "compare", "trials"].first(where: { options.string($0) != nil }) {
                 throw UsageError(description: "--\(first) does not apply with --resume: the state file's are used")
             }
             // Checked here as well as by ACDC, so that the error names the state file.
@@ -208,7 +215,7 @@ enum DiscoverCommand: Subcommand {
                     throw ModelFileError(path, "\(error)")
                 }
             }
-            method = ACDCMethod(tau: tau, reference: reference, resume: resume) { state, _ in
+            method = ACDCMethod(tau: tau, reference: reference, trials: trials, resume: resume) { state, _ in
                 saveState(state, to: stateURL)
             }
         }

@@ -165,6 +165,8 @@ final class CommandLineTests: CLITestCase {
             (["--method", "acdc", "--mib-out", "mib"], "--mib-out ranks every edge by its score; acdc chooses one circuit instead"),
             (["--method", "eap", "--compare", "clean"], "--compare only applies to --method acdc"),
             (["--method", "acdc", "--compare", "full"], "--compare must be current or clean"),
+            (["--method", "eap", "--trials", "grouped"], "--trials only applies to --method acdc"),
+            (["--method", "acdc", "--trials", "batched"], "--trials must be serial or grouped"),
         ] {
             let run = try circuits(["discover"] + arguments)
             XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")

@@ -247,6 +247,62 @@ final class AttributionTests: XCTestCase {
         XCTAssertEqual(try JSONDecoder().decode(ACDC.State.self, from: JSONSerialization.data(withJSONObject: saved)).reference, .current)
     }
 
+    /// Grouped trials find the planted circuit too, in fewer passes than one edge at a time: every
+    /// receiver off the circuit goes in one pass.
+    func testGroupedACDCRecoversThePlantedCircuitInFewerPasses() throws {
+        let model = Self.plantedModel(), pairs = Self.plantedPairs()
+        let g = CircuitGraph(config: model.config)
+        let planted = Set([Edge(.input, .head(layer: 0, head: 0, port: .v)), Edge(.head(layer: 0, head: 0), .logits)].map { g.index(of: $0)! })
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
+        let order = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 5)
+        let grouped = try ACDC(experiment, tau: 0.05, order: order)
+        let kept = Set(g.pruned(grouped.run()))
+        XCTAssertEqual(kept, planted, "grouped ACDC kept \(kept.map { g.edge($0).name }.sorted())")
+        let serial = try ACDC(experiment, tau: 0.05)
+        _ = serial.run()
+        XCTAssertEqual(grouped.state.trials, .grouped)
+        XCTAssertGreaterThanOrEqual(serial.state.evaluations, serial.state.edgesTried, "serial trials: a pass per edge tried, and discarded speculation")
+        XCTAssertLessThan(grouped.state.evaluations, serial.state.evaluations,
+                          "grouped \(grouped.state.evaluations) passes, serial \(serial.state.evaluations)")
+        for e in planted { XCTAssertNotNil(grouped.state.keptEffects[e], "a kept edge carries the change it caused") }
+    }
+
+    /// With the clean reference every accepted group leaves the graph within τ of the model, so the
+    /// circuit grouped trials return is within τ (KL and a task metric); its tracked metric is the circuit's.
+    func testGroupedACDCWithTheCleanReferenceKeepsTheCircuitWithinTau() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
+        for metric in [Metric.kl, .logitDiff] {
+            let experiment = try Experiment(model: model, pairs: pairs, metric: metric)
+            let order = try EdgeAttribution.scores(model: model, pairs: pairs, metric: metric, integratedGradientSteps: 5)
+            let tau = metric == .kl ? 0.05 : 0.2 * abs(experiment.cleanMetric - experiment.corruptMetric)
+            let acdc = try ACDC(experiment, tau: tau, reference: .clean, order: order)
+            let circuit = experiment.graph.pruned(acdc.run())
+            XCTAssertGreaterThan(acdc.state.removed.count, 0, "\(metric)")
+            XCTAssertGreaterThan(acdc.state.keptEffects.count, 0, "\(metric): τ should keep some edges")
+            let value = experiment.evaluate(circuit: circuit).metric
+            XCTAssertEqual(value, acdc.state.current, accuracy: 1e-4 * max(1, abs(value)), "\(metric)")
+            XCTAssertLessThan(metric == .kl ? value : abs(value - experiment.cleanMetric), tau, "\(metric)")
+            XCTAssertEqual(acdc.state.edgesTried, acdc.state.removed.count + acdc.state.keptEffects.count, "\(metric): every tried edge decided once")
+        }
+    }
+
+    /// A grouped run resumed from its state ends where the uninterrupted run ends; a state of grouped
+    /// trials is refused by serial trials.
+    func testGroupedACDCResumesAndRefusesSerialTrials() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
+        let order = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .kl, integratedGradientSteps: 5)
+        let full = try ACDC(experiment, tau: 0.02, order: order).run()
+        var saved: ACDC.State?
+        _ = try ACDC(experiment, tau: 0.02, order: order).run { state, progress in if progress.receiversDone == 10 { saved = state } }
+        let state = try JSONDecoder().decode(ACDC.State.self, from: JSONEncoder().encode(try XCTUnwrap(saved)))
+        XCTAssertEqual(state.trials, .grouped)
+        XCTAssertEqual(try ACDC(experiment, tau: 0.02, order: order, resume: state).run(), full)
+        XCTAssertThrowsError(try ACDC(experiment, tau: 0.02, resume: state)) { error in
+            XCTAssertTrue("\(error)".contains("grouped trials"), "\(error)")
+        }
+    }
+
     /// A saved state that does not fit the graph or contradicts itself is refused, naming what is wrong.
     func testACDCRefusesDamagedStates() throws {
         let (model, _, pairs) = try tinyFixture("tiny-gpt2")

@@ -1,0 +1,31 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// ACDC from the command line: grouped trials, the state they save, and resuming from it.
+final class ACDCCLITests: CLITestCase {
+    func testGroupedTrialsRunSaveTheirStateAndResume() throws {
+        let directory = try temporaryDirectory(), out = directory.appendingPathComponent("out")
+        let pairs = try tinyPairs(in: directory)
+        let common = ["discover", "--model", tinyLlama, "--data", pairs, "-n", "6", "--method", "acdc", "--out", out.path,
+                      "--render-timeout", "0"]
+        let run = try circuits(common + ["--name", "grouped", "--trials", "grouped", "--compare", "clean", "--tau", "0.05"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("passes"), run.stderr)
+        let record = try jsonObject(Data(contentsOf: out.appendingPathComponent("grouped.json")))
+        let selection = try XCTUnwrap(record["selection"] as? String)
+        XCTAssertTrue(selection.contains("clean reference, grouped trials"), selection)
+        let stateURL = out.appendingPathComponent("grouped.acdc-state.json")
+        let state = try jsonObject(Data(contentsOf: stateURL))
+        XCTAssertEqual(state["trials"] as? String, "grouped")
+        XCTAssertGreaterThan(state["evaluations"] as? Int ?? 0, 0)
+
+        let resumed = try circuits(common + ["--name", "resumed", "--resume", stateURL.path])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let again = try jsonObject(Data(contentsOf: out.appendingPathComponent("resumed.json")))
+        XCTAssertEqual((again["edges"] as? [[String: Any]])?.count, (record["edges"] as? [[String: Any]])?.count)
+        let refused = try circuits(common + ["--name", "refused", "--resume", stateURL.path, "--trials", "serial"])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--trials does not apply with --resume"), refused.stderr)
+    }
+}
