@@ -29,8 +29,7 @@ public struct Baseline: Sendable, Codable, Equatable {
         for start in stride(from: 0, to: pairs.count, by: chunkSize) {
             let chunk = pairs.slice(start..<min(start + chunkSize, pairs.count))
             let clean = try model.forward(chunk.clean).logits, corrupt = try model.forward(chunk.corrupt).logits
-            let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
-                                        reference: MetricTargets.probabilities(clean, vocab: vocab))
+            let targets = MetricTargets(metric: metric, correct: chunk.correct, incorrect: chunk.incorrect, cleanLogits: clean, vocab: vocab)
             let weight = Double(chunk.count)
             sums[0] += weight * metric.evaluate(logits: clean.pointer, vocab: vocab, targets: targets).mean
             sums[1] += weight * metric.evaluate(logits: corrupt.pointer, vocab: vocab, targets: targets).mean

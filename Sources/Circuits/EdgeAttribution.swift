@@ -123,8 +123,8 @@ public enum EdgeAttribution {
             // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`.
             axpy(diffs.pointer, -1, cleanPass.senders!.pointer, diffs.count)
             profile?.forward += Date().timeIntervalSince(start)
-            let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
-                                        reference: MetricTargets.probabilities(cleanPass.logits, vocab: vocab))
+            let targets = MetricTargets(metric: metric, correct: chunk.correct, incorrect: chunk.incorrect, cleanLogits: cleanPass.logits,
+                                        vocab: vocab)
             var differing = skipsSharedPrefixes && ablation == .resample ? differingRows(clean: chunk.clean, corrupt: chunk.corrupt, layout: layout) : nil
             if let rows = differing {
                 // Only the differing rows are kept: `[senders, R, d]`, so the contraction runs over R rows instead of T.

@@ -24,7 +24,8 @@ public final class Experiment {
     public let chunks: [Range<Int>]
     /// How many chunks' engines are kept between evaluations (the first ones); the rest are rebuilt.
     public let keptChunks: Int
-    /// Answers and, for `kl`, the clean distributions of each chunk's pairs.
+    /// Answers and, for `kl`, the clean distributions of each kept chunk's pairs (the others' come
+    /// with their rebuilt engines, so nothing the size of the vocabulary is kept per pair beyond the budget).
     private let targets: [MetricTargets]
     /// The kept chunks' engines.
     private let engines: [Int: PatchingEngine]
@@ -128,15 +129,15 @@ public final class Experiment {
         let vocab = model.config.vocabularySize, everything = EdgeMask(graph: model.graph, value: 1)
         for (i, range) in chunks.enumerated() {
             let (engine, kept) = try engine(i, range)
-            let chunkTargets = MetricTargets(correct: Array(pairs.correct[range]), incorrect: Array(pairs.incorrect[range]),
-                                             reference: MetricTargets.probabilities(engine.cleanLogits, vocab: vocab))
+            var chunkTargets = MetricTargets(metric: metric, correct: Array(pairs.correct[range]), incorrect: Array(pairs.incorrect[range]),
+                                             cleanLogits: engine.cleanLogits, vocab: vocab)
             let weight = Double(range.count) / Double(pairs.count)
             clean += weight * metric.evaluate(logits: engine.cleanLogits.pointer, vocab: vocab, targets: chunkTargets).mean
             // Resample ablation's run with every edge corrupted is the corrupted run, already made.
             let corrupted = engine.corruptLogits ?? engine.run(everything)
             corrupt += weight * metric.evaluate(logits: corrupted.pointer, vocab: vocab, targets: chunkTargets).mean
+            if kept { keptEngines[i] = engine } else { chunkTargets.reference = nil }  // recomputed with the engine (kl)
             targets.append(chunkTargets)
-            if kept { keptEngines[i] = engine }
         }
         // Faithfulness divides by the difference: without one there is no behaviour to explain.
         guard abs(clean - corrupt) > 1e-9 * max(1, abs(clean)) else {
@@ -155,10 +156,15 @@ public final class Experiment {
         let vocab = model.config.vocabularySize
         var values = [Double](repeating: 0, count: masks.count)
         for (i, range) in chunks.enumerated() {
-            let logits = engine(i).run(masks)
+            let engine = engine(i)
+            var chunkTargets = targets[i]
+            if metric == .kl, chunkTargets.reference == nil {
+                chunkTargets.reference = MetricTargets.probabilities(engine.cleanLogits, vocab: vocab)
+            }
+            let logits = engine.run(masks)
             let weight = Double(range.count) / Double(pairs.count)
             for k in masks.indices {
-                values[k] += weight * metric.evaluate(logits: logits.pointer + k * range.count * vocab, vocab: vocab, targets: targets[i]).mean
+                values[k] += weight * metric.evaluate(logits: logits.pointer + k * range.count * vocab, vocab: vocab, targets: chunkTargets).mean
             }
         }
         return values

@@ -60,8 +60,8 @@ public final class MaskedGradient {
         let chunk = pairs.slice(ranges[index])
         let clean = try model.forward(chunk.clean)
         let corrupt = try ablation.corruptSenders(model: model, corrupt: chunk.corrupt, layout: clean.layout, means: means).senders
-        let targets = MetricTargets(correct: chunk.correct, incorrect: chunk.incorrect,
-                                    reference: MetricTargets.probabilities(clean.logits, vocab: model.config.vocabularySize))
+        let targets = MetricTargets(metric: metric, correct: chunk.correct, incorrect: chunk.incorrect, cleanLogits: clean.logits,
+                                    vocab: model.config.vocabularySize)
         let prepared = Chunk(pairs: chunk, layout: clean.layout, targets: targets, corrupt: corrupt,
                              weight: Float(chunk.count) / Float(pairs.count))
         let bytes = 4 * (corrupt.count + (targets.reference?.count ?? 0))

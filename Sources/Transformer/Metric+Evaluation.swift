@@ -17,6 +17,12 @@ public struct MetricTargets: Sendable {
         self.reference = reference
     }
 
+    /// Targets for `metric` on examples whose clean run gave `cleanLogits` (`[examples, vocab]`); the
+    /// clean probabilities are only computed and kept for `kl`, the one metric that reads them.
+    public init(metric: Metric, correct: [[Int]], incorrect: [[Int]], cleanLogits: FloatBuffer, vocab: Int) {
+        self.init(correct: correct, incorrect: incorrect, reference: metric == .kl ? Self.probabilities(cleanLogits, vocab: vocab) : nil)
+    }
+
     /// Clean probabilities `softmax(logits)` for `kl` from `[examples, vocab]` logits.
     public static func probabilities(_ logits: FloatBuffer, vocab: Int) -> FloatBuffer {
         let p = FloatBuffer(count: logits.count)
