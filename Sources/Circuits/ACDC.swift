@@ -20,10 +20,10 @@ import Transformer
 ///
 /// Grouped trials (a documented variant, for speed) try a receiver's edges in groups, least important
 /// first by attribution scores: first all of them at once, and when that moves the metric by τ or
-/// more, the longest removable prefix is found by bisection, the edge after it is kept, and the rest
-/// is tried again. A receiver whose edges can all go costs one pass instead of one per edge; each kept
-/// edge costs about log₂ of the edges left. The decisions are those of the same τ test applied to
-/// groups, so they are not the serial ones.
+/// more, the longest removable prefix is found by a galloping search, the edge after it is kept, and
+/// the rest is tried again. A receiver whose edges can all go costs one pass instead of one per edge;
+/// a kept edge costs a few passes. The decisions are those of the same τ test applied to groups, so
+/// they are not the serial ones.
 public final class ACDC {
     /// What a trial's metric is compared with.
     public enum Reference: String, Codable, Sendable, CaseIterable {
@@ -235,14 +235,18 @@ public final class ACDC {
     }
 
     /// Receiver `r`'s edges in groups, least important first by `order`: all that are left at once;
-    /// when they cannot all go, the longest removable prefix (by bisection) goes, the next edge stays
-    /// with the metric change it caused as its effect, and the rest is tried again.
+    /// when they cannot all go, the longest removable prefix goes, the next edge stays with the metric
+    /// change it caused as its effect, and the rest is tried again.
+    ///
+    /// The prefix is found by a galloping search whose first probe is the length of the prefix found
+    /// before (half the edges the first time), doubled while removals pass and then bisected: where
+    /// kept edges are dense a kept edge costs two or three passes instead of log₂ of the edges left.
     private func groupedTrials(receiverAt r: Int, order: [Float]) {
         let g = experiment.graph
         // Least important first; ties from the last sender, as serial trials go.
         let candidates = (0..<g.upstreamCount(receiverAt: r)).map { g.edgeOffsets[r] + $0 }
             .sorted { (abs(order[$0]), -$0) < (abs(order[$1]), -$1) }
-        var index = 0
+        var index = 0, guess = (candidates.count + 1) / 2
         while index < candidates.count {
             let rest = candidates[index...]
             let all = evaluate(removing: [Array(rest)])[0]
@@ -253,15 +257,18 @@ public final class ACDC {
             }
             // Removing `low` edges of the rest is accepted (0: nothing removed), removing `high` is not.
             var low = 0, high = rest.count, lowValue = state.current, highValue = all
+            var probe = min(max(1, guess), high - 1), galloping = true
             while high - low > 1 {
-                let middle = (low + high) / 2
-                let value = evaluate(removing: [Array(rest.prefix(middle))])[0]
-                if accepts(value) { (low, lowValue) = (middle, value) } else { (high, highValue) = (middle, value) }
+                let value = evaluate(removing: [Array(rest.prefix(probe))])[0]
+                if accepts(value) { (low, lowValue) = (probe, value) } else { (high, highValue, galloping) = (probe, value, false) }
+                probe = galloping ? min(2 * probe, high - 1) : (low + high) / 2
+                if probe <= low { probe = (low + high) / 2 }
             }
             state.edgesTried += low + 1
             remove(rest.prefix(low), value: lowValue)
             state.keptEffects[candidates[index + low]] = Float(highValue - lowValue)
             index += low + 1
+            guess = low + 1
         }
     }
 }
