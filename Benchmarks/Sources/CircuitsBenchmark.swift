@@ -48,12 +48,19 @@ enum CircuitsBenchmark {
         if pruneSteps > 0 {
             methods.append(PruneMethod(options: .init(targetEdges: budget, steps: pruneSteps), warmStartSteps: 5))
         }
+        if let chosen = context.option("--methods")?.split(separator: ",").map(String.init) {
+            methods = methods.filter { chosen.contains($0.name) }
+            guard !methods.isEmpty else { throw BenchmarkError("--methods names none of eap, eap-ig, eap-ig-exact, search, prune: \(chosen)") }
+        }
+        // MIB's curves evaluate circuits of up to every edge, minutes each on long prompts.
+        let curves = context.option("--curves") != "off"
         var table = ResultsTable(
             title: "Circuits per method: \(task) on SmolLM2-135M-Instruct", command: context.command,
             notes: ["\(count) pairs (\(task) seed 0) to find each circuit and \(count) fresh pairs (seed 1) to measure it again; metric \(metric.rawValue), resample ablation",
                     "each method's circuit is its top \(budget) edges (search: the circuit it found at \(budget) edges), pruned to input→logits paths (the edges column)",
                     "faithfulness = (M_circuit − M_corrupt) / (M_clean − M_corrupt); MIB's CPR is the area under f and CMD the area under |1 − f| over budgets of 0.1 % … 100 % of the \(model.graph.edgeCount) edges",
-                    "CPR ranks by signed score (prune, whose scores only rank, by score); search chooses one circuit and has no ranking to measure CPR/CMD on",
+                    curves ? "CPR ranks by signed score (prune, whose scores only rank, by score); search chooses one circuit and has no ranking to measure CPR/CMD on"
+                        : "CPR/CMD not measured in this run (--curves off)",
                     "seconds: the method alone (scoring or searching), on 2 cores; the patching experiment (clean and corrupted runs, ~15 s) is shared"] + found.notes,
             header: ["method", "edges", "faithfulness (its pairs)", "faithfulness (fresh pairs)", "CPR (its / fresh)", "CMD (its / fresh)", "seconds"])
         var series: [LineChart.Series] = []
@@ -65,7 +72,7 @@ enum CircuitsBenchmark {
             let result = try Discovery.run(method, on: setup, choice: .selection(.topN(budget)), heldOut: heldOut, progress: log)
             let circuit = result.circuit
             var cpr = "—", cmd = "—"
-            if let scores = result.scores {
+            if curves, let scores = result.scores {
                 let own = try setup.experiment().mibScores(scores, signed: method.scoresAreSigned)
                 let other = try heldOut.experiment().mibScores(scores, signed: method.scoresAreSigned)
                 cpr = "\(format(own.cpr, 3)) / \(format(other.cpr, 3))"
