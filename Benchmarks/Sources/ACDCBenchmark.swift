@@ -15,7 +15,7 @@ enum ACDCBenchmark {
         let variants = try (context.option("--variants") ?? "grouped-clean,grouped-current").split(separator: ",").map { name in
             let parts = name.split(separator: "-").map(String.init)
             guard parts.count == 2, let trials = ACDC.Trials(rawValue: parts[0]), let reference = ACDC.Reference(rawValue: parts[1]) else {
-                throw BenchmarkError("a variant is TRIALS-REFERENCE (serial or grouped, current or clean), got '\(name)'")
+                throw BenchmarkError("a variant is TRIALS-REFERENCE (serial, grouped or attributed; current or clean), got '\(name)'")
             }
             return (trials, reference)
         }
@@ -34,22 +34,24 @@ enum ACDCBenchmark {
             title: "ACDC variants: \(task) on SmolLM2-135M-Instruct", command: context.command,
             notes: ["\(count) pairs (\(task) seed 0) to find each circuit and \(count) fresh pairs (seed 1) to measure it again; metric \(metric.rawValue), resample ablation",
                     String(format: "τ = (1 − floor)·|M_clean − M_corrupt| = (1 − floor)·%.4f: with the clean reference the circuit stays within the floor on its pairs; with the current reference each removal may cost τ", difference),
-                    "serial: one edge at a time (ACDC as published); grouped: each receiver's edges least important first by EAP-IG (5 steps), all at once, then bisection (docs/definitions.md)",
-                    "passes: patched forward passes over the pairs (one per trial mask); seconds: the method alone (for grouped, EAP-IG's ordering included), on 2 cores",
+                    "serial: one edge at a time (ACDC as published); grouped: each receiver's edges least important first by EAP-IG (5 steps), all at once, then a galloping search; attributed: the gradient at the current graph (once per layer) keeps the edges it predicts to move the metric by τ or more, the rest go in groups (docs/definitions.md)",
+                    "passes: patched forward passes over the pairs (one per trial mask), plus gradients (attributed: a masked forward and backward pass each); seconds: the method alone (for grouped, EAP-IG's ordering included), on 2 cores",
                     "edges: the circuit after pruning to input→logits paths"] + found.notes,
             header: ["trials", "compared with", "floor", "τ", "edges", "faithfulness (its pairs)", "faithfulness (fresh pairs)", "passes", "seconds"])
         for floor in floors {
             for (trials, reference) in variants {
                 let tau = (1 - floor) * difference
                 progress("-- acdc \(trials.rawValue) trials, \(reference.rawValue) reference, τ \(format(tau, 4))")
-                final class Passes: @unchecked Sendable { var count = 0 }
+                final class Passes: @unchecked Sendable { var count = 0, gradients = 0 }
                 let passes = Passes()
-                let method = ACDCMethod(tau: tau, reference: reference, trials: trials) { state, _ in passes.count = state.evaluations }
+                let method = ACDCMethod(tau: tau, reference: reference, trials: trials) { state, _ in
+                    (passes.count, passes.gradients) = (state.evaluations, state.gradients)
+                }
                 let result = try Discovery.run(method, on: setup, choice: .selection(.topN(0)), heldOut: heldOut, progress: CircuitsBenchmark.log)
                 let circuit = result.circuit
                 table.rows.append([trials.rawValue, reference == .clean ? "clean model" : "current graph", format(floor, 2), format(tau, 4),
                                    "\(circuit.edges.count)", format(circuit.faithfulness, 3), format(circuit.heldOut?.faithfulness, 3),
-                                   "\(passes.count)", format(result.methodSeconds, 0)])
+                                   "\(passes.count)" + (passes.gradients > 0 ? " + \(passes.gradients) gradients" : ""), format(result.methodSeconds, 0)])
                 try table.write("acdc-\(task)", to: context.resultsDirectory)
             }
         }

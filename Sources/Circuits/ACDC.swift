@@ -24,6 +24,11 @@ import Transformer
 /// the rest is tried again. A receiver whose edges can all go costs one pass instead of one per edge;
 /// a kept edge costs a few passes. The decisions are those of the same τ test applied to groups, so
 /// they are not the serial ones.
+///
+/// Attributed trials (a second variant, after ACDC++) decide with the gradient at the current graph,
+/// taken again at every layer: a receiver's edges whose predicted change |∂M/∂α| is τ or more stay
+/// without a trial (their score is the prediction), and the others are tried as one group, split as
+/// grouped trials split when the group fails the τ test. A receiver costs about one pass.
 public final class ACDC {
     /// What a trial's metric is compared with.
     public enum Reference: String, Codable, Sendable, CaseIterable {
@@ -37,8 +42,10 @@ public final class ACDC {
     public enum Trials: String, Codable, Sendable, CaseIterable {
         /// One edge at a time, from the last sender to the first (ACDC as published).
         case serial
-        /// In groups ordered by attribution score, least important first, with bisection.
+        /// In groups ordered by attribution score, least important first, with a galloping search.
         case grouped
+        /// Edges the gradient at the current graph predicts to matter stay untried; the rest as a group.
+        case attributed
     }
 
     /// Where a run stands: enough to resume it.
@@ -63,12 +70,23 @@ public final class ACDC {
         public var edgesTried: Int
         /// Patched passes evaluated so far (one per mask).
         public var evaluations: Int
+        /// Gradients taken at the current graph so far (attributed trials; each a masked forward and backward pass).
+        public var gradients: Int
+        /// Attributed trials: the layer the last gradient was taken for and how many edges were removed
+        /// then (the first of `removed`), so a resumed run takes the same gradient.
+        public var gradientAt: GradientPoint?
         /// Seconds spent so far, over all sessions.
         public var seconds: Double
         /// Edge count of the graph, to check a resumed state fits the model.
         public var edgeCount: Int
         /// The model, pairs, metric and ablation of the run (absent in states saved before it was recorded).
         public var run: RunIdentity?
+    }
+
+    /// Where a gradient of attributed trials was taken.
+    public struct GradientPoint: Codable, Sendable, Equatable {
+        public var layer: Int
+        public var removed: Int
     }
 
     /// A progress report after each receiver.
@@ -84,8 +102,12 @@ public final class ACDC {
     public let experiment: Experiment
     /// Most trials evaluated in one batched pass.
     public let maxBatch: Int
-    /// `[edges]` attribution scores that order grouped trials (|score| ascending), or nil for serial trials.
+    /// `[edges]` attribution scores that order grouped trials (|score| ascending), or nil.
     public let order: [Float]?
+    /// `[edges]` ∂M/∂α at a mask, for attributed trials, or nil.
+    private let gradient: ((EdgeMask) -> [Float])?
+    /// The gradient at the current graph and the layer it was taken for (attributed trials).
+    private var predicted: (layer: Int, edges: [Float])?
     /// The run's state; `mask` mirrors `state.removed`.
     public private(set) var state: State
     private var mask: EdgeMask
@@ -94,18 +116,22 @@ public final class ACDC {
 
     /// A fresh run with threshold `tau` and `reference`, or one resumed from `resume` (whose τ,
     /// reference and trials win); `maxBatch` trades memory (each trial in a batch holds its own
-    /// activations) for speed. Grouped trials (`order` given) are ordered by `order`'s magnitudes.
+    /// activations) for speed. Grouped trials (`order` given) are ordered by `order`'s magnitudes;
+    /// attributed trials (`gradient` given) take the gradient at the current graph once per layer.
     ///
-    /// - Parameter order: `[edges]` attribution scores for grouped trials, or nil for serial trials
-    public init(_ experiment: Experiment, tau: Double, reference: Reference = .current, order: [Float]? = nil, resume: State? = nil,
-                maxBatch: Int = 8) throws {
+    /// - Parameters:
+    ///   - order: `[edges]` attribution scores for grouped trials, or nil
+    ///   - gradient: `[edges]` ∂M/∂α under a mask (`MaskedGradient` on the experiment's pairs) for attributed trials, or nil
+    public init(_ experiment: Experiment, tau: Double, reference: Reference = .current, order: [Float]? = nil,
+                gradient: ((EdgeMask) -> [Float])? = nil, resume: State? = nil, maxBatch: Int = 8) throws {
         self.experiment = experiment
         self.maxBatch = max(1, maxBatch)
         let g = experiment.graph
         if let resume { try Self.validate(resume, graph: g) }
         let identity = RunIdentity(model: experiment.model, pairs: experiment.pairs, metric: experiment.metric, ablation: experiment.ablation)
         try resume?.run.map { try identity.checkResumable(from: $0, state: "ACDC") }
-        let trials: Trials = order == nil ? .serial : .grouped
+        precondition(order == nil || gradient == nil, "grouped trials take an order, attributed trials a gradient, not both")
+        let trials: Trials = order != nil ? .grouped : gradient != nil ? .attributed : .serial
         if let resume, resume.trials != trials {
             throw ModelInputError("the ACDC state was saved by a run with \(resume.trials.rawValue) trials; resume it with \(resume.trials.rawValue) trials")
         }
@@ -113,8 +139,9 @@ public final class ACDC {
             throw ModelInputError("ACDC's order has \(order.count) scores for a graph of \(g.edgeCount) edges")
         }
         self.order = order
+        self.gradient = gradient
         state = resume ?? State(tau: tau, reference: reference, trials: trials, current: experiment.cleanMetric, receiversDone: 0, removed: [],
-                                dropped: [], keptEffects: [:], edgesTried: 0, evaluations: 0, seconds: 0, edgeCount: g.edgeCount)
+                                dropped: [], keptEffects: [:], edgesTried: 0, evaluations: 0, gradients: 0, seconds: 0, edgeCount: g.edgeCount)
         state.run = identity
         mask = EdgeMask(graph: g)
         outgoing = [Int](repeating: 0, count: g.senders.count)
@@ -135,7 +162,10 @@ public final class ACDC {
         guard (0...g.receivers.count).contains(state.receiversDone) else {
             throw refuse("receivers_done \(state.receiversDone) is outside 0...\(g.receivers.count)")
         }
-        guard state.edgesTried >= 0, state.edgesTried <= g.edgeCount, state.evaluations >= 0, state.seconds.isFinite, state.seconds >= 0 else {
+        if let point = state.gradientAt, !(0...g.layers).contains(point.layer) || !(0...state.removed.count).contains(point.removed) {
+            throw refuse("gradient_at (layer \(point.layer), removed \(point.removed)) does not fit the graph or the removed edges")
+        }
+        guard state.edgesTried >= 0, state.edgesTried <= g.edgeCount, state.evaluations >= 0, state.gradients >= 0, state.seconds.isFinite, state.seconds >= 0 else {
             throw refuse("edges tried \(state.edgesTried), evaluations \(state.evaluations) or seconds \(state.seconds) out of range")
         }
         let listed = state.removed + state.dropped + Array(state.keptEffects.keys)
@@ -169,6 +199,8 @@ public final class ACDC {
                 }
             } else if let order {
                 groupedTrials(receiverAt: r, order: order)
+            } else if let gradient {
+                attributedTrials(receiverAt: r, gradient: gradient)
             } else {
                 serialTrials(receiverAt: r, batch: &batch)
             }
@@ -234,18 +266,46 @@ public final class ACDC {
         }
     }
 
-    /// Receiver `r`'s edges in groups, least important first by `order`: all that are left at once;
-    /// when they cannot all go, the longest removable prefix goes, the next edge stays with the metric
+    /// Receiver `r`'s edges in groups, least important first by `order` (`removeInGroups`).
+    private func groupedTrials(receiverAt r: Int, order: [Float]) {
+        let g = experiment.graph
+        // Least important first; ties from the last sender, as serial trials go.
+        removeInGroups((0..<g.upstreamCount(receiverAt: r)).map { g.edgeOffsets[r] + $0 }
+            .sorted { (abs(order[$0]), -$0) < (abs(order[$1]), -$1) })
+    }
+
+    /// Receiver `r`'s edges by the gradient at the current graph (taken again when the visit reaches
+    /// a new layer): those predicted to move the metric by τ or more stay, each scored with its
+    /// prediction; the others are removed in groups (`removeInGroups`), smallest prediction first.
+    private func attributedTrials(receiverAt r: Int, gradient: (EdgeMask) -> [Float]) {
+        let g = experiment.graph, layer = g.receivers[r].layer
+        if predicted == nil, let point = state.gradientAt, point.layer == layer {
+            // Resumed within a layer: the gradient of that layer, at the graph it was taken at.
+            var then = EdgeMask(graph: g)
+            for e in state.removed.prefix(point.removed) { then[e] = 1 }
+            predicted = (layer, gradient(then))
+        }
+        if predicted?.layer != layer {
+            predicted = (layer, gradient(mask))
+            state.gradients += 1
+            state.gradientAt = GradientPoint(layer: layer, removed: state.removed.count)
+        }
+        let edges = predicted!.edges
+        let incoming = (0..<g.upstreamCount(receiverAt: r)).map { g.edgeOffsets[r] + $0 }
+        let staying = incoming.filter { Double(abs(edges[$0])) >= state.tau }
+        for e in staying { state.keptEffects[e] = edges[e] }
+        state.edgesTried += staying.count
+        removeInGroups(incoming.filter { Double(abs(edges[$0])) < state.tau }.sorted { (abs(edges[$0]), -$0) < (abs(edges[$1]), -$1) })
+    }
+
+    /// Tries `candidates` (ordered, least important first) in groups: all that are left at once; when
+    /// they cannot all go, the longest removable prefix goes, the next edge stays with the metric
     /// change it caused as its effect, and the rest is tried again.
     ///
     /// The prefix is found by a galloping search whose first probe is the length of the prefix found
     /// before (half the edges the first time), doubled while removals pass and then bisected: where
     /// kept edges are dense a kept edge costs two or three passes instead of log₂ of the edges left.
-    private func groupedTrials(receiverAt r: Int, order: [Float]) {
-        let g = experiment.graph
-        // Least important first; ties from the last sender, as serial trials go.
-        let candidates = (0..<g.upstreamCount(receiverAt: r)).map { g.edgeOffsets[r] + $0 }
-            .sorted { (abs(order[$0]), -$0) < (abs(order[$1]), -$1) }
+    private func removeInGroups(_ candidates: [Int]) {
         var index = 0, guess = (candidates.count + 1) / 2
         while index < candidates.count {
             let rest = candidates[index...]
@@ -288,6 +348,8 @@ extension ACDC.State {
         keptEffects = try c.decode([Int: Float].self, forKey: .keptEffects)
         edgesTried = try c.decode(Int.self, forKey: .edgesTried)
         evaluations = try c.decodeIfPresent(Int.self, forKey: .evaluations) ?? edgesTried
+        gradients = try c.decodeIfPresent(Int.self, forKey: .gradients) ?? 0
+        gradientAt = try c.decodeIfPresent(ACDC.GradientPoint.self, forKey: .gradientAt)
         seconds = try c.decode(Double.self, forKey: .seconds)
         edgeCount = try c.decode(Int.self, forKey: .edgeCount)
         run = try c.decodeIfPresent(RunIdentity.self, forKey: .run)

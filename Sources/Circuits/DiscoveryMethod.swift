@@ -197,7 +197,8 @@ public struct ACDCMethod: DiscoveryMethod {
     public var tau: Double
     /// What each trial is compared with.
     public var reference: ACDC.Reference
-    /// How edges are tried; grouped trials are ordered by EAP-IG scores (`orderSteps` steps).
+    /// How edges are tried; grouped trials are ordered by EAP-IG scores (`orderSteps` steps),
+    /// attributed trials by the gradient at the current graph.
     public var trials: ACDC.Trials
     /// EAP-IG steps of the scores that order grouped trials.
     public var orderSteps: Int
@@ -221,26 +222,34 @@ public struct ACDCMethod: DiscoveryMethod {
     public var details: String {
         let trials = resume?.trials ?? trials
         return "τ \(resume?.tau ?? tau), compared with the \((resume?.reference ?? reference).rawValue) graph, \(trials.rawValue) trials"
-            + (trials == .grouped ? " ordered by EAP-IG (\(orderSteps) steps)" : "")
+            + (trials == .grouped ? " ordered by EAP-IG (\(orderSteps) steps)" : trials == .attributed ? " (gradient at the current graph per layer)" : "")
     }
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
         // The ordering scores are computed again on resume: the same pairs give the same scores.
-        let order = (resume?.trials ?? trials) == .grouped ? try EAPMethod(steps: orderSteps).scores(setup, progress: progress) : nil
-        let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, order: order, resume: resume)
+        let trials = resume?.trials ?? trials
+        let order = trials == .grouped ? try EAPMethod(steps: orderSteps).scores(setup, progress: progress) : nil
+        var gradient: ((EdgeMask) -> [Float])?
+        if trials == .attributed {
+            let masked = try MaskedGradient(model: setup.model, pairs: setup.pairs, metric: setup.metric, ablation: setup.ablation,
+                                            cachesChunks: true)
+            // The experiment ran these prompts already, so the masked runs cannot fail.
+            gradient = { mask in try! masked.gradient(mask).edges }
+        }
+        let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, order: order, gradient: gradient, resume: resume)
         let graph = acdc.experiment.graph
         let kept = acdc.run { state, step in
             // Receivers are done from the end; the time left is estimated from the edges into those still to do.
             let edgesLeft = graph.edgeOffsets[step.receiverCount - step.receiversDone]
             progress?(.step("acdc: \(step.receiversDone)/\(step.receiverCount) receivers (\(step.receiver.name) done), "
-                            + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, \(state.evaluations) passes, "
+                            + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, \(state.evaluations) passes\(state.gradients > 0 ? ", \(state.gradients) gradients" : ""), "
                             + ProgressClock.pace(Double(graph.edgeCount - edgesLeft), of: Double(graph.edgeCount), seconds: step.seconds),
                             final: step.receiversDone == step.receiverCount))
             checkpoint?(state, step)
         }
         let state = acdc.state
         return .circuit(edges: kept, scores: state.keptEffects,
-                        selection: "acdc tau \(state.tau), \(state.reference.rawValue) reference, \(state.trials.rawValue) trials, \(state.evaluations) passes")
+                        selection: "acdc tau \(state.tau), \(state.reference.rawValue) reference, \(state.trials.rawValue) trials, \(state.evaluations) passes\(state.gradients > 0 ? ", \(state.gradients) gradients" : "")")
     }
 }
 

@@ -25,7 +25,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "target-faithfulness", value: "F", help: "smallest top-n circuit with faithfulness ≥ F (bisection)"),
         OptionSpec(name: "tau", value: "τ", help: "ACDC threshold (default 0.01)"),
         OptionSpec(name: "compare", value: "WITH", help: "acdc: compare each trial with the current graph (published ACDC; default) or the clean model (τ then bounds the whole circuit's drift)"),
-        OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published; default) or grouped (each receiver's edges in groups, least important first by EAP-IG, the longest removable prefix found by a galloping search: one pass for a receiver whose edges can all go)"),
+        OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published; default) or grouped (each receiver's edges in groups, least important first by EAP-IG, the longest removable prefix found by a galloping search: one pass for a receiver whose edges can all go) or attributed (the gradient at the current graph, per layer, keeps the edges it predicts to move the metric by τ or more; the others go in groups)"),
         OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved"),
         OptionSpec(name: "search-steps", value: "N", help: "search: masked forward and backward passes after the first (default 25)"),
         OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 200)"),
@@ -110,7 +110,7 @@ enum DiscoverCommand: Subcommand {
         }
         let trialsName = options.string("trials") ?? "serial"
         guard let trials = ACDC.Trials(rawValue: trialsName) else {
-            throw UsageError(description: "--trials must be serial or grouped, got '\(trialsName)'")
+            throw UsageError(description: "--trials must be serial, grouped or attributed, got '\(trialsName)'")
         }
         if options.flag("greedy"), methodName == "acdc" || selectionChoices.contains(where: { $0 != "edges" }) {
             throw UsageError(description: "--greedy grows a top --edges circuit; it does not combine with --\(selectionChoices.first ?? "method acdc")")

@@ -166,7 +166,7 @@ final class CommandLineTests: CLITestCase {
             (["--method", "eap", "--compare", "clean"], "--compare only applies to --method acdc"),
             (["--method", "acdc", "--compare", "full"], "--compare must be current or clean"),
             (["--method", "eap", "--trials", "grouped"], "--trials only applies to --method acdc"),
-            (["--method", "acdc", "--trials", "batched"], "--trials must be serial or grouped"),
+            (["--method", "acdc", "--trials", "batched"], "--trials must be serial, grouped or attributed"),
         ] {
             let run = try circuits(["discover"] + arguments)
             XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")

@@ -268,38 +268,73 @@ final class AttributionTests: XCTestCase {
     }
 
     /// With the clean reference every accepted group leaves the graph within τ of the model, so the
-    /// circuit grouped trials return is within τ (KL and a task metric); its tracked metric is the circuit's.
-    func testGroupedACDCWithTheCleanReferenceKeepsTheCircuitWithinTau() throws {
+    /// circuit grouped and attributed trials return is within τ (KL and a task metric); its tracked
+    /// metric is the circuit's.
+    func testGroupedAndAttributedACDCWithTheCleanReferenceKeepTheCircuitWithinTau() throws {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
         for metric in [Metric.kl, .logitDiff] {
             let experiment = try Experiment(model: model, pairs: pairs, metric: metric)
             let order = try EdgeAttribution.scores(model: model, pairs: pairs, metric: metric, integratedGradientSteps: 5)
+            let masked = try MaskedGradient(model: model, pairs: pairs, metric: metric)
             let tau = metric == .kl ? 0.05 : 0.2 * abs(experiment.cleanMetric - experiment.corruptMetric)
-            let acdc = try ACDC(experiment, tau: tau, reference: .clean, order: order)
-            let circuit = experiment.graph.pruned(acdc.run())
-            XCTAssertGreaterThan(acdc.state.removed.count, 0, "\(metric)")
-            XCTAssertGreaterThan(acdc.state.keptEffects.count, 0, "\(metric): τ should keep some edges")
-            let value = experiment.evaluate(circuit: circuit).metric
-            XCTAssertEqual(value, acdc.state.current, accuracy: 1e-4 * max(1, abs(value)), "\(metric)")
-            XCTAssertLessThan(metric == .kl ? value : abs(value - experiment.cleanMetric), tau, "\(metric)")
-            XCTAssertEqual(acdc.state.edgesTried, acdc.state.removed.count + acdc.state.keptEffects.count, "\(metric): every tried edge decided once")
+            for acdc in [try ACDC(experiment, tau: tau, reference: .clean, order: order),
+                         try ACDC(experiment, tau: tau, reference: .clean, gradient: { try! masked.gradient($0).edges })] {
+                let label = "\(metric) \(acdc.state.trials)"
+                let circuit = experiment.graph.pruned(acdc.run())
+                XCTAssertGreaterThan(acdc.state.removed.count, 0, label)
+                XCTAssertGreaterThan(acdc.state.keptEffects.count, 0, "\(label): τ should keep some edges")
+                let value = experiment.evaluate(circuit: circuit).metric
+                XCTAssertEqual(value, acdc.state.current, accuracy: 1e-4 * max(1, abs(value)), label)
+                XCTAssertLessThan(metric == .kl ? value : abs(value - experiment.cleanMetric), tau, label)
+                XCTAssertEqual(acdc.state.edgesTried, acdc.state.removed.count + acdc.state.keptEffects.count, "\(label): every tried edge decided once")
+            }
         }
     }
 
-    /// A grouped run resumed from its state ends where the uninterrupted run ends; a state of grouped
-    /// trials is refused by serial trials.
-    func testGroupedACDCResumesAndRefusesSerialTrials() throws {
+    /// Attributed trials keep the planted circuit, take one gradient per layer they visit, and need
+    /// fewer passes than serial trials.
+    func testAttributedACDCKeepsThePlantedCircuitInFewerPasses() throws {
+        let model = Self.plantedModel(), pairs = Self.plantedPairs()
+        let g = CircuitGraph(config: model.config)
+        let planted = Set([Edge(.input, .head(layer: 0, head: 0, port: .v)), Edge(.head(layer: 0, head: 0), .logits)].map { g.index(of: $0)! })
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+        let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff)
+        let tau = 0.1 * abs(experiment.cleanMetric - experiment.corruptMetric)
+        let attributed = try ACDC(experiment, tau: tau, reference: .clean, gradient: { try! masked.gradient($0).edges })
+        let kept = Set(g.pruned(attributed.run()))
+        XCTAssertTrue(planted.isSubset(of: kept), "attributed ACDC kept \(kept.map { g.edge($0).name }.sorted())")
+        XCTAssertGreaterThanOrEqual(experiment.evaluate(circuit: Array(kept)).faithfulness, 0.9)
+        XCTAssertEqual(attributed.state.trials, .attributed)
+        XCTAssertTrue((1...(g.layers + 1)).contains(attributed.state.gradients), "\(attributed.state.gradients) gradients")
+        let serial = try ACDC(experiment, tau: tau, reference: .clean)
+        _ = serial.run()
+        XCTAssertLessThan(attributed.state.evaluations, serial.state.evaluations,
+                          "attributed \(attributed.state.evaluations) passes, serial \(serial.state.evaluations)")
+    }
+
+    /// Grouped and attributed runs resumed from their state (attributed: in the middle of a layer,
+    /// after its gradient) end where the uninterrupted runs end; their states are refused by serial trials.
+    func testGroupedAndAttributedACDCResumeAndRefuseSerialTrials() throws {
         let (model, _, pairs) = try tinyFixture("tiny-gpt2")
-        let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
-        let order = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .kl, integratedGradientSteps: 5)
-        let full = try ACDC(experiment, tau: 0.02, order: order).run()
-        var saved: ACDC.State?
-        _ = try ACDC(experiment, tau: 0.02, order: order).run { state, progress in if progress.receiversDone == 10 { saved = state } }
-        let state = try JSONDecoder().decode(ACDC.State.self, from: JSONEncoder().encode(try XCTUnwrap(saved)))
-        XCTAssertEqual(state.trials, .grouped)
-        XCTAssertEqual(try ACDC(experiment, tau: 0.02, order: order, resume: state).run(), full)
-        XCTAssertThrowsError(try ACDC(experiment, tau: 0.02, resume: state)) { error in
-            XCTAssertTrue("\(error)".contains("grouped trials"), "\(error)")
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+        let order = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 5)
+        let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff)
+        let tau = 0.02 * abs(experiment.cleanMetric - experiment.corruptMetric)
+        let variants: [(ACDC.Trials, (ACDC.State?) throws -> ACDC)] = [
+            (.grouped, { try ACDC(experiment, tau: tau, order: order, resume: $0) }),
+            (.attributed, { try ACDC(experiment, tau: tau, gradient: { try! masked.gradient($0).edges }, resume: $0) }),
+        ]
+        for (trials, make) in variants {
+            let full = try make(nil).run()
+            var saved: ACDC.State?
+            _ = try make(nil).run { state, progress in if progress.receiversDone == 10 { saved = state } }
+            let state = try JSONDecoder().decode(ACDC.State.self, from: JSONEncoder().encode(try XCTUnwrap(saved)))
+            XCTAssertEqual(state.trials, trials)
+            if trials == .attributed { XCTAssertNotNil(state.gradientAt) }
+            XCTAssertEqual(try make(state).run(), full, "\(trials)")
+            XCTAssertThrowsError(try ACDC(experiment, tau: tau, resume: state)) { error in
+                XCTAssertTrue("\(error)".contains("\(trials.rawValue) trials"), "\(error)")
+            }
         }
     }
 
