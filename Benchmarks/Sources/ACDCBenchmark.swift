@@ -44,8 +44,13 @@ enum ACDCBenchmark {
                 progress("-- acdc \(trials.rawValue) trials, \(reference.rawValue) reference, τ \(format(tau, 4))")
                 final class Passes: @unchecked Sendable { var count = 0, gradients = 0 }
                 let passes = Passes()
-                let method = ACDCMethod(tau: tau, reference: reference, trials: trials) { state, _ in
+                let method = ACDCMethod(tau: tau, reference: reference, trials: trials) { state, step in
                     (passes.count, passes.gradients) = (state.evaluations, state.gradients)
+                    // The benchmark's log keeps no in-between steps; a line every 50 receivers shows where a long run is.
+                    if step.receiversDone % 50 == 0 {
+                        progress("acdc: \(step.receiversDone)/\(step.receiverCount) receivers, \(step.edgesTried - step.edgesRemoved) kept, "
+                                 + "\(state.evaluations) passes, \(state.gradients) gradients, \(format(step.seconds, 0)) s")
+                    }
                 }
                 let result = try Discovery.run(method, on: setup, choice: .selection(.topN(0)), heldOut: heldOut, progress: CircuitsBenchmark.log)
                 let circuit = result.circuit
