@@ -18,16 +18,17 @@ public enum Ablation: String, CaseIterable, Codable, Sendable {
     ///   - means: per-position means over the whole data set (`mean` only)
     ///   - keepActivations: keep the corrupted run's activations and logits for a backward pass (`resample` only)
     ///   - readsOut: also compute the corrupted run's logits at the last tokens (`resample` only)
+    ///   - capturesResiduals: also record the corrupted run's residual stream at every point (`resample` only)
     /// - Returns: `[senders, T, d]` outputs, and the corrupted run when it was made and asked for
     func corruptSenders(
         model: TransformerModel, corrupt: [[Int]], layout: SequenceLayout, means: PositionMeans?, keepActivations: Bool = false,
-        readsOut: Bool = false
+        readsOut: Bool = false, capturesResiduals: Bool = false
     ) throws -> (senders: FloatBuffer, pass: ForwardPass?) {
         switch self {
         case .resample:
             let pass = try model.forward(corrupt, readout: keepActivations || readsOut ? .last : .none, keepActivations: keepActivations,
-                                         captureSenders: true)
-            return (pass.senders!, keepActivations || readsOut ? pass : nil)
+                                         captureSenders: true, captureResiduals: capturesResiduals)
+            return (pass.senders!, keepActivations || readsOut || capturesResiduals ? pass : nil)
         case .mean:
             guard let means else { preconditionFailure("mean ablation needs the position means") }
             return (means.expanded(to: layout), nil)

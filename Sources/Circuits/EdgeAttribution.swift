@@ -109,27 +109,27 @@ public enum EdgeAttribution {
             let cleanPass = try model.forward(chunk.clean, keepActivations: steps == 0, captureSenders: true, captureResiduals: shareRuns != nil)
             let layout = cleanPass.layout, plane = layout.rows * d
             // EAP-IG's first point is the corrupted input itself: its pass, kept for the backward, is step 0.
-            var (diffs, corruptPass) = try ablation.corruptSenders(model: model, corrupt: chunk.corrupt, layout: layout, means: means,
-                                                                   keepActivations: steps > 0, readsOut: shareRuns != nil)
+            let corrupted = try ablation.corruptSenders(
+                model: model, corrupt: chunk.corrupt, layout: layout, means: means, keepActivations: steps > 0, readsOut: shareRuns != nil,
+                capturesResiduals: shareRuns != nil)
+            let corruptSenders = corrupted.senders
+            var corruptPass = corrupted.pass
             let corruptInput = FloatBuffer(uninitializedCount: steps > 0 ? plane : 0)
-            if steps > 0 { corruptInput.pointer.update(from: diffs.pointer, count: plane) }
+            if steps > 0 { corruptInput.pointer.update(from: corruptSenders.pointer, count: plane) }
+            var differing = skipsSharedPrefixes && ablation == .resample ? differingRows(clean: chunk.clean, corrupt: chunk.corrupt, layout: layout) : nil
+            if differing?.reduce(0, { $0 + $1.count }) == layout.rows { differing = nil }
+            // diffs[s] = corrupt_s − clean_s: `[senders, R, d]` over the differing rows only (the contraction runs over R
+            // rows instead of T), else `[senders, T, d]`, in place over the corrupted outputs unless the engine keeps them.
+            let diffs = differences(corrupt: corruptSenders, clean: cleanPass.senders!, rows: differing, plane: plane, d: d,
+                                    inPlace: shareRuns == nil)
             if let shareRuns {
-                let corruptSenders = FloatBuffer(uninitializedCount: diffs.count)  // `[senders, T, d]`, before diffs overwrites it
-                corruptSenders.pointer.update(from: diffs.pointer, count: diffs.count)
                 shareRuns(range, PatchingEngine(model: model, ablation: ablation, cleanPass: cleanPass, corruptSenders: corruptSenders,
-                                                corruptLogits: corruptPass?.logits))
+                                                corruptLogits: corruptPass?.logits, corruptResiduals: corruptPass?.residuals))
                 if steps == 0 { corruptPass = nil }
             }
-            // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`.
-            axpy(diffs.pointer, -1, cleanPass.senders!.pointer, diffs.count)
             profile?.forward += Date().timeIntervalSince(start)
             let targets = MetricTargets(metric: metric, correct: chunk.correct, incorrect: chunk.incorrect, cleanLogits: cleanPass.logits,
                                         vocab: vocab)
-            var differing = skipsSharedPrefixes && ablation == .resample ? differingRows(clean: chunk.clean, corrupt: chunk.corrupt, layout: layout) : nil
-            if let rows = differing {
-                // Only the differing rows are kept: `[senders, R, d]`, so the contraction runs over R rows instead of T.
-                if rows.reduce(0, { $0 + $1.count }) < layout.rows { diffs = compacted(diffs, rows: rows, plane: plane, d: d) } else { differing = nil }
-            }
             if steps == 0 {
                 let (value, dInput) = backpropagate(model: model, pass: cleanPass, metric: metric, targets: targets, scale: weight,
                                                     diffs: diffs, differing: differing, routing: nil, into: &scores, profile: profile)
@@ -172,16 +172,23 @@ public enum EdgeAttribution {
         }
     }
 
-    /// `[senders, R, d]`: the rows `rows` (R in all, in order) of each sender's `[T, d]` plane of `values`.
-    static func compacted(_ values: FloatBuffer, rows: [Range<Int>], plane: Int, d: Int) -> FloatBuffer {
+    /// Sender differences `corrupt_s − clean_s`: `[senders, R, d]` over the rows `rows` (R in all, in
+    /// order) of each `[T, d]` plane, or `[senders, T, d]` over every row when `rows` is nil, written over
+    /// `corrupt` itself when `inPlace` (else `corrupt` is left as it was).
+    static func differences(
+        corrupt: FloatBuffer, clean: FloatBuffer, rows: [Range<Int>]?, plane: Int, d: Int, inPlace: Bool
+    ) -> FloatBuffer {
+        let rows = rows ?? [0..<plane / d]
         let kept = rows.reduce(0) { $0 + $1.count } * d
-        let senders = values.count / plane
-        let out = FloatBuffer(uninitializedCount: senders * kept)
+        let senders = corrupt.count / plane
+        let out = inPlace && kept == plane ? corrupt : FloatBuffer(uninitializedCount: senders * kept)
         parallelFor(senders) { s in
             var at = out.pointer + s * kept
             for range in rows {
-                at.update(from: values.pointer + s * plane + range.lowerBound * d, count: range.count * d)
-                at += range.count * d
+                let from = s * plane + range.lowerBound * d, count = range.count * d
+                if at != corrupt.pointer + from { at.update(from: corrupt.pointer + from, count: count) }
+                axpy(at, -1, clean.pointer + from, count)
+                at += count
             }
         }
         return out

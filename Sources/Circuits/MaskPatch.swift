@@ -150,6 +150,17 @@ final class MaskPatch: ReceiverPatch {
         }
     }
 
+    /// The corrupted stream at `point` when it is receiver `r`'s input exactly (a single mask that
+    /// corrupts every edge into `r`, summed edge by edge), else nil. It is read in place instead of
+    /// copied, and the ports of a block that read it share one pointer, which the model's layer loop
+    /// uses to normalize it once and project it once per key/value group (`TransformerModel.attentionForward`).
+    private func corruptedStream(_ r: Int, point: Int) -> UnsafePointer<Float>? {
+        guard !allowsProduct, alphas.count == 1, let corruptResiduals else { return nil }
+        let alpha = alphas[0]
+        guard (graph.edgeOffsets[r]..<graph.edgeOffsets[r + 1]).allSatisfy({ alpha[$0] == 1 }) else { return nil }
+        return corruptResiduals + point * plane
+    }
+
     func attentionInputs(layer: Int, resid: UnsafePointer<Float>) -> ReceiverInputs? {
         var inputs = ReceiverInputs(heads: graph.heads)
         var any = false
@@ -157,9 +168,13 @@ final class MaskPatch: ReceiverPatch {
         let product = usesProduct(receivers)
         if product { productInputs(receivers, upstream: graph.firstSender(ofLayer: layer), resid: resid, first: 0) }
         for (i, r) in receivers.enumerated() where patched[r].contains(true) {
-            if !product { input(r, resid: resid, point: 2 * layer, into: buffers[i].pointer) }
             guard case .head(_, let h, let port) = graph.receivers[r] else { continue }
-            inputs[h, port] = UnsafePointer(buffers[i].pointer)
+            if let stream = product ? nil : corruptedStream(r, point: 2 * layer) {
+                inputs[h, port] = stream
+            } else {
+                if !product { input(r, resid: resid, point: 2 * layer, into: buffers[i].pointer) }
+                inputs[h, port] = UnsafePointer(buffers[i].pointer)
+            }
             any = true
         }
         return any ? inputs : nil
@@ -168,23 +183,23 @@ final class MaskPatch: ReceiverPatch {
     func mlpInput(layer: Int, resid: UnsafePointer<Float>) -> UnsafePointer<Float>? {
         let r = graph.index(of: Receiver.mlp(layer: layer))
         guard patched[r].contains(true) else { return nil }
-        writeInput(r, resid: resid, point: 2 * layer + 1)
-        return UnsafePointer(buffers[3 * graph.heads].pointer)
+        return corruptedStream(r, point: 2 * layer + 1) ?? writeInput(r, resid: resid, point: 2 * layer + 1)
     }
 
     func logitsInput(resid: UnsafePointer<Float>) -> UnsafePointer<Float>? {
         let r = graph.receivers.count - 1
         guard patched[r].contains(true) else { return nil }
-        writeInput(r, resid: resid, point: 2 * graph.layers)
-        return UnsafePointer(buffers[3 * graph.heads].pointer)
+        return corruptedStream(r, point: 2 * graph.layers) ?? writeInput(r, resid: resid, point: 2 * graph.layers)
     }
 
-    /// Writes the input of the MLP or `logits` receiver `r` into the last buffer, by product or edge by edge.
-    private func writeInput(_ r: Int, resid: UnsafePointer<Float>, point: Int) {
+    /// Writes the input of the MLP or `logits` receiver `r` into the last buffer, by product or edge by
+    /// edge, and returns it.
+    private func writeInput(_ r: Int, resid: UnsafePointer<Float>, point: Int) -> UnsafePointer<Float> {
         if usesProduct(r..<(r + 1)) {
             productInputs(r..<(r + 1), upstream: graph.upstreamCount(receiverAt: r), resid: resid, first: 3 * graph.heads)
         } else {
             input(r, resid: resid, point: point, into: buffers[3 * graph.heads].pointer)
         }
+        return UnsafePointer(buffers[3 * graph.heads].pointer)
     }
 }

@@ -25,7 +25,8 @@ public final class PatchingEngine {
     /// `[2·layers + 1, T, d]` the clean run's residual stream at every point (`ForwardPass.residuals`).
     let cleanResiduals: FloatBuffer
     /// The same points of a stream made of corrupted senders: the clean stream plus
-    /// `Σ (corrupt_s − clean_s)` over the senders upstream of each point.
+    /// `Σ (corrupt_s − clean_s)` over the senders upstream of each point (under resample ablation,
+    /// the corrupted run's own stream).
     let corruptResiduals: FloatBuffer
     /// The pass and receiver buffers of the last batched run, reused while the number of masks stays the same.
     private var workspace: (copies: Int, pass: ForwardPass, buffers: [FloatBuffer])?
@@ -46,8 +47,10 @@ public final class PatchingEngine {
         }
         let cleanPass = try model.forward(clean, captureSenders: true, captureResiduals: true)
         let means = ablation == .mean ? try means ?? PositionMeans(model: model, prompts: corrupt, chunkSize: corrupt.count) : nil
-        let corrupted = try ablation.corruptSenders(model: model, corrupt: corrupt, layout: cleanPass.layout, means: means, readsOut: true)
-        self.init(model: model, ablation: ablation, cleanPass: cleanPass, corruptSenders: corrupted.senders, corruptLogits: corrupted.pass?.logits)
+        let corrupted = try ablation.corruptSenders(model: model, corrupt: corrupt, layout: cleanPass.layout, means: means, readsOut: true,
+                                                    capturesResiduals: true)
+        self.init(model: model, ablation: ablation, cleanPass: cleanPass, corruptSenders: corrupted.senders, corruptLogits: corrupted.pass?.logits,
+                  corruptResiduals: corrupted.pass?.residuals)
     }
 
     /// An engine made of runs already done (EAP's clean and corrupted passes of a chunk), so they are
@@ -57,7 +60,10 @@ public final class PatchingEngine {
     ///   - cleanPass: the clean run, with senders and residuals captured and the last row read out
     ///   - corruptSenders: `[senders, T, d]` corrupted sender outputs under `ablation` (kept, not copied)
     ///   - corruptLogits: `[examples, vocab]` the corrupted run's logits (resample ablation), or nil
-    init(model: TransformerModel, ablation: Ablation, cleanPass: ForwardPass, corruptSenders: FloatBuffer, corruptLogits: FloatBuffer?) {
+    ///   - corruptResiduals: `[2·layers + 1, T, d]` the corrupted run's residual stream (resample ablation: the
+    ///     stream made of corrupted senders, recorded instead of summed), or nil to sum it from the senders
+    init(model: TransformerModel, ablation: Ablation, cleanPass: ForwardPass, corruptSenders: FloatBuffer, corruptLogits: FloatBuffer?,
+         corruptResiduals: FloatBuffer? = nil) {
         precondition(cleanPass.senders != nil && cleanPass.residuals != nil, "the clean pass must capture senders and residuals")
         self.model = model
         self.ablation = ablation
@@ -68,8 +74,9 @@ public final class PatchingEngine {
         cleanResiduals = cleanPass.residuals!
         self.corruptSenders = corruptSenders
         self.corruptLogits = corruptLogits
-        corruptResiduals = Self.corruptResiduals(graph: graph, clean: cleanResiduals, cleanSenders: cleanSenders,
-                                                 corruptSenders: corruptSenders, plane: layout.rows * model.config.dModel)
+        self.corruptResiduals = corruptResiduals
+            ?? Self.corruptResiduals(graph: graph, clean: cleanResiduals, cleanSenders: cleanSenders, corruptSenders: corruptSenders,
+                                     plane: layout.rows * model.config.dModel)
     }
 
     /// The clean stream at every point plus the corrupted-minus-clean outputs of the senders upstream of it.

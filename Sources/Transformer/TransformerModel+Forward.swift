@@ -40,6 +40,14 @@ public struct ReceiverInputs {
     }
 }
 
+/// A key or value projection of one replaced input for one key/value group, shared by the group's
+/// heads that read that input.
+private struct SharedProjection: Hashable {
+    let input: UnsafePointer<Float>
+    let group: Int
+    let values: Bool
+}
+
 /// A batch the model cannot run, with the reason.
 public struct ModelInputError: Error, CustomStringConvertible {
     public let description: String
@@ -137,13 +145,28 @@ extension TransformerModel {
             acts.ownInputs = own
             let normed = FloatBuffer(uninitializedCount: t * d)
             let scratchMean = FloatBuffer(uninitializedCount: t), scratchRstd = FloatBuffer(uninitializedCount: t)
+            // An input several ports read (the corrupted stream, for receivers whose edges are all corrupted) is
+            // normalized once, and its key and value projections are shared by the heads of a group. Each port's
+            // projection is the same product as on its own, so results do not depend on the sharing. Not when
+            // inputs are kept for the backward pass, which keeps each receiver's own normalization.
+            let inputCounts = own == nil ? Dictionary((inputs.q + inputs.k + inputs.v).compactMap { $0 }.map { ($0, 1) }, uniquingKeysWith: +) : [:]
+            var normalizedInputs: [UnsafePointer<Float>: FloatBuffer] = [:]
+            var sharedKV: [SharedProjection: HeadSlice] = [:]
+            /// Receiver `i`'s input `x`, normalized.
+            func normalize(_ x: UnsafePointer<Float>, receiver i: Int) -> UnsafePointer<Float> {
+                if let done = normalizedInputs[x] { return UnsafePointer(done.pointer) }
+                let shared = inputCounts[x, default: 1] > 1
+                let out = shared ? FloatBuffer(uninitializedCount: t * d) : normed
+                let (mean, rstd) = own?.keep(input: x, receiver: i) ?? (scratchMean, scratchRstd)
+                normForward(out.pointer, mean.pointer, rstd.pointer, x, weight: w.norm1Weight, bias: w.norm1Bias, t)
+                if shared { normalizedInputs[x] = out }
+                return UnsafePointer(out.pointer)
+            }
             /// Normalizes receiver `i`'s input `x` and projects it with rows `row0 ..< row0 + dh` of
             /// `weight` into `out` (row stride `ldc`).
             func project(_ x: UnsafePointer<Float>, receiver i: Int, _ weight: FloatBuffer, _ bias: FloatBuffer?, row0: Int,
                          into out: UnsafeMutablePointer<Float>, ldc: Int) {
-                let (mean, rstd) = own?.keep(input: x, receiver: i) ?? (scratchMean, scratchRstd)
-                normForward(normed.pointer, mean.pointer, rstd.pointer, x, weight: w.norm1Weight, bias: w.norm1Bias, t)
-                gemm(out, ldc: ldc, normed.pointer, lda: d, transposeA: false, weight.pointer + row0 * d, ldb: d,
+                gemm(out, ldc: ldc, normalize(x, receiver: i), lda: d, transposeA: false, weight.pointer + row0 * d, ldb: d,
                      transposeB: true, accumulate: false, t, dh, d)
                 if let bias { addBias(out, bias.pointer + row0, t, dh, rowStride: ldc) }
             }
@@ -151,17 +174,27 @@ extension TransformerModel {
                 let g = h / c.groupSize
                 if let x = inputs.q[h] { project(x, receiver: 3 * h, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: stride) }
                 if let x = inputs.k[h] {
-                    let keys = own?.ownKV(head: h, values: false) ?? FloatBuffer(uninitializedCount: t * dh)
-                    project(x, receiver: 3 * h + 1, w.wk, w.bk, row0: g * dh, into: keys.pointer, ldc: dh)
-                    if let rope { ropeForward(keys.pointer, keys.pointer, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh) }
-                    ownKV.append(keys)
-                    kSlices[h] = HeadSlice(keys.pointer, stride: dh)
+                    if let keys = sharedKV[SharedProjection(input: x, group: g, values: false)] {
+                        kSlices[h] = keys
+                    } else {
+                        let keys = own?.ownKV(head: h, values: false) ?? FloatBuffer(uninitializedCount: t * dh)
+                        project(x, receiver: 3 * h + 1, w.wk, w.bk, row0: g * dh, into: keys.pointer, ldc: dh)
+                        if let rope { ropeForward(keys.pointer, keys.pointer, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh) }
+                        ownKV.append(keys)
+                        kSlices[h] = HeadSlice(keys.pointer, stride: dh)
+                        if inputCounts[x, default: 1] > 1 { sharedKV[SharedProjection(input: x, group: g, values: false)] = kSlices[h] }
+                    }
                 }
                 if let x = inputs.v[h] {
-                    let values = own?.ownKV(head: h, values: true) ?? FloatBuffer(uninitializedCount: t * dh)
-                    project(x, receiver: 3 * h + 2, w.wv, w.bv, row0: g * dh, into: values.pointer, ldc: dh)
-                    ownKV.append(values)
-                    vSlices[h] = HeadSlice(values.pointer, stride: dh)
+                    if let values = sharedKV[SharedProjection(input: x, group: g, values: true)] {
+                        vSlices[h] = values
+                    } else {
+                        let values = own?.ownKV(head: h, values: true) ?? FloatBuffer(uninitializedCount: t * dh)
+                        project(x, receiver: 3 * h + 2, w.wv, w.bv, row0: g * dh, into: values.pointer, ldc: dh)
+                        ownKV.append(values)
+                        vSlices[h] = HeadSlice(values.pointer, stride: dh)
+                        if inputCounts[x, default: 1] > 1 { sharedKV[SharedProjection(input: x, group: g, values: true)] = vSlices[h] }
+                    }
                 }
             }
         }

@@ -254,6 +254,27 @@ final class PatchingTests: XCTestCase {
         }
     }
 
+    /// A single mask's ports whose edges are all corrupted read the corrupted stream itself, normalized
+    /// once and projected once per key/value group; in a batched run each port has its own copy. The
+    /// logits must be the same, bit for bit, for every ablation (the corrupted stream is recorded from
+    /// the corrupted run under resample ablation and summed from the senders otherwise).
+    func testSharedCorruptedInputsEqualPerPortInputs() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, pairs) = try tinyFixture(name)
+            for ablation in Ablation.allCases {
+                let engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt, ablation: ablation)
+                let g = engine.graph
+                // A circuit: every edge corrupted but a few, so most receivers read the corrupted stream.
+                var circuit = EdgeMask(graph: g, value: 1)
+                for e in stride(from: 3, to: g.edgeCount, by: 11) { circuit[e] = 0 }
+                let single = engine.run(circuit).array
+                let batched = engine.run([circuit, circuit]).array
+                XCTAssertEqual(maxAbsDifference(batched[0..<single.count], single), 0, "\(name), \(ablation)")
+                XCTAssertEqual(maxAbsDifference(batched[single.count...], single), 0, "\(name), \(ablation)")
+            }
+        }
+    }
+
     func testMeanAndZeroAblationBaselines() throws {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
         let zero = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt, ablation: .zero)
