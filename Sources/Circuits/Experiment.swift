@@ -166,6 +166,7 @@ public final class Experiment {
             for k in masks.indices {
                 values[k] += weight * metric.evaluate(logits: logits.pointer + k * range.count * vocab, vocab: vocab, targets: chunkTargets).mean
             }
+            if chunks.count > 1 { engine.releaseWorkspace() }
         }
         return values
     }

@@ -101,6 +101,10 @@ public final class PatchingEngine {
         return out
     }
 
+    /// Frees the buffers of the last batched run (to the buffer pool, where the next engine's run finds
+    /// them): an experiment of several engines runs them one after the other, so one set serves them all.
+    public func releaseWorkspace() { workspace = nil }
+
     /// `[examples, vocab]` logits at each example's last token with edges patched by `mask`.
     ///
     /// The returned buffer is reused by the next call; copy it to keep it.
