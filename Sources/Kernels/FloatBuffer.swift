@@ -88,7 +88,8 @@ public final class FloatBuffer: @unchecked Sendable {
 ///
 /// Forward and backward passes allocate the same few hundred megabytes again for every chunk of a
 /// batch; handing that memory back to the system means it is unmapped, and zeroed page by page when
-/// it is mapped again. Allocations are rounded to whole 2 MB huge pages and matched best-fit.
+/// it is mapped again. Allocations are rounded up to one of sixteen sizes per doubling (whole 2 MB huge
+/// pages) and matched best-fit.
 final class LargeBufferPool: @unchecked Sendable {
     /// The process-wide pool.
     static let shared = LargeBufferPool()
@@ -96,18 +97,26 @@ final class LargeBufferPool: @unchecked Sendable {
     static let threshold = 4 << 20
     /// Size of a transparent huge page on x86-64 and arm64 Linux.
     private static let hugePage = 2 << 20
-    /// Most bytes kept while unused: a quarter of the cache budget, at most 2 GiB (a small budget
-    /// asks for little memory, and pays for it by mapping buffers again).
-    private let budget = min(2 << 30, CacheSetting.bytes / 4)
+    /// Most bytes kept while unused: by default a quarter of the cache budget, at most 2 GiB (a small
+    /// budget asks for little memory, and pays for it by mapping buffers again).
+    private let budget: Int
+
+    /// A pool keeping at most `budget` bytes while unused.
+    init(budget: Int = min(2 << 30, CacheSetting.bytes / 4)) {
+        self.budget = budget
+    }
 
     private let lock = NSLock()
-    /// Free allocations: (capacity, pointer), unordered.
+    /// Free allocations: (capacity, pointer), oldest returned first.
     private var free: [(Int, UnsafeMutableRawPointer)] = []
-    private var freeBytes = 0
+    private(set) var freeBytes = 0
 
     /// An allocation of at least `bytes` bytes (reused when a free one is at most twice as large).
     func take(_ bytes: Int) -> (UnsafeMutableRawPointer, Int) {
-        let rounded = (bytes + Self.hugePage - 1) / Self.hugePage * Self.hugePage
+        // Sixteen sizes per doubling (whole huge pages): chunks of a batch differ by a few rows, and
+        // a chunk a little longer than the last one still finds its buffers.
+        let unit = max(Self.hugePage, (1 << (Int.bitWidth - (bytes - 1).leadingZeroBitCount)) / 16)
+        let rounded = (bytes + unit - 1) / unit * unit
         lock.lock()
         let fit = free.indices.filter { free[$0].0 >= rounded && free[$0].0 <= 2 * rounded }.min { free[$0].0 < free[$1].0 }
         if let fit {
@@ -124,17 +133,20 @@ final class LargeBufferPool: @unchecked Sendable {
         return (raw, rounded)
     }
 
-    /// Returns an allocation; frees it when the pool is over budget.
+    /// Returns an allocation; past the budget, the allocations returned longest ago are freed (the
+    /// newest is the likeliest to be asked for again: the next chunk's or the next engine's run).
     func give(_ raw: UnsafeMutableRawPointer, capacity: Int) {
         lock.lock()
-        if freeBytes + capacity <= budget {
-            free.append((capacity, raw))
-            freeBytes += capacity
-            lock.unlock()
-        } else {
-            lock.unlock()
-            raw.deallocate()
+        free.append((capacity, raw))
+        freeBytes += capacity
+        var evicted: [UnsafeMutableRawPointer] = []
+        while freeBytes > budget, !free.isEmpty {
+            let oldest = free.removeFirst()
+            freeBytes -= oldest.0
+            evicted.append(oldest.1)
         }
+        lock.unlock()
+        for pointer in evicted { pointer.deallocate() }
     }
 }
 

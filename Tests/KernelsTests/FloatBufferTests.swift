@@ -1,4 +1,4 @@
-import Kernels
+@testable import Kernels
 import XCTest
 
 /// The aligned `Float` storage the kernels work on.
@@ -33,5 +33,28 @@ final class FloatBufferTests: XCTestCase {
         for count in [0, 1, 7, 33, 1537] {
             XCTAssertEqual(Int(bitPattern: FloatBuffer(count: count).pointer) % 64, 0, "buffer of \(count) floats is 64-byte aligned")
         }
+    }
+
+    /// A freed large buffer serves a slightly larger request (the next chunk of a batch, a few rows
+    /// longer), and past the budget the buffers returned longest ago are the ones freed.
+    func testPoolReusesBuffersAcrossNearbySizesAndFreesTheOldestFirst() {
+        let pool = LargeBufferPool(budget: 500 << 20)
+        let (first, capacity) = pool.take(300 << 20)
+        pool.give(first, capacity: capacity)
+        let (again, capacityAgain) = pool.take((300 << 20) + (10 << 20))
+        XCTAssertEqual(again, first, "a request 3 % larger reuses the freed buffer")
+        XCTAssertEqual(capacityAgain, capacity)
+        XCTAssertGreaterThanOrEqual(capacity, (300 << 20) + (10 << 20))
+        XCTAssertLessThanOrEqual(capacity, (300 << 20) * 9 / 8, "rounding wastes at most an eighth")
+
+        let (other, otherCapacity) = pool.take(250 << 20)
+        XCTAssertNotEqual(other, again)
+        pool.give(again, capacity: capacityAgain)
+        pool.give(other, capacity: otherCapacity)  // over the budget: the older one goes
+        XCTAssertEqual(pool.freeBytes, otherCapacity, "only the newest buffer is kept")
+        let (newest, newestCapacity) = pool.take(250 << 20)
+        XCTAssertEqual(newest, other)
+        XCTAssertEqual(pool.freeBytes, 0)
+        pool.give(newest, capacity: newestCapacity)
     }
 }
