@@ -170,32 +170,24 @@ extension TransformerModel {
                      transposeB: true, accumulate: false, t, dh, d)
                 if let bias { addBias(out, bias.pointer + row0, t, dh, rowStride: ldc) }
             }
+            /// Head `h`'s own key (`values` false) or value input `x`, projected with its group's rows
+            /// (keys rotated), or the projection another head of the group already made of that input.
+            func ownProjection(_ x: UnsafePointer<Float>, head h: Int, values: Bool) -> HeadSlice {
+                let g = h / c.groupSize, key = SharedProjection(input: x, group: g, values: values)
+                if let shared = sharedKV[key] { return shared }
+                let out = own?.ownKV(head: h, values: values) ?? FloatBuffer(uninitializedCount: t * dh)
+                project(x, receiver: 3 * h + (values ? 2 : 1), values ? w.wv : w.wk, values ? w.bv : w.bk, row0: g * dh,
+                        into: out.pointer, ldc: dh)
+                if !values, let rope { ropeForward(out.pointer, out.pointer, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh) }
+                ownKV.append(out)
+                let slice = HeadSlice(out.pointer, stride: dh)
+                if inputCounts[x, default: 1] > 1 { sharedKV[key] = slice }
+                return slice
+            }
             for h in 0..<c.heads {
-                let g = h / c.groupSize
                 if let x = inputs.q[h] { project(x, receiver: 3 * h, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: stride) }
-                if let x = inputs.k[h] {
-                    if let keys = sharedKV[SharedProjection(input: x, group: g, values: false)] {
-                        kSlices[h] = keys
-                    } else {
-                        let keys = own?.ownKV(head: h, values: false) ?? FloatBuffer(uninitializedCount: t * dh)
-                        project(x, receiver: 3 * h + 1, w.wk, w.bk, row0: g * dh, into: keys.pointer, ldc: dh)
-                        if let rope { ropeForward(keys.pointer, keys.pointer, rope, layout.positions, ropeStyle, t, 1, dh, rowStride: dh) }
-                        ownKV.append(keys)
-                        kSlices[h] = HeadSlice(keys.pointer, stride: dh)
-                        if inputCounts[x, default: 1] > 1 { sharedKV[SharedProjection(input: x, group: g, values: false)] = kSlices[h] }
-                    }
-                }
-                if let x = inputs.v[h] {
-                    if let values = sharedKV[SharedProjection(input: x, group: g, values: true)] {
-                        vSlices[h] = values
-                    } else {
-                        let values = own?.ownKV(head: h, values: true) ?? FloatBuffer(uninitializedCount: t * dh)
-                        project(x, receiver: 3 * h + 2, w.wv, w.bv, row0: g * dh, into: values.pointer, ldc: dh)
-                        ownKV.append(values)
-                        vSlices[h] = HeadSlice(values.pointer, stride: dh)
-                        if inputCounts[x, default: 1] > 1 { sharedKV[SharedProjection(input: x, group: g, values: true)] = vSlices[h] }
-                    }
-                }
+                if let x = inputs.k[h] { kSlices[h] = ownProjection(x, head: h, values: false) }
+                if let x = inputs.v[h] { vSlices[h] = ownProjection(x, head: h, values: true) }
             }
         }
         if let rope {
