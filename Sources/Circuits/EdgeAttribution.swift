@@ -50,11 +50,11 @@ public enum EdgeAttribution {
     ///   - chunkSize: pairs per forward/backward chunk
     public static func scores(
         model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample,
-        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, skipsSharedPrefixes: Bool = true, profile: Profile? = nil,
+        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, reusesSharedPrefixes: Bool = true, profile: Profile? = nil,
         shareRuns: ShareRuns? = nil, progress: Progress? = nil
     ) throws -> [Float] {
         try gradient(model: model, pairs: pairs, metric: metric, ablation: ablation, integratedGradientSteps: integratedGradientSteps,
-                     chunkSize: chunkSize, skipsSharedPrefixes: skipsSharedPrefixes, profile: profile, shareRuns: shareRuns,
+                     chunkSize: chunkSize, reusesSharedPrefixes: reusesSharedPrefixes, profile: profile, shareRuns: shareRuns,
                      progress: progress).edges
     }
 
@@ -69,13 +69,13 @@ public enum EdgeAttribution {
     ///   - integratedGradientSteps: EAP-IG's interpolation points (α = 0 and resample ablation only)
     ///   - chunkSize: pairs per forward/backward chunk
     ///   - inputGradient: also return the gradient with respect to the input embeddings
-    ///   - skipsSharedPrefixes: leave out of the contraction the rows before each pair's first differing
-    ///     token, whose sender differences are exactly zero under resample ablation (false: contract
-    ///     every row, for measuring the gain)
+    ///   - reusesSharedPrefixes: under resample ablation, run the tokens each pair's prompts share at
+    ///     their start once and every run from there on (`SharedPrefixes`: the rows left out have sender
+    ///     differences of exactly zero); false runs whole prompts, for measuring the gain
     ///   - shareRuns: handed each chunk's clean and corrupted runs as a patching engine (α = 0 only)
     public static func gradient(
         model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, mask: EdgeMask? = nil,
-        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, inputGradient: Bool = false, skipsSharedPrefixes: Bool = true,
+        integratedGradientSteps: Int? = nil, chunkSize: Int = 32, inputGradient: Bool = false, reusesSharedPrefixes: Bool = true,
         profile: Profile? = nil, shareRuns: ShareRuns? = nil, progress: Progress? = nil
     ) throws -> Gradient {
         try pairs.validate()
@@ -106,22 +106,23 @@ public enum EdgeAttribution {
             let chunk = pairs.slice(range)
             let weight = Float(chunk.count) / Float(pairs.count)
             var start = Date()
-            let cleanPass = try model.forward(chunk.clean, keepActivations: steps == 0, captureSenders: true, captureResiduals: shareRuns != nil)
+            // Runs over the tokens after each pair's shared prefix (the input gradient needs every row).
+            let prefixes = reusesSharedPrefixes && ablation == .resample && !inputGradient
+                ? try SharedPrefixes(model: model, clean: chunk.clean, corrupt: chunk.corrupt) : nil
+            let cleanTokens = prefixes?.clean ?? chunk.clean
+            let cleanPass = try model.forward(cleanTokens, keepActivations: steps == 0, captureSenders: true,
+                                              captureResiduals: shareRuns != nil, prefix: prefixes?.cache)
             let layout = cleanPass.layout, plane = layout.rows * d
             // EAP-IG's first point is the corrupted input itself: its pass, kept for the backward, is step 0.
             let corrupted = try ablation.corruptSenders(
-                model: model, corrupt: chunk.corrupt, layout: layout, means: means, keepActivations: steps > 0, readsOut: shareRuns != nil,
-                capturesResiduals: shareRuns != nil)
+                model: model, corrupt: prefixes?.corrupt ?? chunk.corrupt, layout: layout, means: means, keepActivations: steps > 0,
+                readsOut: shareRuns != nil, capturesResiduals: shareRuns != nil, prefix: prefixes?.cache)
             let corruptSenders = corrupted.senders
             var corruptPass = corrupted.pass
             let corruptInput = FloatBuffer(uninitializedCount: steps > 0 ? plane : 0)
             if steps > 0 { corruptInput.pointer.update(from: corruptSenders.pointer, count: plane) }
-            var differing = skipsSharedPrefixes && ablation == .resample ? differingRows(clean: chunk.clean, corrupt: chunk.corrupt, layout: layout) : nil
-            if differing?.reduce(0, { $0 + $1.count }) == layout.rows { differing = nil }
-            // diffs[s] = corrupt_s − clean_s: `[senders, R, d]` over the differing rows only (the contraction runs over R
-            // rows instead of T), else `[senders, T, d]`, in place over the corrupted outputs unless the engine keeps them.
-            let diffs = differences(corrupt: corruptSenders, clean: cleanPass.senders!, rows: differing, plane: plane, d: d,
-                                    inPlace: shareRuns == nil)
+            // diffs[s] = corrupt_s − clean_s, `[senders, T, d]`, in place over the corrupted outputs unless the engine keeps them.
+            let diffs = differences(corrupt: corruptSenders, clean: cleanPass.senders!, inPlace: shareRuns == nil)
             if let shareRuns {
                 shareRuns(range, PatchingEngine(model: model, ablation: ablation, cleanPass: cleanPass, corruptSenders: corruptSenders,
                                                 corruptLogits: corruptPass?.logits, corruptResiduals: corruptPass?.residuals))
@@ -132,7 +133,7 @@ public enum EdgeAttribution {
                                         vocab: vocab)
             if steps == 0 {
                 let (value, dInput) = backpropagate(model: model, pass: cleanPass, metric: metric, targets: targets, scale: weight,
-                                                    diffs: diffs, differing: differing, routing: nil, into: &scores, profile: profile)
+                                                    diffs: diffs, routing: nil, into: &scores, profile: profile)
                 metricValue += Double(weight) * value
                 input.map { ($0.pointer + firstRow * d).update(from: dInput.pointer, count: plane) }
             } else {
@@ -148,11 +149,11 @@ public enum EdgeAttribution {
                         interpolate(embedding.pointer, corrupt: corruptInput.pointer, clean: cleanPass.senders!.pointer,
                                     t: Float(k) / Float(steps), plane)
                         start = Date()
-                        pass = try model.forward(chunk.clean, keepActivations: true, inputEmbedding: embedding.pointer)
+                        pass = try model.forward(cleanTokens, keepActivations: true, inputEmbedding: embedding.pointer, prefix: prefixes?.cache)
                         profile?.forward += Date().timeIntervalSince(start)
                     }
                     backpropagate(model: model, pass: pass, metric: metric, targets: targets, scale: weight / Float(steps), diffs: diffs,
-                                  differing: differing, routing: nil, into: &scores, profile: profile)
+                                  routing: nil, into: &scores, profile: profile)
                 }
             }
             firstRow += layout.rows
@@ -161,35 +162,14 @@ public enum EdgeAttribution {
         return Gradient(edges: scores, metric: metricValue, input: input)
     }
 
-    /// The rows of a packed batch from each pair's first differing token on (`layout` packs the pairs
-    /// in order). Before it the clean and corrupted prompts agree, and so do their runs (attention
-    /// looks only back), so with resample ablation the sender differences there are exactly zero.
-    public static func differingRows(clean: [[Int]], corrupt: [[Int]], layout: SequenceLayout) -> [Range<Int>] {
-        zip(clean, corrupt).enumerated().compactMap { i, pair in
-            let first = pair.0.indices.first { pair.0[$0] != pair.1[$0] } ?? pair.0.count
-            let rows = layout.offsets[i] + first..<layout.offsets[i] + layout.lengths[i]
-            return rows.isEmpty ? nil : rows
-        }
-    }
-
-    /// Sender differences `corrupt_s − clean_s`: `[senders, R, d]` over the rows `rows` (R in all, in
-    /// order) of each `[T, d]` plane, or `[senders, T, d]` over every row when `rows` is nil, written over
-    /// `corrupt` itself when `inPlace` (else `corrupt` is left as it was).
-    static func differences(
-        corrupt: FloatBuffer, clean: FloatBuffer, rows: [Range<Int>]?, plane: Int, d: Int, inPlace: Bool
-    ) -> FloatBuffer {
-        let rows = rows ?? [0..<plane / d]
-        let kept = rows.reduce(0) { $0 + $1.count } * d
-        let senders = corrupt.count / plane
-        let out = inPlace && kept == plane ? corrupt : FloatBuffer(uninitializedCount: senders * kept)
-        parallelFor(senders) { s in
-            var at = out.pointer + s * kept
-            for range in rows {
-                let from = s * plane + range.lowerBound * d, count = range.count * d
-                if at != corrupt.pointer + from { at.update(from: corrupt.pointer + from, count: count) }
-                axpy(at, -1, clean.pointer + from, count)
-                at += count
-            }
+    /// Sender differences `corrupt_s − clean_s`, `[senders, T, d]`, written over `corrupt` itself when
+    /// `inPlace` (else `corrupt` is left as it was).
+    static func differences(corrupt: FloatBuffer, clean: FloatBuffer, inPlace: Bool) -> FloatBuffer {
+        let out = inPlace ? corrupt : FloatBuffer(uninitializedCount: corrupt.count)
+        parallelChunks(corrupt.count, minimumChunk: 1 << 16) { range in
+            let from = range.lowerBound
+            if !inPlace { (out.pointer + from).update(from: corrupt.pointer + from, count: range.count) }
+            axpy(out.pointer + from, -1, clean.pointer + from, range.count)
         }
         return out
     }
@@ -198,24 +178,22 @@ public enum EdgeAttribution {
     /// every edge's score as the receiver gradients arrive; with `routing`, also builds its corrections.
     ///
     /// - Parameters:
-    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs, or with `differing` only
-    ///     those rows: `[senders, R, d]` (`compacted`)
-    ///   - differing: the batch rows `diffs` holds, in order (nil: all); the others add exactly 0
+    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
     /// - Returns: the metric of `pass` (unscaled), and `[T, d]` the scaled gradient with respect to the input embedding
     @discardableResult
     static func backpropagate(
         model: TransformerModel, pass: ForwardPass, metric: Metric, targets: MetricTargets, scale: Float, diffs: FloatBuffer,
-        differing: [Range<Int>]? = nil, routing: MaskRouting?, into scores: inout [Float], profile: Profile?
+        routing: MaskRouting?, into scores: inout [Float], profile: Profile?
     ) -> (metric: Double, input: FloatBuffer) {
         let vocab = model.config.vocabularySize
-        let plane = (differing?.reduce(0) { $0 + $1.count } ?? pass.layout.rows) * model.config.dModel
+        let plane = pass.layout.rows * model.config.dModel
         let dLogits = FloatBuffer(count: pass.logits.count)
         let value = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
         for i in 0..<dLogits.count { dLogits[i] *= scale }
         let backwardStart = Date(), contractionBefore = profile?.contraction ?? 0
         let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing) { group in
             let contractionStart = Date()
-            contract(group, diffs: diffs, plane: plane, graph: model.graph, differing: differing, into: &scores)
+            contract(group, diffs: diffs, plane: plane, graph: model.graph, into: &scores)
             routing?.add(group)
             profile?.contraction += Date().timeIntervalSince(contractionStart)
         }
@@ -228,40 +206,15 @@ public enum EdgeAttribution {
     /// receiver keeps its own prefix.
     ///
     /// - Parameters:
-    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs, or with `differing` only those rows
+    ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
     ///   - plane: floats per sender in `diffs`
-    ///   - differing: the batch rows `diffs` holds, in order (nil: all); the group's gradients are
-    ///     gathered at those rows so that the GEMM runs over them alone
-    static func contract(
-        _ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, differing: [Range<Int>]? = nil,
-        into scores: inout [Float]
-    ) {
+    static func contract(_ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, into scores: inout [Float]) {
         let receivers = group.receivers.map { graph.index(of: $0) }
         let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
-        let n = receivers.count, d = group.dModel
+        let n = receivers.count, d = group.dModel, width = group.rows * d
         let block = FloatBuffer(uninitializedCount: upstream * n)  // [upstream, n]
-        if let differing {
-            let groupRows = group.firstRow..<group.firstRow + group.rows
-            let kept = differing.map { $0.clamped(to: groupRows) }.filter { !$0.isEmpty }
-            let count = kept.reduce(0) { $0 + $1.count }
-            guard count > 0 else { return }
-            // The group's first row among the kept ones, and its gradients at the kept rows: `[n, count, d]`.
-            let first = differing.reduce(0) { $0 + $1.clamped(to: 0..<group.firstRow).count }
-            let gathered = FloatBuffer(uninitializedCount: n * count * d)
-            for i in 0..<n {
-                var at = gathered.pointer + i * count * d
-                for rows in kept {
-                    at.update(from: group.gradient(i) + (rows.lowerBound - group.firstRow) * d, count: rows.count * d)
-                    at += rows.count * d
-                }
-            }
-            gemm(block.pointer, ldc: n, diffs.pointer + first * d, lda: plane, transposeA: false,
-                 gathered.pointer, ldb: count * d, transposeB: true, accumulate: false, upstream, n, count * d)
-        } else {
-            let width = group.rows * d
-            gemm(block.pointer, ldc: n, diffs.pointer + group.firstRow * d, lda: plane, transposeA: false,
-                 group.gradients, ldb: width, transposeB: true, accumulate: false, upstream, n, width)
-        }
+        gemm(block.pointer, ldc: n, diffs.pointer + group.firstRow * d, lda: plane, transposeA: false,
+             group.gradients, ldb: width, transposeB: true, accumulate: false, upstream, n, width)
         scores.withUnsafeMutableBufferPointer { s in
             for (i, r) in receivers.enumerated() {
                 let row = s.baseAddress! + graph.edgeOffsets[r]

@@ -10,8 +10,11 @@ import Transformer
 public final class PatchingEngine {
     public let model: TransformerModel
     public let graph: CircuitGraph
-    /// Packing of the batch (clean and corrupt prompts have the same lengths).
+    /// Packing of the batch (clean and corrupt prompts have the same lengths): under resample
+    /// ablation, the tokens after each pair's shared prefix, which `prefix` holds.
     public let layout: SequenceLayout
+    /// The pairs' shared prefixes, run once, that every run continues from (resample ablation), or nil.
+    let prefix: PrefixCache?
     public let ablation: Ablation
     /// `[examples, vocab]` clean logits at each example's last token.
     public let cleanLogits: FloatBuffer
@@ -35,20 +38,27 @@ public final class PatchingEngine {
     ///
     /// - Parameters:
     ///   - clean, corrupt: token sequences, pairwise of equal length
-    public convenience init(model: TransformerModel, clean: [[Int]], corrupt: [[Int]], ablation: Ablation = .resample) throws {
-        try self.init(model: model, clean: clean, corrupt: corrupt, ablation: ablation, means: nil)
+    ///   - reusesSharedPrefixes: under resample ablation, run the tokens each pair's prompts share at
+    ///     their start once and every run from there on (false: whole prompts, for measuring the gain)
+    public convenience init(
+        model: TransformerModel, clean: [[Int]], corrupt: [[Int]], ablation: Ablation = .resample, reusesSharedPrefixes: Bool = true
+    ) throws {
+        try self.init(model: model, clean: clean, corrupt: corrupt, ablation: ablation, means: nil, reusesSharedPrefixes: reusesSharedPrefixes)
     }
 
     /// Runs the clean and corrupted prompts once; mean ablation uses `means` (nil: those of `corrupt`).
-    convenience init(model: TransformerModel, clean: [[Int]], corrupt: [[Int]], ablation: Ablation, means: PositionMeans?) throws {
+    convenience init(
+        model: TransformerModel, clean: [[Int]], corrupt: [[Int]], ablation: Ablation, means: PositionMeans?, reusesSharedPrefixes: Bool = true
+    ) throws {
         guard clean.count == corrupt.count else { throw ModelInputError("\(clean.count) clean prompts but \(corrupt.count) corrupted ones") }
         for (i, (a, b)) in zip(clean, corrupt).enumerated() where a.count != b.count {
             throw ModelInputError("pair \(i): clean prompt has \(a.count) tokens, corrupted prompt \(b.count); they must be equal")
         }
-        let cleanPass = try model.forward(clean, captureSenders: true, captureResiduals: true)
+        let prefixes = reusesSharedPrefixes && ablation == .resample ? try SharedPrefixes(model: model, clean: clean, corrupt: corrupt) : nil
+        let cleanPass = try model.forward(prefixes?.clean ?? clean, captureSenders: true, captureResiduals: true, prefix: prefixes?.cache)
         let means = ablation == .mean ? try means ?? PositionMeans(model: model, prompts: corrupt, chunkSize: corrupt.count) : nil
-        let corrupted = try ablation.corruptSenders(model: model, corrupt: corrupt, layout: cleanPass.layout, means: means, readsOut: true,
-                                                    capturesResiduals: true)
+        let corrupted = try ablation.corruptSenders(model: model, corrupt: prefixes?.corrupt ?? corrupt, layout: cleanPass.layout, means: means,
+                                                    readsOut: true, capturesResiduals: true, prefix: prefixes?.cache)
         self.init(model: model, ablation: ablation, cleanPass: cleanPass, corruptSenders: corrupted.senders, corruptLogits: corrupted.pass?.logits,
                   corruptResiduals: corrupted.pass?.residuals)
     }
@@ -57,7 +67,8 @@ public final class PatchingEngine {
     /// not run again.
     ///
     /// - Parameters:
-    ///   - cleanPass: the clean run, with senders and residuals captured and the last row read out
+    ///   - cleanPass: the clean run, with senders and residuals captured and the last row read out (patched
+    ///     runs continue from its prefixes, if any)
     ///   - corruptSenders: `[senders, T, d]` corrupted sender outputs under `ablation` (kept, not copied)
     ///   - corruptLogits: `[examples, vocab]` the corrupted run's logits (resample ablation), or nil
     ///   - corruptResiduals: `[2·layers + 1, T, d]` the corrupted run's residual stream (resample ablation: the
@@ -69,6 +80,7 @@ public final class PatchingEngine {
         self.ablation = ablation
         graph = model.graph
         layout = cleanPass.layout
+        prefix = cleanPass.prefix
         cleanLogits = cleanPass.logits
         cleanSenders = cleanPass.senders!
         cleanResiduals = cleanPass.residuals!
@@ -121,8 +133,7 @@ public final class PatchingEngine {
         let copies = masks.count
         if workspace?.copies != copies {
             workspace = nil  // frees the previous buffers before allocating new ones
-            let copied = SequenceLayout(lengths: Array((0..<copies).map { _ in layout.lengths }.joined()))
-            workspace = (copies, ForwardPass(model: model, layout: copied, readout: .last, captureSenders: true),
+            workspace = (copies, ForwardPass(model: model, layout: layout.repeated(copies), readout: .last, captureSenders: true, prefix: prefix),
                          MaskPatch.buffers(heads: c.heads, copies: copies, plane: plane))
         }
         let (_, pass, buffers) = workspace!

@@ -42,6 +42,11 @@ public final class ForwardPass {
     /// `[2·layers + 1, T, d]`: the residual stream before block l (`2l`), between its attention and
     /// MLP (`2l + 1`) and after the last block (`2·layers`), when captured.
     public let residuals: FloatBuffer?
+    /// `[layers, T, 2·kvWidth]` every layer's keys (after RoPE) and values, when captured (a
+    /// `PrefixCache`'s run).
+    public let keysValues: FloatBuffer?
+    /// The shared prefixes this run continues from (its layout's starts), or nil.
+    public let prefix: PrefixCache?
     /// `[T, d]` residual stream after the last block.
     public let residFinal: FloatBuffer
     /// Read-out rows of `residFinal`.
@@ -55,13 +60,17 @@ public final class ForwardPass {
     /// Blocks of the model.
     private let blockCount: Int
 
-    /// Allocates (uninitialized) the buffers of a run of `model` over `layout`.
+    /// Allocates (uninitialized) the buffers of a run of `model` over `layout`; a layout with starts
+    /// continues from `prefix`.
     public init(
         model: TransformerModel, layout: SequenceLayout, tokens: [Int] = [], readout: ReadoutRows, keepActivations: Bool = false,
-        captureSenders: Bool = false, captureResiduals: Bool = false
+        captureSenders: Bool = false, captureResiduals: Bool = false, captureKeysValues: Bool = false, prefix: PrefixCache? = nil
     ) {
+        precondition(prefix.map { p in layout.starts.indices.allSatisfy { layout.starts[$0] == p.lengths[$0 % p.lengths.count] } }
+                     ?? !layout.continuesPrefixes, "a layout's starts are the lengths of the prefixes it continues from")
         let c = model.config, plane = layout.rows * c.dModel
         self.layout = layout
+        self.prefix = prefix
         self.tokens = tokens
         blockCount = c.layers
         let first = LayerActivations(config: c, layout: layout)
@@ -71,6 +80,7 @@ public final class ForwardPass {
         shared = keepActivations ? nil : first
         senders = captureSenders ? FloatBuffer(uninitializedCount: model.graph.senders.count * plane) : nil
         residuals = captureResiduals ? FloatBuffer(uninitializedCount: (2 * c.layers + 1) * plane) : nil
+        keysValues = captureKeysValues ? FloatBuffer(uninitializedCount: c.layers * layout.rows * 2 * c.kvWidth) : nil
         mlpScratch = captureSenders ? nil : FloatBuffer(uninitializedCount: plane)
         residFinal = FloatBuffer(uninitializedCount: plane)
         switch readout {
@@ -105,17 +115,22 @@ extension TransformerModel {
     ///   - keepActivations: keep every block's activations (needed by `backward`)
     ///   - captureSenders: record every sender's output in `ForwardPass.senders`
     ///   - captureResiduals: record the residual stream at every point in `ForwardPass.residuals`
+    ///   - captureKeysValues: record every layer's keys and values in `ForwardPass.keysValues`
     ///   - inputEmbedding: `[T, d]` to use instead of the embedding of `tokens` (EAP-IG interpolation)
     ///   - patch: receivers whose inputs differ from the residual stream (edge patching), or nil
+    ///   - prefix: run each example of `batch` as the continuation of its prefix there (`batch` then
+    ///     holds only the tokens after it), or nil
     public func forward(
         _ batch: [[Int]], readout: ReadoutRows = .last, keepActivations: Bool = false, captureSenders: Bool = false,
-        captureResiduals: Bool = false, inputEmbedding: UnsafePointer<Float>? = nil, patch: ReceiverPatch? = nil
+        captureResiduals: Bool = false, captureKeysValues: Bool = false, inputEmbedding: UnsafePointer<Float>? = nil,
+        patch: ReceiverPatch? = nil, prefix: PrefixCache? = nil
     ) throws -> ForwardPass {
-        try validate(batch)
-        let layout = SequenceLayout(lengths: batch.map(\.count))
+        try validate(batch, prefixLengths: prefix?.lengths)
+        let layout = SequenceLayout(lengths: batch.map(\.count), starts: prefix?.lengths)
         let tokens = batch.flatMap { $0 }
         let pass = ForwardPass(model: self, layout: layout, tokens: tokens, readout: readout, keepActivations: keepActivations,
-                               captureSenders: captureSenders, captureResiduals: captureResiduals)
+                               captureSenders: captureSenders, captureResiduals: captureResiduals, captureKeysValues: captureKeysValues,
+                               prefix: prefix)
         let input = pass.activations(0).residPre.pointer
         if let inputEmbedding {
             input.update(from: inputEmbedding, count: layout.rows * config.dModel)
@@ -148,9 +163,16 @@ extension TransformerModel {
         for l in startLayer..<c.layers {
             let acts = pass.activations(l)
             record(2 * l, acts.residPre.pointer)
-            attentionForward(layer: l, acts, layout: layout, inputs: patch?.attentionInputs(layer: l, resid: acts.residPre.pointer),
+            attentionForward(layer: l, acts, layout: layout, prefix: pass.prefix?.attention(layer: l, layout: layout),
+                             inputs: patch?.attentionInputs(layer: l, resid: acts.residPre.pointer),
                              headOutputs: pass.senders.map { $0.pointer + g.firstSender(ofLayer: l) * plane },
                              keepInputs: pass.keepsActivations)
+            if let keysValues = pass.keysValues {
+                let width = 2 * c.kvWidth, out = keysValues.pointer + l * layout.rows * width
+                for r in 0..<layout.rows {
+                    (out + r * width).update(from: acts.qkv.pointer + r * c.qkvWidth + c.qWidth, count: width)
+                }
+            }
             record(2 * l + 1, acts.residMid.pointer)
             let mlpOut = pass.senders.map { $0.pointer + g.index(of: Sender.mlp(layer: l)) * plane } ?? pass.mlpScratch!.pointer
             let residPost: UnsafeMutablePointer<Float>

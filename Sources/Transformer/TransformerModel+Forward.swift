@@ -57,13 +57,17 @@ public struct ModelInputError: Error, CustomStringConvertible {
 }
 
 extension TransformerModel {
-    /// Checks a batch of token sequences fits the model.
-    public func validate(_ tokens: [[Int]]) throws {
+    /// Checks a batch of token sequences fits the model (each after a prefix of `prefixLengths[b]` tokens, if given).
+    public func validate(_ tokens: [[Int]], prefixLengths: [Int]? = nil) throws {
         guard !tokens.isEmpty else { throw ModelInputError("empty batch") }
+        if let prefixLengths, prefixLengths.count != tokens.count {
+            throw ModelInputError("\(tokens.count) sequences continue \(prefixLengths.count) prefixes")
+        }
         for (b, sequence) in tokens.enumerated() {
             guard !sequence.isEmpty else { throw ModelInputError("example \(b) has no tokens") }
-            guard sequence.count <= config.contextLength else {
-                throw ModelInputError("example \(b) has \(sequence.count) tokens; the model's context is \(config.contextLength)")
+            let total = sequence.count + (prefixLengths?[b] ?? 0)
+            guard total <= config.contextLength else {
+                throw ModelInputError("example \(b) has \(total) tokens; the model's context is \(config.contextLength)")
             }
             if let bad = sequence.first(where: { $0 < 0 || $0 >= config.vocabularySize }) {
                 throw ModelInputError("example \(b) has token id \(bad), outside the vocabulary of \(config.vocabularySize)")
@@ -120,11 +124,12 @@ extension TransformerModel {
     /// Attention half of block `layer`: reads `acts.residPre`, writes `q`, `k`, `v`, `probs`, `z`, `residMid`.
     ///
     /// - Parameters:
+    ///   - prefix: the keys and values of the positions before each example's start (a layout with starts)
     ///   - inputs: receivers whose input differs from `acts.residPre` (edge patching), or nil
     ///   - headOutputs: `[heads, T, d]` to receive every head's output (the `a{l}.h{h}` senders), or nil
     ///   - keepInputs: keep the replaced inputs and what they gave in `acts.ownInputs` (for the backward pass)
     public func attentionForward(
-        layer: Int, _ acts: LayerActivations, layout: SequenceLayout, inputs: ReceiverInputs? = nil,
+        layer: Int, _ acts: LayerActivations, layout: SequenceLayout, prefix: AttentionPrefix? = nil, inputs: ReceiverInputs? = nil,
         headOutputs: UnsafeMutablePointer<Float>? = nil, keepInputs: Bool = false
     ) {
         let c = config, w = blocks[layer], t = layout.rows, d = c.dModel, dh = c.headDim
@@ -195,8 +200,8 @@ extension TransformerModel {
             ropeForward(k, k, rope, layout.positions, ropeStyle, t, c.kvHeads, dh, rowStride: stride)
         }
         let zSlices = (0..<c.heads).map { HeadSlice(acts.z.pointer + $0 * dh, stride: qWidth) }
-        Kernels.attentionForward(zSlices, acts.probs.pointer, qSlices, kSlices, vSlices, layout,
-                         scale: 1 / Float(dh).squareRoot(), dh)
+        Kernels.attentionForward(zSlices, acts.probs.pointer, qSlices, kSlices, vSlices, layout, prefix: prefix,
+                                 scale: 1 / Float(dh).squareRoot(), dh)
         withExtendedLifetime(ownKV) {}
 
         let mid = acts.residMid.pointer

@@ -34,39 +34,6 @@ final class AttributionTests: XCTestCase {
         }
     }
 
-    /// Pairs that share a prefix: the clean and corrupted runs agree exactly before the first differing
-    /// token (so EAP skips those rows), and EAP's scores still equal ∂M/∂α at α = 0 from the masked
-    /// gradient, which contracts every row.
-    func testSharedPrefixRowsAreExactlyZeroAndSkippingThemKeepsTheScores() throws {
-        for name in ["tiny-gpt2", "tiny-llama"] {
-            let (model, _, reference) = try tinyFixture(name)
-            // The corrupted prompt is the clean one with its last two tokens taken from the reference's corrupted prompt.
-            let corrupt = zip(reference.clean, reference.corrupt).map { clean, other in
-                Array(clean.dropLast(2)) + other.suffix(2).enumerated().map { i, t in t == clean[clean.count - 2 + i] ? (t + 1) % model.config.vocabularySize : t }
-            }
-            let pairs = PairBatch(clean: reference.clean, corrupt: corrupt, correct: reference.correct, incorrect: reference.incorrect)
-            let clean = try model.forward(pairs.clean, captureSenders: true), corrupted = try model.forward(pairs.corrupt, captureSenders: true)
-            let d = model.config.dModel, plane = clean.layout.rows * d
-            let differing = Set(EdgeAttribution.differingRows(clean: pairs.clean, corrupt: pairs.corrupt, layout: clean.layout).joined())
-            XCTAssertEqual(differing.count, 2 * pairs.count, name)
-            for s in 0..<model.graph.senders.count {
-                for row in 0..<clean.layout.rows where !differing.contains(row) {
-                    for j in 0..<d where clean.senders![s * plane + row * d + j] != corrupted.senders![s * plane + row * d + j] {
-                        XCTFail("\(name): sender \(s) row \(row) differs")
-                        return
-                    }
-                }
-            }
-            let scores = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff)
-            let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff).gradient(EdgeMask(graph: model.graph)).edges
-            XCTAssertLessThanOrEqual(maxAbsDifference(scores, masked), 1e-5 * (masked.map { abs($0) }.max() ?? 1), name)
-            let ig = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 3, chunkSize: 2)
-            let igAllRows = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 3, chunkSize: 2,
-                                                       skipsSharedPrefixes: false)
-            XCTAssertLessThanOrEqual(maxAbsDifference(ig, igAllRows), 1e-5 * (igAllRows.map { abs($0) }.max() ?? 1), name)
-        }
-    }
-
     func testEAPDoesNotDependOnChunking() throws {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
         let whole = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, chunkSize: 8)

@@ -267,4 +267,64 @@ final class AttentionTests: XCTestCase {
         XCTAssertNotEqual(outRows(head0.out, 1..<layout.rows, columns: 0..<a.headDim),
                           outRows(base.out, 1..<layout.rows, columns: 0..<a.headDim))
     }
+
+    /// A run of each example's rows from `starts[b]` on, reading the earlier positions' keys and
+    /// values from an `AttentionPrefix`, computes what the whole run computes at those rows: the same
+    /// outputs and probabilities, and (with the loss on those rows only) the same gradients there.
+    func testRunContinuingFromAPrefixEqualsTheWholeRun() {
+        let a = GroupedQueryAttention(lengths: [5, 9, 12, 1], headDim: 8, seed: 900)
+        let starts = [2, 0, 7, 0], d = a.headDim, heads = a.heads
+        let suffix = SequenceLayout(lengths: zip(a.layout.lengths, starts).map { $0 - $1 }, starts: starts)
+        // Full-run rows that the suffix run's rows are.
+        let kept = (0..<a.layout.count).flatMap { b in a.layout.offsets[b] + starts[b]..<a.layout.offsets[b] + a.layout.lengths[b] }
+        XCTAssertEqual(kept.count, suffix.rows)
+        func gather(_ values: [Float], stride: Int) -> [Float] { kept.flatMap { values[$0 * stride..<($0 + 1) * stride] } }
+        func gather(_ buffer: FloatBuffer, stride: Int) -> [Float] { gather(buffer.array, stride: stride) }
+        let full = a.forward()
+        let kvFull = FloatBuffer(a.kv), ownFull = FloatBuffer(a.ownKey)
+        let prefix = AttentionPrefix(k: a.keySlices(kvFull, ownFull), v: a.valueSlices(kvFull), offsets: a.layout.offsets)
+        let q = FloatBuffer(gather(a.q, stride: a.qStride)), kv = FloatBuffer(gather(a.kv, stride: a.kvStride))
+        let ownKey = FloatBuffer(gather(a.ownKey, stride: d))
+        let out = FloatBuffer(count: suffix.rows * a.outStride), probs = FloatBuffer(count: heads * suffix.attentionSize)
+        attentionForward(a.outputSlices(out), probs.pointer, a.querySlices(q), a.keySlices(kv, ownKey), a.valueSlices(kv),
+                         suffix, prefix: prefix, scale: a.scale, d)
+        let written = (0..<out.count).filter { $0 % a.outStride < heads * d }
+        assertBitwiseEqual(written.map { out[$0] }, written.map { gather(full.out, stride: a.outStride)[$0] }, "outputs")
+        for h in 0..<heads {
+            for b in 0..<suffix.count {
+                let n = a.layout.lengths[b], m = suffix.lengths[b]
+                for t in 0..<m {
+                    let fullRow = h * a.layout.attentionSize + a.layout.attentionOffsets[b] + (starts[b] + t) * n
+                    let row = h * suffix.attentionSize + suffix.attentionOffsets[b] + t * n
+                    assertBitwiseEqual((row..<row + n).map { probs[$0] }, (fullRow..<fullRow + n).map { full.probs[$0] },
+                                       "probabilities of head \(h), example \(b), row \(t)")
+                }
+            }
+        }
+
+        // Backward, with the output gradient zero on the prefix rows of the whole run.
+        var rng = SeededRandom(seed: 901)
+        let dSuffix = rng.gaussianFloats(suffix.rows * a.outStride)
+        var dWhole = [Float](repeating: 0, count: a.rows * a.outStride)
+        for (i, r) in kept.enumerated() { dWhole.replaceSubrange(r * a.outStride..<(r + 1) * a.outStride, with: dSuffix[i * a.outStride..<(i + 1) * a.outStride]) }
+        func backward(_ layout: SequenceLayout, _ dout: [Float], q: FloatBuffer, kv: FloatBuffer, ownKey: FloatBuffer, probs: FloatBuffer,
+                      prefix: AttentionPrefix?) -> (dq: FloatBuffer, dk: [FloatBuffer], dv: [FloatBuffer]) {
+            let dq = FloatBuffer(count: layout.rows * a.qStride)
+            let dk = (0..<heads).map { _ in FloatBuffer(count: layout.rows * d) }, dv = (0..<heads).map { _ in FloatBuffer(count: layout.rows * d) }
+            let doutBuffer = FloatBuffer(dout)
+            attentionBackward(a.querySlices(dq), dk.map { HeadSlice($0.pointer, stride: d) }, dv.map { HeadSlice($0.pointer, stride: d) },
+                              a.outputSlices(doutBuffer), probs.pointer, a.querySlices(q), a.keySlices(kv, ownKey), a.valueSlices(kv),
+                              layout, prefix: prefix, scale: a.scale, d, accumulate: false)
+            withExtendedLifetime(doutBuffer) {}
+            return (dq, dk, dv)
+        }
+        let whole = backward(a.layout, dWhole, q: FloatBuffer(a.q), kv: kvFull, ownKey: ownFull, probs: full.probs, prefix: nil)
+        let part = backward(suffix, dSuffix, q: q, kv: kv, ownKey: ownKey, probs: probs, prefix: prefix)
+        assertClose(part.dq.array, gather(whole.dq, stride: a.qStride).map(Double.init), tolerance: { _ in 1e-6 }, "query gradients")
+        for h in 0..<heads {
+            assertClose(part.dk[h].array, gather(whole.dk[h], stride: d).map(Double.init), tolerance: { _ in 1e-6 }, "key gradients, head \(h)")
+            assertClose(part.dv[h].array, gather(whole.dv[h], stride: d).map(Double.init), tolerance: { _ in 1e-6 }, "value gradients, head \(h)")
+        }
+        XCTAssertGreaterThan(whole.dk[0].array.map(abs).max()!, 0)
+    }
 }

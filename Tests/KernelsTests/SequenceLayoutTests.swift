@@ -44,4 +44,21 @@ final class SequenceLayoutTests: XCTestCase {
         XCTAssertEqual(empty.maxLength, 0)
         XCTAssertEqual(empty.lastRows, [])
     }
+
+    func testLayoutContinuingFromPrefixes() {
+        let layout = SequenceLayout(lengths: [3, 1, 2], starts: [4, 0, 1])
+        XCTAssertEqual(layout.rows, 6)
+        XCTAssertEqual(layout.offsets, [0, 3, 4])
+        XCTAssertEqual(layout.positions, [4, 5, 6, 0, 1, 2])
+        XCTAssertEqual(layout.lastRows, [2, 3, 5])
+        // Each example's attention block is [length, start + length].
+        XCTAssertEqual(layout.attentionOffsets, [0, 21, 22])
+        XCTAssertEqual(layout.attentionSize, 21 + 1 + 6)
+        XCTAssertTrue(layout.continuesPrefixes)
+        XCTAssertFalse(SequenceLayout(lengths: [3, 1]).continuesPrefixes)
+        let twice = layout.repeated(2)
+        XCTAssertEqual(twice.lengths, [3, 1, 2, 3, 1, 2])
+        XCTAssertEqual(twice.starts, [4, 0, 1, 4, 0, 1])
+        XCTAssertNotEqual(layout, SequenceLayout(lengths: [3, 1, 2]))
+    }
 }
