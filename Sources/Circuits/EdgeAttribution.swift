@@ -90,7 +90,8 @@ public enum EdgeAttribution {
         }
         if let mask {
             precondition(shareRuns == nil, "runs under a mask are not the clean and corrupted runs")
-            return try MaskedGradient(model: model, pairs: pairs, metric: metric, ablation: ablation, chunkSize: chunkSize)
+            return try MaskedGradient(model: model, pairs: pairs, metric: metric, ablation: ablation, chunkSize: chunkSize,
+                                      reusesSharedPrefixes: reusesSharedPrefixes && !inputGradient)
                 .gradient(mask, inputGradient: inputGradient, profile: profile, progress: progress)
         }
         let graph = model.graph

@@ -15,6 +15,10 @@ public final class MaskedGradient {
     /// What a chunk's masked runs need that does not depend on the mask.
     private struct Chunk {
         let pairs: PairBatch
+        /// The clean tokens the runs cover (after the shared prefixes, when they are reused).
+        let clean: [[Int]]
+        /// The shared prefixes the runs continue from, or nil.
+        let prefix: PrefixCache?
         let layout: SequenceLayout
         let targets: MetricTargets
         /// `[senders, T, d]` corrupted sender outputs under the ablation.
@@ -28,6 +32,8 @@ public final class MaskedGradient {
     public let metric: Metric
     public let ablation: Ablation
     public let chunkSize: Int
+    /// Whether runs continue from each pair's shared prefix (`SharedPrefixes`, resample ablation).
+    public let reusesSharedPrefixes: Bool
     private let means: PositionMeans?
     private let ranges: [Range<Int>]
     private var cache: [Int: Chunk]?
@@ -37,8 +43,13 @@ public final class MaskedGradient {
     private let memoryBudget: Int?
 
     /// Prepares the gradient of `metric` on `pairs`.
+    ///
+    /// - Parameters:
+    ///   - reusesSharedPrefixes: under resample ablation, run the tokens each pair's prompts share at
+    ///     their start once and every masked run from there on (false: whole prompts, which the input
+    ///     gradient needs)
     public init(model: TransformerModel, pairs: PairBatch, metric: Metric, ablation: Ablation = .resample, chunkSize: Int = 32,
-                cachesChunks: Bool = false, memoryBudget: Int? = nil) throws {
+                cachesChunks: Bool = false, memoryBudget: Int? = nil, reusesSharedPrefixes: Bool = true) throws {
         try pairs.validate()
         guard chunkSize >= 1 else { throw ModelInputError("chunk size must be at least 1, got \(chunkSize)") }
         self.model = model
@@ -46,6 +57,7 @@ public final class MaskedGradient {
         self.metric = metric
         self.ablation = ablation
         self.chunkSize = chunkSize
+        self.reusesSharedPrefixes = reusesSharedPrefixes && ablation == .resample
         means = ablation == .mean ? try PositionMeans(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
         ranges = stride(from: 0, to: pairs.count, by: chunkSize).map { $0..<min($0 + chunkSize, pairs.count) }
         cache = cachesChunks ? [:] : nil
@@ -58,12 +70,14 @@ public final class MaskedGradient {
     private func chunk(_ index: Int) throws -> Chunk {
         if let cached = cache?[index] { return cached }
         let chunk = pairs.slice(ranges[index])
-        let clean = try model.forward(chunk.clean)
-        let corrupt = try ablation.corruptSenders(model: model, corrupt: chunk.corrupt, layout: clean.layout, means: means).senders
+        let prefixes = reusesSharedPrefixes ? try SharedPrefixes(model: model, clean: chunk.clean, corrupt: chunk.corrupt) : nil
+        let clean = try model.forward(prefixes?.clean ?? chunk.clean, prefix: prefixes?.cache)
+        let corrupt = try ablation.corruptSenders(model: model, corrupt: prefixes?.corrupt ?? chunk.corrupt, layout: clean.layout, means: means,
+                                                  prefix: prefixes?.cache).senders
         let targets = MetricTargets(metric: metric, correct: chunk.correct, incorrect: chunk.incorrect, cleanLogits: clean.logits,
                                     vocab: model.config.vocabularySize)
-        let prepared = Chunk(pairs: chunk, layout: clean.layout, targets: targets, corrupt: corrupt,
-                             weight: Float(chunk.count) / Float(pairs.count))
+        let prepared = Chunk(pairs: chunk, clean: prefixes?.clean ?? chunk.clean, prefix: prefixes?.cache, layout: clean.layout,
+                             targets: targets, corrupt: corrupt, weight: Float(chunk.count) / Float(pairs.count))
         let bytes = 4 * (corrupt.count + (targets.reference?.count ?? 0))
         if cache != nil, memoryBudget.map({ cachedBytes + bytes <= $0 }) ?? CacheBudget.shared.reserve(bytes) {
             cache?[index] = prepared
@@ -83,6 +97,7 @@ public final class MaskedGradient {
         guard mask.alpha.count == graph.edgeCount else {
             throw ModelInputError("the mask has \(mask.alpha.count) coefficients; the graph has \(graph.edgeCount) edges")
         }
+        precondition(!inputGradient || !reusesSharedPrefixes, "the input gradient needs runs over whole prompts (reusesSharedPrefixes: false)")
         var scores = [Float](repeating: 0, count: graph.edgeCount)
         var metricValue = 0.0
         let input = inputGradient ? FloatBuffer(count: pairs.clean.reduce(0) { $0 + $1.count } * d) : nil
@@ -91,9 +106,9 @@ public final class MaskedGradient {
             let start = Date()
             let chunk = try chunk(index)
             let plane = chunk.layout.rows * d
-            let tokens = chunk.pairs.clean.flatMap { $0 }
+            let tokens = chunk.clean.flatMap { $0 }
             let pass = ForwardPass(model: model, layout: chunk.layout, tokens: tokens, readout: .last, keepActivations: true,
-                                   captureSenders: true)
+                                   captureSenders: true, prefix: chunk.prefix)
             let patch = MaskPatch(graph: graph, masks: [mask], plane: plane, corrupt: chunk.corrupt.pointer, corruptResiduals: nil,
                                   run: pass.senders!.pointer, earlier: nil, firstRunSender: 0,
                                   buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane), allowsProduct: true)

@@ -70,9 +70,30 @@ final class SharedPrefixTests: XCTestCase {
                 XCTAssertGreaterThan(largest, 0, label)
                 XCTAssertLessThanOrEqual(maxAbsDifference(continued, whole), 1e-5 * largest, label)
                 if steps == nil {
-                    let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff).gradient(EdgeMask(graph: model.graph)).edges
+                    let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff, reusesSharedPrefixes: false)
+                        .gradient(EdgeMask(graph: model.graph)).edges
                     XCTAssertLessThanOrEqual(maxAbsDifference(continued, masked), 1e-5 * largest, label)
                 }
+            }
+        }
+    }
+
+    /// The masked gradient (learned masks, search, attributed ACDC) continuing from shared prefixes
+    /// equals the one over whole prompts, under masks away from α = 0.
+    func testMaskedGradientContinuingFromSharedPrefixesKeepsTheGradient() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, reference) = try tinyFixture(name)
+            let pairs = sharedPrefixPairs(model, reference)
+            var rng = SeededRandom(seed: 13)
+            var mask = EdgeMask(graph: model.graph)
+            for e in 0..<model.graph.edgeCount { mask[e] = rng.nextFloat() }
+            for metric in [Metric.logitDiff, .kl] {
+                let continued = try MaskedGradient(model: model, pairs: pairs, metric: metric, chunkSize: 3).gradient(mask)
+                let whole = try MaskedGradient(model: model, pairs: pairs, metric: metric, chunkSize: 3, reusesSharedPrefixes: false).gradient(mask)
+                let largest = whole.edges.map { abs($0) }.max()!
+                XCTAssertGreaterThan(largest, 0, name)
+                XCTAssertLessThanOrEqual(maxAbsDifference(continued.edges, whole.edges), 1e-5 * largest, "\(name) \(metric.rawValue)")
+                XCTAssertEqual(continued.metric, whole.metric, accuracy: 1e-5 * max(1, abs(whole.metric)), "\(name) \(metric.rawValue)")
             }
         }
     }
