@@ -25,9 +25,7 @@ enum PrefixBenchmark {
             let generated = try TaskRegistry.located().generate(task, count: count, seed: 0, tokenizer: model.tokenizer!)
             let pairs = PairBatch(generated.tokenized), metric = generated.metric
             let rows = pairs.clean.reduce(0) { $0 + $1.count }
-            let shared = zip(pairs.clean, pairs.corrupt).reduce(0) { total, pair in
-                total + min(pair.0.indices.first { pair.0[$0] != pair.1[$0] } ?? pair.0.count, pair.0.count - 1)
-            }
+            let shared = pairs.sharedPrefixLengths.reduce(0, +)
             var eap: [Bool: Double] = [:], ig: [Bool: Double] = [:], patched: [Bool: Double] = [:], engine: [Bool: Double] = [:]
             var scores: [Bool: [Float]] = [:]
             func keep(_ best: inout [Bool: Double], _ key: Bool, _ seconds: Double) { best[key] = min(best[key] ?? .infinity, seconds) }

@@ -28,3 +28,9 @@ struct SharedPrefixes {
         zip(clean, corrupt).map { a, b in min(a.indices.first { a[$0] != b[$0] } ?? a.count, a.count - 1) }
     }
 }
+
+extension PairBatch {
+    /// Tokens each pair's prompts share at their start, leaving at least the last token to the runs
+    /// (what `SharedPrefixes` runs once).
+    public var sharedPrefixLengths: [Int] { SharedPrefixes.lengths(clean: clean, corrupt: corrupt) }
+}

@@ -51,6 +51,8 @@ final class SharedPrefixTests: XCTestCase {
         for name in ["tiny-gpt2", "tiny-llama"] {
             let (model, _, reference) = try tinyFixture(name)
             let pairs = sharedPrefixPairs(model, reference)
+            // Pair i differs in its last i % 4 tokens; an unchanged pair still runs its last token.
+            XCTAssertEqual(pairs.sharedPrefixLengths, pairs.clean.indices.map { pairs.clean[$0].count - max($0 % 4, 1) }, name)
             let clean = try model.forward(pairs.clean, captureSenders: true), corrupted = try model.forward(pairs.corrupt, captureSenders: true)
             let d = model.config.dModel, plane = clean.layout.rows * d
             for (b, (a, c)) in zip(pairs.clean, pairs.corrupt).enumerated() {
