@@ -14,7 +14,6 @@ import Transformer
 public final class MaskedGradient {
     /// What a chunk's masked runs need that does not depend on the mask.
     private struct Chunk {
-        let pairs: PairBatch
         /// The clean tokens the runs cover (after the shared prefixes, when they are reused).
         let clean: [[Int]]
         /// The shared prefixes the runs continue from, or nil.
@@ -76,7 +75,7 @@ public final class MaskedGradient {
                                                   prefix: prefixes?.cache).senders
         let targets = MetricTargets(metric: metric, correct: chunk.correct, incorrect: chunk.incorrect, cleanLogits: clean.logits,
                                     vocab: model.config.vocabularySize)
-        let prepared = Chunk(pairs: chunk, clean: prefixes?.clean ?? chunk.clean, prefix: prefixes?.cache, layout: clean.layout,
+        let prepared = Chunk(clean: prefixes?.clean ?? chunk.clean, prefix: prefixes?.cache, layout: clean.layout,
                              targets: targets, corrupt: corrupt, weight: Float(chunk.count) / Float(pairs.count))
         let bytes = 4 * (corrupt.count + (targets.reference?.count ?? 0))
         if cache != nil, memoryBudget.map({ cachedBytes + bytes <= $0 }) ?? CacheBudget.shared.reserve(bytes) {
