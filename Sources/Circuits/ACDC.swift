@@ -29,6 +29,13 @@ import Transformer
 /// taken again at every layer: a receiver's edges whose predicted change |∂M/∂α| is τ or more stay
 /// without a trial (their score is the prediction), and the others are tried as one group, split as
 /// grouped trials split when the group fails the τ test. A receiver costs about one pass.
+///
+/// Nodes first (a documented variant, for speed): before the edges, the heads and MLPs are visited
+/// from the last to the first, and each is tried as a whole, all its outgoing edges corrupted at once
+/// on top of the nodes already removed (serial, in speculative batches); a node that stays within τ
+/// is removed. Edges are then decided as above among the nodes that remain: the receivers of removed
+/// nodes are skipped and the edges out of them are already corrupted, so a few hundred node trials
+/// replace most of the edge trials.
 public final class ACDC {
     /// What a trial's metric is compared with.
     public enum Reference: String, Codable, Sendable, CaseIterable {
@@ -58,6 +65,12 @@ public final class ACDC {
         public var trials: Trials
         /// Metric of the graph with the removed edges corrupted.
         public var current: Double
+        /// Whether nodes are tried before edges.
+        public var nodesFirst: Bool
+        /// Nodes (senders other than `input`) tried so far, counted from the end of `CircuitGraph.senders`.
+        public var nodesDone: Int
+        /// Sender indices of the nodes removed whole (their outgoing edges are in `removed`).
+        public var removedNodes: [Int]
         /// Receivers finished, counted from the end of `CircuitGraph.receivers`.
         public var receiversDone: Int
         /// Dense indices of removed edges (corrupted in every later run).
@@ -89,8 +102,12 @@ public final class ACDC {
         public var removed: Int
     }
 
-    /// A progress report after each receiver.
+    /// A progress report after each receiver, and after each batch of node trials.
     public struct Progress: Sendable {
+        /// Nodes tried so far and of how many (0 of 0 without nodes first).
+        public let nodesDone: Int
+        public let nodeCount: Int
+        /// The last receiver visited (`logits` before the first).
         public let receiver: Receiver
         public let receiversDone: Int
         public let receiverCount: Int
@@ -102,10 +119,10 @@ public final class ACDC {
     public let experiment: Experiment
     /// Most trials evaluated in one batched pass.
     public let maxBatch: Int
+    /// Prompt rows per chunk from which a patched pass runs at full speed without batching trials.
+    public static let fullSpeedRows = 256
     /// `[edges]` attribution scores that order grouped trials (|score| ascending), or nil.
     public let order: [Float]?
-    /// `[edges]` ∂M/∂α at a mask, for attributed trials, or nil.
-    private let gradient: ((EdgeMask) -> [Float])?
     /// The gradient at the current graph and the layer it was taken for (attributed trials).
     private var predicted: (layer: Int, edges: [Float])?
     /// The run's state; `mask` mirrors `state.removed`.
@@ -116,31 +133,37 @@ public final class ACDC {
 
     /// A fresh run with threshold `tau` and `reference`, or one resumed from `resume` (whose τ,
     /// reference and trials win); `maxBatch` trades memory (each trial in a batch holds its own
-    /// activations) for speed. Grouped trials (`order` given) are ordered by `order`'s magnitudes;
-    /// attributed trials (`gradient` given) take the gradient at the current graph once per layer.
+    /// activations) for speed. By default it is 8 when the experiment's chunks are short (fewer than
+    /// `fullSpeedRows` prompt rows: a batch of trials makes the matrix products taller), and 1 when
+    /// they are not, since a pass is then at full speed on its own and a discarded trial is lost work.
     ///
     /// - Parameters:
-    ///   - order: `[edges]` attribution scores for grouped trials, or nil
-    ///   - gradient: `[edges]` ∂M/∂α under a mask (`MaskedGradient` on the experiment's pairs) for attributed trials, or nil
-    public init(_ experiment: Experiment, tau: Double, reference: Reference = .current, order: [Float]? = nil,
-                gradient: ((EdgeMask) -> [Float])? = nil, resume: State? = nil, maxBatch: Int = 8) throws {
+    ///   - trials: how a receiver's edges are tried; attributed trials take the gradient at the current
+    ///     graph once per layer (`Experiment.gradient(_:through:)`)
+    ///   - order: `[edges]` attribution scores for grouped trials (and only for them)
+    ///   - nodesFirst: try heads and MLPs whole before their edges
+    public init(_ experiment: Experiment, tau: Double, reference: Reference = .current, trials: Trials = .serial, order: [Float]? = nil,
+                nodesFirst: Bool = false, resume: State? = nil, maxBatch: Int? = nil) throws {
         self.experiment = experiment
-        self.maxBatch = max(1, maxBatch)
+        let rows = experiment.chunks.map { experiment.pairs.clean[$0].reduce(0) { $0 + $1.count } }.max() ?? 0
+        self.maxBatch = max(1, maxBatch ?? (rows < Self.fullSpeedRows ? 8 : 1))
         let g = experiment.graph
         if let resume { try Self.validate(resume, graph: g) }
         let identity = RunIdentity(model: experiment.model, pairs: experiment.pairs, metric: experiment.metric, ablation: experiment.ablation)
         try resume?.run.map { try identity.checkResumable(from: $0, state: "ACDC") }
-        precondition(order == nil || gradient == nil, "grouped trials take an order, attributed trials a gradient, not both")
-        let trials: Trials = order != nil ? .grouped : gradient != nil ? .attributed : .serial
+        precondition((order != nil) == (trials == .grouped), "grouped trials, and only they, take an order")
         if let resume, resume.trials != trials {
             throw ModelInputError("the ACDC state was saved by a run with \(resume.trials.rawValue) trials; resume it with \(resume.trials.rawValue) trials")
+        }
+        if let resume, resume.nodesFirst != nodesFirst {
+            throw ModelInputError("the ACDC state was saved by a run \(resume.nodesFirst ? "with" : "without") nodes first; resume it the same way")
         }
         if let order, order.count != g.edgeCount {
             throw ModelInputError("ACDC's order has \(order.count) scores for a graph of \(g.edgeCount) edges")
         }
         self.order = order
-        self.gradient = gradient
-        state = resume ?? State(tau: tau, reference: reference, trials: trials, current: experiment.cleanMetric, receiversDone: 0, removed: [],
+        state = resume ?? State(tau: tau, reference: reference, trials: trials, current: experiment.cleanMetric, nodesFirst: nodesFirst,
+                                nodesDone: 0, removedNodes: [], receiversDone: 0, removed: [],
                                 dropped: [], keptEffects: [:], edgesTried: 0, evaluations: 0, gradients: 0, seconds: 0, edgeCount: g.edgeCount)
         state.run = identity
         mask = EdgeMask(graph: g)
@@ -162,6 +185,14 @@ public final class ACDC {
         guard (0...g.receivers.count).contains(state.receiversDone) else {
             throw refuse("receivers_done \(state.receiversDone) is outside 0...\(g.receivers.count)")
         }
+        let nodes = g.senders.count - 1
+        guard (0...(state.nodesFirst ? nodes : 0)).contains(state.nodesDone), state.receiversDone == 0 || state.nodesDone == (state.nodesFirst ? nodes : 0) else {
+            throw refuse("nodes_done \(state.nodesDone) is outside 0...\(state.nodesFirst ? nodes : 0) or the edges began before the nodes were done")
+        }
+        // Removed nodes are among those tried (the last nodesDone senders).
+        if let bad = state.removedNodes.first(where: { !((g.senders.count - state.nodesDone)..<g.senders.count).contains($0) }) {
+            throw refuse("removed node \(bad) was not tried yet")
+        }
         if let point = state.gradientAt, !(0...g.layers).contains(point.layer) || !(0...state.removed.count).contains(point.removed) {
             throw refuse("gradient_at (layer \(point.layer), removed \(point.removed)) does not fit the graph or the removed edges")
         }
@@ -173,41 +204,76 @@ public final class ACDC {
             throw refuse("edge index \(bad) is outside 0..<\(g.edgeCount)")
         }
         guard Set(listed).count == listed.count else { throw refuse("an edge is listed twice among removed, dropped and kept") }
-        // Decisions are only taken at receivers already visited (the last receiversDone, counted from the end).
+        // Decisions are only taken at receivers already visited (the last receiversDone, counted from the
+        // end), or for a removed node's edges.
         let visited = g.edgeOffsets[g.receivers.count - state.receiversDone]..<g.edgeCount
-        if let bad = listed.first(where: { !visited.contains($0) }) {
+        let removedNodes = Set(state.removedNodes)
+        if let bad = listed.first(where: { !visited.contains($0) && !removedNodes.contains(g.index(of: g.edge($0).sender)) }) {
             throw refuse("edge \(g.edge(bad).name) has a decision but its receiver was not visited yet")
         }
     }
 
-    /// Runs until every receiver is visited, calling `checkpoint` after each receiver.
+    /// Runs until every node (with nodes first) and every receiver is visited, calling `checkpoint`
+    /// after each receiver and each node.
     ///
     /// - Returns: dense indices of the edges that remain (the circuit, before pruning)
     public func run(checkpoint: ((State, Progress) -> Void)? = nil) -> [Int] {
         let g = experiment.graph
-        let count = g.receivers.count
+        let count = g.receivers.count, nodeCount = state.nodesFirst ? g.senders.count - 1 : 0
         var batch = 1
+        func report(_ receiver: Receiver) {
+            checkpoint?(state, Progress(nodesDone: state.nodesDone, nodeCount: nodeCount, receiver: receiver, receiversDone: state.receiversDone,
+                                        receiverCount: count, edgesTried: state.edgesTried, edgesRemoved: state.removed.count, seconds: state.seconds))
+        }
+        if state.nodesDone < nodeCount {
+            // Nodes from the last: node i of the candidates is sender `senders.count − 1 − nodesDone − i`.
+            let first = g.senders.count - 1 - state.nodesDone
+            let nodes = Array(stride(from: first, through: 1, by: -1))
+            let outgoingEdges = nodes.map { s in (0..<count).filter { g.upstreamCount(receiverAt: $0) > s }.map { g.edgeOffsets[$0] + s } }
+            var start = Date()
+            serialTrials(outgoingEdges, batch: &batch) { i, effect in
+                if effect == nil {
+                    state.removedNodes.append(nodes[i])
+                    state.edgesTried += outgoingEdges[i].count
+                }
+                state.nodesDone += 1
+                state.seconds += Date().timeIntervalSince(start)
+                start = Date()
+                report(.logits)
+            }
+        }
+        // Edge trials differ from the graph after the node trials only from the receiver they visit on:
+        // runs start from that graph's run.
+        if state.nodesFirst { experiment.startRuns(from: mask) }
+        defer { if state.nodesFirst { experiment.startRuns(from: nil) } }
         while state.receiversDone < count {
             let start = Date()
             let r = count - 1 - state.receiversDone
             let receiver = g.receivers[r]
+            // The edges into `r` not decided yet (those out of removed nodes are).
+            let open = (0..<g.upstreamCount(receiverAt: r)).map { g.edgeOffsets[r] + $0 }.filter { mask[$0] == 0 }
             let nodeAlive = receiver.node.map { outgoing[g.index(of: $0)] > 0 } ?? true
             if !nodeAlive {
-                for s in 0..<g.upstreamCount(receiverAt: r) {
-                    state.dropped.append(g.edgeOffsets[r] + s)
-                    outgoing[s] -= 1
+                for e in open {
+                    state.dropped.append(e)
+                    outgoing[g.index(of: g.edge(e).sender)] -= 1
                 }
             } else if let order {
-                groupedTrials(receiverAt: r, order: order)
-            } else if let gradient {
-                attributedTrials(receiverAt: r, gradient: gradient)
+                // Least important first; ties from the last sender, as serial trials go.
+                removeInGroups(open.sorted { (abs(order[$0]), -$0) < (abs(order[$1]), -$1) })
+            } else if state.trials == .attributed {
+                attributedTrials(open, layer: min(receiver.layer, g.layers))
             } else {
-                serialTrials(receiverAt: r, batch: &batch)
+                // One edge at a time from the last sender, as published.
+                let candidates = open.reversed().map { [$0] }
+                serialTrials(candidates, batch: &batch) { i, effect in
+                    state.edgesTried += 1
+                    if let effect { state.keptEffects[candidates[i][0]] = effect }
+                }
             }
             state.receiversDone += 1
             state.seconds += Date().timeIntervalSince(start)
-            checkpoint?(state, Progress(receiver: receiver, receiversDone: state.receiversDone, receiverCount: count,
-                                        edgesTried: state.edgesTried, edgesRemoved: state.removed.count, seconds: state.seconds))
+            report(receiver)
         }
         let dropped = Set(state.dropped)
         return (0..<g.edgeCount).filter { mask[$0] == 0 && !dropped.contains($0) }
@@ -241,24 +307,25 @@ public final class ACDC {
         if !edges.isEmpty { state.current = value }
     }
 
-    /// ACDC as published: receiver `r`'s edges one at a time from the last sender, in speculative
-    /// batches of up to `maxBatch` (`batch` carries the batch size from one receiver to the next).
-    private func serialTrials(receiverAt r: Int, batch: inout Int) {
-        let g = experiment.graph
-        let candidates = Array(stride(from: g.upstreamCount(receiverAt: r) - 1, through: 0, by: -1)).map { g.edgeOffsets[r] + $0 }
+    /// Tries `candidates` one at a time in order, each a group of edges corrupted together (an edge, or
+    /// a node's outgoing edges), in speculative batches of up to `maxBatch` (`batch` carries the batch
+    /// size from one call to the next): a batch evaluates removing the next one, the next two, … in
+    /// one batched pass, and decisions are taken in order until the first that stays; the trials after
+    /// it assumed it removed and are discarded. `decided` gets each candidate's index in order with nil
+    /// when it was removed, or the metric change it caused when it stays.
+    private func serialTrials(_ candidates: [[Int]], batch: inout Int, decided: (Int, Float?) -> Void) {
         var index = 0
         while index < candidates.count {
             let k = min(batch, candidates.count - index)
-            let values = evaluate(removing: (1...k).map { Array(candidates[index..<(index + $0)]) })
+            let values = evaluate(removing: (1...k).map { candidates[index..<(index + $0)].flatMap { $0 } })
             var accepted = 0
             for j in 0..<k {
-                let e = candidates[index + j]
-                state.edgesTried += 1
                 guard accepts(values[j]) else {
-                    state.keptEffects[e] = Float(values[j] - state.current)
-                    break  // the later trials assumed this edge removed
+                    decided(index + j, Float(values[j] - state.current))
+                    break  // the later trials assumed this one removed
                 }
-                remove([e], value: values[j])
+                remove(candidates[index + j], value: values[j])
+                decided(index + j, nil)
                 accepted += 1
             }
             index += min(accepted + 1, k)
@@ -266,36 +333,28 @@ public final class ACDC {
         }
     }
 
-    /// Receiver `r`'s edges in groups, least important first by `order` (`removeInGroups`).
-    private func groupedTrials(receiverAt r: Int, order: [Float]) {
+    /// The edges `open` of one receiver at `layer` by the gradient at the current graph (taken again
+    /// when the visit reaches a new layer, through that layer only): those predicted to move the
+    /// metric by τ or more stay, each scored with its prediction; the others are removed in groups
+    /// (`removeInGroups`), smallest prediction first.
+    private func attributedTrials(_ open: [Int], layer: Int) {
         let g = experiment.graph
-        // Least important first; ties from the last sender, as serial trials go.
-        removeInGroups((0..<g.upstreamCount(receiverAt: r)).map { g.edgeOffsets[r] + $0 }
-            .sorted { (abs(order[$0]), -$0) < (abs(order[$1]), -$1) })
-    }
-
-    /// Receiver `r`'s edges by the gradient at the current graph (taken again when the visit reaches
-    /// a new layer): those predicted to move the metric by τ or more stay, each scored with its
-    /// prediction; the others are removed in groups (`removeInGroups`), smallest prediction first.
-    private func attributedTrials(receiverAt r: Int, gradient: (EdgeMask) -> [Float]) {
-        let g = experiment.graph, layer = g.receivers[r].layer
         if predicted == nil, let point = state.gradientAt, point.layer == layer {
             // Resumed within a layer: the gradient of that layer, at the graph it was taken at.
             var then = EdgeMask(graph: g)
             for e in state.removed.prefix(point.removed) { then[e] = 1 }
-            predicted = (layer, gradient(then))
+            predicted = (layer, experiment.gradient(then, through: layer).edges)
         }
         if predicted?.layer != layer {
-            predicted = (layer, gradient(mask))
+            predicted = (layer, experiment.gradient(mask, through: layer).edges)
             state.gradients += 1
             state.gradientAt = GradientPoint(layer: layer, removed: state.removed.count)
         }
         let edges = predicted!.edges
-        let incoming = (0..<g.upstreamCount(receiverAt: r)).map { g.edgeOffsets[r] + $0 }
-        let staying = incoming.filter { Double(abs(edges[$0])) >= state.tau }
+        let staying = open.filter { Double(abs(edges[$0])) >= state.tau }
         for e in staying { state.keptEffects[e] = edges[e] }
         state.edgesTried += staying.count
-        removeInGroups(incoming.filter { Double(abs(edges[$0])) < state.tau }.sorted { (abs(edges[$0]), -$0) < (abs(edges[$1]), -$1) })
+        removeInGroups(open.filter { Double(abs(edges[$0])) < state.tau }.sorted { (abs(edges[$0]), -$0) < (abs(edges[$1]), -$1) })
     }
 
     /// Tries `candidates` (ordered, least important first) in groups: all that are left at once; when
@@ -334,14 +393,17 @@ public final class ACDC {
 }
 
 extension ACDC.State {
-    /// Decodes a saved state; states saved before the reference and trials existed compared with the
-    /// current graph one edge at a time.
+    /// Decodes a saved state; states saved before the reference, trials and nodes first existed compared
+    /// with the current graph one edge at a time, edges only.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tau = try c.decode(Double.self, forKey: .tau)
         reference = try c.decodeIfPresent(ACDC.Reference.self, forKey: .reference) ?? .current
         trials = try c.decodeIfPresent(ACDC.Trials.self, forKey: .trials) ?? .serial
         current = try c.decode(Double.self, forKey: .current)
+        nodesFirst = try c.decodeIfPresent(Bool.self, forKey: .nodesFirst) ?? false
+        nodesDone = try c.decodeIfPresent(Int.self, forKey: .nodesDone) ?? 0
+        removedNodes = try c.decodeIfPresent([Int].self, forKey: .removedNodes) ?? []
         receiversDone = try c.decode(Int.self, forKey: .receiversDone)
         removed = try c.decode([Int].self, forKey: .removed)
         dropped = try c.decode([Int].self, forKey: .dropped)

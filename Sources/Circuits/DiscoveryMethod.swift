@@ -202,18 +202,21 @@ public struct ACDCMethod: DiscoveryMethod {
     public var trials: ACDC.Trials
     /// EAP-IG steps of the scores that order grouped trials.
     public var orderSteps: Int
+    /// Whether heads and MLPs are tried whole before their edges.
+    public var nodesFirst: Bool
     /// A saved state to continue from (its τ, reference and trials replace `tau`, `reference` and `trials`).
     public var resume: ACDC.State?
     /// Called after every receiver with the state to save and the progress.
     public var checkpoint: ((ACDC.State, ACDC.Progress) -> Void)?
 
     /// ACDC with threshold `tau`, comparing trials with `reference`, trying edges as `trials` says.
-    public init(tau: Double, reference: ACDC.Reference = .current, trials: ACDC.Trials = .serial, orderSteps: Int = 5,
+    public init(tau: Double, reference: ACDC.Reference = .current, trials: ACDC.Trials = .serial, orderSteps: Int = 5, nodesFirst: Bool = false,
                 resume: ACDC.State? = nil, checkpoint: ((ACDC.State, ACDC.Progress) -> Void)? = nil) {
         self.tau = tau
         self.reference = reference
         self.trials = trials
         self.orderSteps = orderSteps
+        self.nodesFirst = nodesFirst
         self.resume = resume
         self.checkpoint = checkpoint
     }
@@ -223,24 +226,25 @@ public struct ACDCMethod: DiscoveryMethod {
         let trials = resume?.trials ?? trials
         return "τ \(resume?.tau ?? tau), compared with the \((resume?.reference ?? reference).rawValue) graph, \(trials.rawValue) trials"
             + (trials == .grouped ? " ordered by EAP-IG (\(orderSteps) steps)" : trials == .attributed ? " (gradient at the current graph per layer)" : "")
+            + (resume?.nodesFirst ?? nodesFirst ? ", nodes first" : "")
     }
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {
         // The ordering scores are computed again on resume: the same pairs give the same scores.
         let trials = resume?.trials ?? trials
         let order = trials == .grouped ? try EAPMethod(steps: orderSteps).scores(setup, progress: progress) : nil
-        var gradient: ((EdgeMask) -> [Float])?
-        if trials == .attributed {
-            let masked = try MaskedGradient(model: setup.model, pairs: setup.pairs, metric: setup.metric, ablation: setup.ablation,
-                                            cachesChunks: true)
-            // The experiment ran these prompts already, so the masked runs cannot fail.
-            gradient = { mask in try! masked.gradient(mask).edges }
-        }
-        let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, order: order, gradient: gradient, resume: resume)
+        let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, trials: trials, order: order,
+                            nodesFirst: resume?.nodesFirst ?? nodesFirst, resume: resume)
         let graph = acdc.experiment.graph
         let kept = acdc.run { state, step in
             // Receivers are done from the end; the time left is estimated from the edges into those still to do.
             let edgesLeft = graph.edgeOffsets[step.receiverCount - step.receiversDone]
+            if step.receiversDone == 0 {
+                progress?(.step("acdc: \(step.nodesDone)/\(step.nodeCount) nodes, \(state.removedNodes.count) removed, \(state.evaluations) passes, "
+                                + ProgressClock.pace(Double(step.nodesDone), of: Double(step.nodeCount), seconds: step.seconds), final: false))
+                checkpoint?(state, step)
+                return
+            }
             progress?(.step("acdc: \(step.receiversDone)/\(step.receiverCount) receivers (\(step.receiver.name) done), "
                             + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, \(state.evaluations) passes\(state.gradients > 0 ? ", \(state.gradients) gradients" : ""), "
                             + ProgressClock.pace(Double(graph.edgeCount - edgesLeft), of: Double(graph.edgeCount), seconds: step.seconds),
@@ -249,7 +253,7 @@ public struct ACDCMethod: DiscoveryMethod {
         }
         let state = acdc.state
         return .circuit(edges: kept, scores: state.keptEffects,
-                        selection: "acdc tau \(state.tau), \(state.reference.rawValue) reference, \(state.trials.rawValue) trials, \(state.evaluations) passes\(state.gradients > 0 ? ", \(state.gradients) gradients" : "")")
+                        selection: "acdc tau \(state.tau), \(state.reference.rawValue) reference, \(state.trials.rawValue) trials\(state.nodesFirst ? ", \(state.removedNodes.count) nodes removed first" : ""), \(state.evaluations) passes\(state.gradients > 0 ? ", \(state.gradients) gradients" : "")")
     }
 }
 

@@ -180,11 +180,13 @@ public enum EdgeAttribution {
     ///
     /// - Parameters:
     ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
+    ///   - lowest: the last layer backpropagated through: only the edges into that layer and above are scored
     /// - Returns: the metric of `pass` (unscaled), and `[T, d]` the scaled gradient with respect to the input embedding
+    ///   (with `lowest` above 0, to the stream entering that layer)
     @discardableResult
     static func backpropagate(
         model: TransformerModel, pass: ForwardPass, metric: Metric, targets: MetricTargets, scale: Float, diffs: FloatBuffer,
-        routing: MaskRouting?, into scores: inout [Float], profile: Profile?
+        routing: MaskRouting?, through lowest: Int = 0, into scores: inout [Float], profile: Profile?
     ) -> (metric: Double, input: FloatBuffer) {
         let vocab = model.config.vocabularySize
         let plane = pass.layout.rows * model.config.dModel
@@ -192,7 +194,7 @@ public enum EdgeAttribution {
         let value = metric.evaluate(logits: pass.logits.pointer, vocab: vocab, targets: targets, gradient: dLogits.pointer)
         for i in 0..<dLogits.count { dLogits[i] *= scale }
         let backwardStart = Date(), contractionBefore = profile?.contraction ?? 0
-        let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing) { group in
+        let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing, through: lowest) { group in
             let contractionStart = Date()
             contract(group, diffs: diffs, plane: plane, graph: model.graph, into: &scores)
             routing?.add(group)

@@ -157,10 +157,7 @@ public final class Experiment {
         var values = [Double](repeating: 0, count: masks.count)
         for (i, range) in chunks.enumerated() {
             let engine = engine(i)
-            var chunkTargets = targets[i]
-            if metric == .kl, chunkTargets.reference == nil {
-                chunkTargets.reference = MetricTargets.probabilities(engine.cleanLogits, vocab: vocab)
-            }
+            let chunkTargets = targets(i, engine: engine)
             let logits = engine.run(masks)
             let weight = Double(range.count) / Double(pairs.count)
             for k in masks.indices {
@@ -169,6 +166,37 @@ public final class Experiment {
             if chunks.count > 1 { engine.releaseWorkspace() }
         }
         return values
+    }
+
+    /// The metric under `mask` and its gradient ∂M/∂α for the edges into layer `layer` and above
+    /// (`[edges]`, 0 for the edges into lower layers), from runs that start at `layer` (or the first layer
+    /// `mask` patches) and backward passes that stop there (`PatchingEngine.gradient`).
+    public func gradient(_ mask: EdgeMask, through layer: Int) -> (metric: Double, edges: [Float]) {
+        var scores = [Float](repeating: 0, count: graph.edgeCount), value = 0.0
+        for (i, range) in chunks.enumerated() {
+            let engine = engine(i)
+            let weight = Double(range.count) / Double(pairs.count)
+            value += weight * engine.gradient(mask, metric: metric, targets: targets(i, engine: engine), scale: Float(weight), through: layer,
+                                              into: &scores)
+        }
+        return (value, scores)
+    }
+
+    /// Makes the kept engines' later runs start from a run under `mask` instead of the clean runs
+    /// (`PatchingEngine.start(from:)`; nil: from the clean runs again). Results do not change; runs
+    /// whose masks agree with `mask` below some layer skip the layers below it.
+    public func startRuns(from mask: EdgeMask?) {
+        for engine in engines.values { engine.start(from: mask) }
+    }
+
+    /// Chunk `i`'s metric targets, with the clean distribution `kl` compares with (kept, or computed
+    /// from `engine`'s clean logits).
+    private func targets(_ i: Int, engine: PatchingEngine) -> MetricTargets {
+        var chunkTargets = targets[i]
+        if metric == .kl, chunkTargets.reference == nil {
+            chunkTargets.reference = MetricTargets.probabilities(engine.cleanLogits, vocab: model.config.vocabularySize)
+        }
+        return chunkTargets
     }
 
     /// Chunk `i`'s engine: kept, or built again for this evaluation.

@@ -12,6 +12,12 @@ final class MaskPatch: ReceiverPatch {
     let alphas: [[Float]]
     /// `patched[r][k]`: whether copy k changes receiver r's input.
     let patched: [[Bool]]
+    /// `replaced[k][s]`: whether copy k corrupts every outgoing edge of sender s (a node removed whole):
+    /// its difference is added once to a shift that every later receiver reads, instead of once per receiver.
+    private let replaced: [[Bool]]
+    /// Per copy with a replaced sender, `[T, d]` Σ (corrupt_s − current_s) over its replaced senders before `shifted`.
+    private var shifts: [FloatBuffer?]
+    private var shifted = 0
     /// Rows × d of one copy.
     let plane: Int
     /// `[senders, T, d]` corrupted sender outputs (the same for every copy).
@@ -45,6 +51,15 @@ final class MaskPatch: ReceiverPatch {
         patched = (0..<graph.receivers.count).map { r in
             masks.map { mask in (graph.edgeOffsets[r]..<graph.edgeOffsets[r + 1]).contains { mask.alpha[$0] != 0 } }
         }
+        replaced = masks.map { mask in
+            var all = [Bool](repeating: true, count: graph.senders.count)
+            for r in 0..<graph.receivers.count {
+                let base = graph.edgeOffsets[r]
+                for s in 0..<graph.upstreamCount(receiverAt: r) where mask.alpha[base + s] != 1 { all[s] = false }
+            }
+            return all
+        }
+        shifts = replaced.map { $0.contains(true) ? FloatBuffer(count: plane) : nil }
         self.plane = plane
         self.corrupt = corrupt
         self.corruptResiduals = corruptResiduals
@@ -61,9 +76,6 @@ final class MaskPatch: ReceiverPatch {
         let block = FloatBuffer(uninitializedCount: (3 * heads + 1) * size)
         return (0...(3 * heads)).map { FloatBuffer(viewing: block, offset: $0 * size, count: size) }
     }
-
-    /// The first receiver any mask patches, or nil when every mask is all zeros.
-    var firstPatchedReceiver: Int? { patched.firstIndex { $0.contains(true) } }
 
     /// Sender `s`'s output in copy `k`.
     private func current(_ s: Int, _ k: Int) -> UnsafePointer<Float> {
@@ -115,22 +127,53 @@ final class MaskPatch: ReceiverPatch {
         return diffs
     }
 
+    /// Brings every copy's shift up to the senders before `upstream` (senders come in order, so each
+    /// replaced sender's difference is added once per run).
+    private func shift(upTo upstream: Int) {
+        guard upstream > shifted else { return }
+        for (k, shift) in shifts.enumerated() {
+            guard let shift else { continue }
+            for s in shifted..<upstream where replaced[k][s] {
+                axpy(shift.pointer, 1, corrupt + s * plane, plane)
+                axpy(shift.pointer, -1, current(s, k), plane)
+            }
+        }
+        shifted = upstream
+    }
+
+    /// Whether every copy changes receiver `r`'s input only through replaced senders, and not every
+    /// edge is corrupted (that input is the corrupted stream, copied): its input is then the stream plus
+    /// the copy's shift, computed the same way for every receiver of its block (`input`).
+    private func readsOnlyTheShift(_ r: Int) -> Bool {
+        let base = graph.edgeOffsets[r], senders = 0..<graph.upstreamCount(receiverAt: r)
+        return alphas.indices.allSatisfy { k in
+            shifts[k] != nil && senders.allSatisfy { alphas[k][base + $0] == 0 || replaced[k][$0] } && senders.contains { alphas[k][base + $0] != 1 }
+        }
+    }
+
     /// Writes receiver `r`'s input in every copy into `out`, given the run's stream `resid` there and
     /// the stream of corrupted senders at that point (`point` into `corruptResiduals`).
     private func input(_ r: Int, resid: UnsafePointer<Float>, point: Int, into out: UnsafeMutablePointer<Float>) {
         let base = graph.edgeOffsets[r], count = graph.upstreamCount(receiverAt: r)
+        shift(upTo: count)
         for (k, alpha) in alphas.enumerated() {
             let o = out + k * plane
             guard patched[r][k] else {
                 o.update(from: resid + k * plane, count: plane)
                 continue
             }
-            var nonZero = 0, notOne = 0
+            // Edges to add on their own: from the stream, those not in the shift; from the corrupted stream,
+            // those not fully corrupted (never a replaced sender's).
+            var own = 0, notOne = 0
             for s in 0..<count {
-                if alpha[base + s] != 0 { nonZero += 1 }
+                if alpha[base + s] != 0, !replaced[k][s] { own += 1 }
                 if alpha[base + s] != 1 { notOne += 1 }
             }
-            if let corruptResiduals, notOne < nonZero {
+            // Every edge corrupted: the corrupted stream, copied. Only the shift to add: the stream plus the
+            // shift (the same sum for every receiver of the copy, which may then share it). Else whichever
+            // start leaves fewer edges to add.
+            let shift = shifts[k], onlyTheShift = shift != nil && own == 0
+            if let corruptResiduals, notOne == 0 || !onlyTheShift && notOne < own + (shift == nil ? 0 : 1) {
                 // The same sum, starting from the corrupted one: corrupt + Σ (1 − α)(current − corrupt)
                 o.update(from: corruptResiduals + point * plane, count: plane)
                 for s in 0..<count where alpha[base + s] != 1 {
@@ -139,9 +182,10 @@ final class MaskPatch: ReceiverPatch {
                     axpy(o, -keep, corrupt + s * plane, plane)
                 }
             } else {
-                // input_r = resid + Σ α (corrupt − current)
+                // input_r = resid + Σ α (corrupt − current), the replaced senders' share from the shift
                 o.update(from: resid + k * plane, count: plane)
-                for s in 0..<count where alpha[base + s] != 0 {
+                if let shift { axpy(o, 1, shift.pointer, plane) }
+                for s in 0..<count where alpha[base + s] != 0 && !replaced[k][s] {
                     let a = alpha[base + s]
                     axpy(o, a, corrupt + s * plane, plane)
                     axpy(o, -a, current(s, k), plane)
@@ -167,10 +211,19 @@ final class MaskPatch: ReceiverPatch {
         let receivers = graph.attentionReceivers(ofLayer: layer)
         let product = usesProduct(receivers)
         if product { productInputs(receivers, upstream: graph.firstSender(ofLayer: layer), resid: resid, first: 0) }
+        // Ports whose input in every copy is the stream plus the shift share one buffer, which the layer
+        // loop normalizes once and projects once per key/value group.
+        var shifted: UnsafePointer<Float>?
         for (i, r) in receivers.enumerated() where patched[r].contains(true) {
             guard case .head(_, let h, let port) = graph.receivers[r] else { continue }
             if let stream = product ? nil : corruptedStream(r, point: 2 * layer) {
                 inputs[h, port] = stream
+            } else if !product, !allowsProduct, readsOnlyTheShift(r) {
+                if shifted == nil {
+                    input(r, resid: resid, point: 2 * layer, into: buffers[i].pointer)
+                    shifted = UnsafePointer(buffers[i].pointer)
+                }
+                inputs[h, port] = shifted
             } else {
                 if !product { input(r, resid: resid, point: 2 * layer, into: buffers[i].pointer) }
                 inputs[h, port] = UnsafePointer(buffers[i].pointer)

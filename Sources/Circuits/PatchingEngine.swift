@@ -33,6 +33,9 @@ public final class PatchingEngine {
     let corruptResiduals: FloatBuffer
     /// The pass and receiver buffers of the last batched run, reused while the number of masks stays the same.
     private var workspace: (copies: Int, pass: ForwardPass, buffers: [FloatBuffer])?
+    /// A run that later runs start from instead of the clean one (`start(from:)`): its mask, its
+    /// `[senders, T, d]` sender outputs, `[2·layers + 1, T, d]` stream and `[examples, vocab]` logits.
+    private var base: (mask: EdgeMask, senders: FloatBuffer, residuals: FloatBuffer, logits: FloatBuffer)?
 
     /// Runs the clean and corrupted prompts once and caches what patched runs reuse.
     ///
@@ -117,6 +120,38 @@ public final class PatchingEngine {
     /// them): an experiment of several engines runs them one after the other, so one set serves them all.
     public func releaseWorkspace() { workspace = nil }
 
+    /// The metric under `mask` and, added to `scores` times `scale`, its gradient ∂M/∂α for the edges
+    /// into layer `layer` and above (design §4, as `MaskedGradient` computes it for every edge).
+    ///
+    /// The run starts at `layer`, or at the first layer where `mask` differs from the run started from
+    /// (`start(from:)`, else the clean run) if that is lower, from that run's stream and senders, and
+    /// the backward pass stops at `layer`: a visit of ACDC's attributed
+    /// trials pays for the layers above the one it decides, not for the whole model.
+    ///
+    /// - Parameters:
+    ///   - targets: the metric's targets for these examples (with the clean distribution, for `kl`)
+    ///   - scores: `[edges]`; entries of edges into layers below `layer` are left as they are
+    /// - Returns: the metric under `mask`, averaged over the examples (unscaled)
+    func gradient(_ mask: EdgeMask, metric: Metric, targets: MetricTargets, scale: Float, through layer: Int, into scores: inout [Float]) -> Double {
+        let c = model.config, g = graph, plane = layout.rows * c.dModel
+        precondition(mask.alpha.count == g.edgeCount && (0...c.layers).contains(layer),
+                     "a mask of the graph's edges and a layer (the layer count: `logits` alone)")
+        let pass = ForwardPass(model: model, layout: layout, readout: .last, keepActivations: true, captureSenders: true, prefix: prefix)
+        let start = base ?? (EdgeMask(graph: g), cleanSenders, cleanResiduals, cleanLogits)
+        let patch = MaskPatch(graph: g, masks: [mask], plane: plane, corrupt: corruptSenders.pointer, corruptResiduals: corruptResiduals.pointer,
+                              run: pass.senders!.pointer, earlier: start.senders.pointer, firstRunSender: 0,
+                              buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane), allowsProduct: true)
+        let startLayer = min(firstLayer(differing: [mask]) ?? layer, layer, c.layers - 1)
+        // Senders before the first layer run are those of the run started from, and so is the stream entering it.
+        patch.firstRunSender = g.firstSender(ofLayer: startLayer)
+        pass.entry(startLayer).update(from: start.residuals.pointer + 2 * startLayer * plane, count: plane)
+        model.run(pass, from: startLayer, patch: patch)
+        let routing = MaskRouting(graph: g, alpha: mask.alpha, rows: layout.rows, dModel: c.dModel)
+        return EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: targets, scale: scale,
+                                             diffs: patch.differences(upTo: g.senders.count), routing: routing, through: layer,
+                                             into: &scores, profile: nil).metric
+    }
+
     /// `[examples, vocab]` logits at each example's last token with edges patched by `mask`.
     ///
     /// The returned buffer is reused by the next call; copy it to keep it.
@@ -137,19 +172,58 @@ public final class PatchingEngine {
                          MaskPatch.buffers(heads: c.heads, copies: copies, plane: plane))
         }
         let (_, pass, buffers) = workspace!
+        let start = base ?? (EdgeMask(graph: g), cleanSenders, cleanResiduals, cleanLogits)
         let patch = MaskPatch(graph: g, masks: masks, plane: plane, corrupt: corruptSenders.pointer,
-                              corruptResiduals: corruptResiduals.pointer, run: pass.senders!.pointer, earlier: cleanSenders.pointer,
+                              corruptResiduals: corruptResiduals.pointer, run: pass.senders!.pointer, earlier: start.senders.pointer,
                               firstRunSender: 0, buffers: buffers)
-        guard let first = patch.firstPatchedReceiver else {
-            for k in 0..<copies { (pass.logits.pointer + k * cleanLogits.count).update(from: cleanLogits.pointer, count: cleanLogits.count) }
+        guard let startLayer = firstLayer(differing: masks) else {
+            for k in 0..<copies { (pass.logits.pointer + k * start.logits.count).update(from: start.logits.pointer, count: start.logits.count) }
             return pass.logits
         }
-        let startLayer = min(g.receivers[first].layer, c.layers)
-        // Senders before the first patched layer are the clean ones, and so is the stream entering it.
+        // Senders before the first layer whose inputs differ from the run started from are that run's,
+        // and so is the stream entering it.
         patch.firstRunSender = g.firstSender(ofLayer: startLayer)
         let entry = pass.entry(startLayer)
-        for k in 0..<copies { (entry + k * plane).update(from: cleanResiduals.pointer + 2 * startLayer * plane, count: plane) }
+        for k in 0..<copies { (entry + k * plane).update(from: start.residuals.pointer + 2 * startLayer * plane, count: plane) }
         model.run(pass, from: startLayer, patch: patch)
         return pass.logits
+    }
+
+    /// The layer of the first receiver where one of `masks` differs from the run that runs start from
+    /// (the base's mask, else all zeros), or nil when none does.
+    private func firstLayer(differing masks: [EdgeMask]) -> Int? {
+        let g = graph, reference = base?.mask.alpha
+        for r in 0..<g.receivers.count {
+            let edges = g.edgeOffsets[r]..<g.edgeOffsets[r + 1]
+            if masks.contains(where: { mask in edges.contains { mask.alpha[$0] != (reference?[$0] ?? 0) } }) {
+                return min(g.receivers[r].layer, model.config.layers)
+            }
+        }
+        return nil
+    }
+
+    /// Makes later runs start from a run under `mask` instead of the clean run: a run whose mask agrees
+    /// with it on every edge into the layers below some layer starts there, from this run's stream and
+    /// senders (nil: from the clean run again). ACDC sets the removed nodes once their trials are done,
+    /// so that edge trials at a layer do not run the layers below it again. It holds another set of
+    /// senders and stream, about a third of the engine's memory.
+    public func start(from mask: EdgeMask?) {
+        base = nil
+        guard let mask else { return }
+        let c = model.config, g = graph, plane = layout.rows * c.dModel
+        precondition(mask.alpha.count == g.edgeCount, "the mask must cover the graph's \(g.edgeCount) edges")
+        guard let startLayer = firstLayer(differing: [mask]) else { return }
+        let pass = ForwardPass(model: model, layout: layout, readout: .last, captureSenders: true, captureResiduals: true, prefix: prefix)
+        let patch = MaskPatch(graph: g, masks: [mask], plane: plane, corrupt: corruptSenders.pointer, corruptResiduals: corruptResiduals.pointer,
+                              run: pass.senders!.pointer, earlier: cleanSenders.pointer, firstRunSender: g.firstSender(ofLayer: startLayer),
+                              buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane))
+        // Below the first patched layer the run is the clean one.
+        pass.senders!.pointer.update(from: cleanSenders.pointer, count: g.firstSender(ofLayer: startLayer) * plane)
+        pass.residuals!.pointer.update(from: cleanResiduals.pointer, count: (2 * startLayer + 1) * plane)
+        pass.entry(startLayer).update(from: cleanResiduals.pointer + 2 * startLayer * plane, count: plane)
+        model.run(pass, from: startLayer, patch: patch)
+        let logits = FloatBuffer(uninitializedCount: pass.logits.count)
+        logits.pointer.update(from: pass.logits.pointer, count: logits.count)
+        base = (mask, pass.senders!, pass.residuals!, logits)
     }
 }

@@ -26,6 +26,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "tau", value: "τ", help: "ACDC threshold (default 0.01)"),
         OptionSpec(name: "compare", value: "WITH", help: "acdc: compare each trial with the current graph (published ACDC; default) or the clean model (τ then bounds the whole circuit's drift)"),
         OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published; default) or grouped (each receiver's edges in groups, least important first by EAP-IG, the longest removable prefix found by a galloping search: one pass for a receiver whose edges can all go) or attributed (the gradient at the current graph, per layer, keeps the edges it predicts to move the metric by τ or more; the others go in groups)"),
+        OptionSpec(name: "nodes-first", value: nil, help: "acdc: try each head and MLP whole (all its outgoing edges at once, from the last layer) before the edges, which are then tried among the nodes that remain"),
         OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved"),
         OptionSpec(name: "search-steps", value: "N", help: "search: masked forward and backward passes after the first (default 25)"),
         OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 200)"),
@@ -105,7 +106,8 @@ enum DiscoverCommand: Subcommand {
            let flag = ["mib", "curve"].first(where: { options.flag($0) }) ?? (options.string("mib-out") != nil ? "mib-out" : nil) {
             throw UsageError(description: "--\(flag) ranks every edge by its score; \(methodName) chooses one circuit instead")
         }
-        if let flag = ["tau", "trials"].first(where: { options.string($0) != nil }), methodName != "acdc" {
+        if let flag = ["tau", "trials"].first(where: { options.string($0) != nil }) ?? (options.flag("nodes-first") ? "nodes-first" : nil),
+           methodName != "acdc" {
             throw UsageError(description: "--\(flag) only applies to --method acdc")
         }
         let trialsName = options.string("trials") ?? "serial"
@@ -201,7 +203,7 @@ enum DiscoverCommand: Subcommand {
             let stateURL = outDirectory.appendingPathComponent("\(outName).acdc-state.json")
             try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
             let resume = try resumeState(ACDC.State.self, "ACDC")
-            if resume != nil, let first = ["tau", "compare", "trials"].first(where: { options.string($0) != nil }) {
+            if resume != nil, let first = ["tau", "compare", "trials"].first(where: { options.string($0) != nil }) ?? (options.flag("nodes-first") ? "nodes-first" : nil) {
                 throw UsageError(description: "--\(first) does not apply with --resume: the state file's are used")
             }
             // Checked here as well as by ACDC, so that the error names the state file.
@@ -215,7 +217,7 @@ enum DiscoverCommand: Subcommand {
                     throw ModelFileError(path, "\(error)")
                 }
             }
-            method = ACDCMethod(tau: tau, reference: reference, trials: trials, resume: resume) { state, _ in
+            method = ACDCMethod(tau: tau, reference: reference, trials: trials, nodesFirst: options.flag("nodes-first"), resume: resume) { state, _ in
                 saveState(state, to: stateURL)
             }
         }

@@ -61,14 +61,18 @@ extension TransformerModel {
     ///   - dLogits: `[readout rows, vocab]` gradient of the metric with respect to the logits
     ///   - routing: per-sender corrections for a run with patched edges, or nil (α = 0: every sender's
     ///     gradient is the residual gradient)
+    ///   - lowest: the last layer backpropagated through (0: every layer); a pass that ran from this
+    ///     layer on (`run(_:from:patch:)`) has every activation the backward pass reads
     ///   - onReceivers: called with each chunk of each group of receiver gradients as it is produced
-    /// - Returns: `[T, d]` gradient with respect to the `input` sender (the input embedding)
+    /// - Returns: `[T, d]` gradient with respect to the `input` sender (the input embedding); with
+    ///   `lowest` above 0, with respect to the residual stream entering that layer
     @discardableResult
     public func backward(
-        _ pass: ForwardPass, dLogits: UnsafePointer<Float>, routing: SenderGradientRouting? = nil,
+        _ pass: ForwardPass, dLogits: UnsafePointer<Float>, routing: SenderGradientRouting? = nil, through lowest: Int = 0,
         onReceivers: (ReceiverGradients) -> Void
     ) -> FloatBuffer {
         precondition(pass.layers.count == config.layers, "backward needs a forward pass run with keepActivations")
+        precondition((0...config.layers).contains(lowest), "backward through layer \(lowest) of \(config.layers)")
         let c = config, g = graph, layout = pass.layout, t = layout.rows, d = c.dModel, dh = c.headDim
         let rope = self.rope?.covering(layout)
         let n = pass.readoutRows.count, plane = t * d
@@ -111,7 +115,7 @@ extension TransformerModel {
         let dQ = FloatBuffer(uninitializedCount: c.heads * t * dh), dK = FloatBuffer(uninitializedCount: c.heads * t * dh)
         let dV = FloatBuffer(uninitializedCount: c.heads * t * dh)
 
-        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+        for l in stride(from: c.layers - 1, through: lowest, by: -1) {
             let acts = pass.layers[l], w = blocks[l], own = acts.ownInputs
 
             // MLP receiver m{l}, over every row at once (its weights are read once).
@@ -194,7 +198,7 @@ extension TransformerModel {
                 onReceivers(ReceiverGradients(receivers: receivers, gradients: chunk.pointer, firstRow: r0, rows: rows, dModel: d))
             }
         }
-        if let correction = routing?.correction(sender: 0) { axpy(dResid.pointer, -1, correction, plane) }
+        if lowest == 0, let correction = routing?.correction(sender: 0) { axpy(dResid.pointer, -1, correction, plane) }
         return dResid
     }
 

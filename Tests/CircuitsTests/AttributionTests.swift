@@ -222,7 +222,7 @@ final class AttributionTests: XCTestCase {
         let planted = Set([Edge(.input, .head(layer: 0, head: 0, port: .v)), Edge(.head(layer: 0, head: 0), .logits)].map { g.index(of: $0)! })
         let experiment = try Experiment(model: model, pairs: pairs, metric: .kl)
         let order = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 5)
-        let grouped = try ACDC(experiment, tau: 0.05, order: order)
+        let grouped = try ACDC(experiment, tau: 0.05, trials: .grouped, order: order)
         let kept = Set(g.pruned(grouped.run()))
         XCTAssertEqual(kept, planted, "grouped ACDC kept \(kept.map { g.edge($0).name }.sorted())")
         let serial = try ACDC(experiment, tau: 0.05)
@@ -242,10 +242,9 @@ final class AttributionTests: XCTestCase {
         for metric in [Metric.kl, .logitDiff] {
             let experiment = try Experiment(model: model, pairs: pairs, metric: metric)
             let order = try EdgeAttribution.scores(model: model, pairs: pairs, metric: metric, integratedGradientSteps: 5)
-            let masked = try MaskedGradient(model: model, pairs: pairs, metric: metric)
             let tau = metric == .kl ? 0.05 : 0.2 * abs(experiment.cleanMetric - experiment.corruptMetric)
-            for acdc in [try ACDC(experiment, tau: tau, reference: .clean, order: order),
-                         try ACDC(experiment, tau: tau, reference: .clean, gradient: { try! masked.gradient($0).edges })] {
+            for acdc in [try ACDC(experiment, tau: tau, reference: .clean, trials: .grouped, order: order),
+                         try ACDC(experiment, tau: tau, reference: .clean, trials: .attributed)] {
                 let label = "\(metric) \(acdc.state.trials)"
                 let circuit = experiment.graph.pruned(acdc.run())
                 XCTAssertGreaterThan(acdc.state.removed.count, 0, label)
@@ -265,9 +264,8 @@ final class AttributionTests: XCTestCase {
         let g = CircuitGraph(config: model.config)
         let planted = Set([Edge(.input, .head(layer: 0, head: 0, port: .v)), Edge(.head(layer: 0, head: 0), .logits)].map { g.index(of: $0)! })
         let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
-        let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff)
         let tau = 0.1 * abs(experiment.cleanMetric - experiment.corruptMetric)
-        let attributed = try ACDC(experiment, tau: tau, reference: .clean, gradient: { try! masked.gradient($0).edges })
+        let attributed = try ACDC(experiment, tau: tau, reference: .clean, trials: .attributed)
         let kept = Set(g.pruned(attributed.run()))
         XCTAssertTrue(planted.isSubset(of: kept), "attributed ACDC kept \(kept.map { g.edge($0).name }.sorted())")
         XCTAssertGreaterThanOrEqual(experiment.evaluate(circuit: Array(kept)).faithfulness, 0.9)
@@ -279,25 +277,80 @@ final class AttributionTests: XCTestCase {
                           "attributed \(attributed.state.evaluations) passes, serial \(serial.state.evaluations)")
     }
 
+    /// Nodes first keeps the planted circuit with serial and attributed trials, removes nodes off it
+    /// whole (their receivers are then skipped) and decides every edge once; a run resumed in the middle of the nodes ends where the uninterrupted run ends, and its
+    /// state is refused by a run without nodes first.
+    func testACDCWithNodesFirstKeepsThePlantedCircuitAndResumes() throws {
+        let model = Self.plantedModel(), pairs = Self.plantedPairs()
+        let g = CircuitGraph(config: model.config)
+        let planted = Set([Edge(.input, .head(layer: 0, head: 0, port: .v)), Edge(.head(layer: 0, head: 0), .logits)].map { g.index(of: $0)! })
+        let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+        let tau = 0.1 * abs(experiment.cleanMetric - experiment.corruptMetric)
+        for trials in [ACDC.Trials.serial, .attributed] {
+            let nodes = try ACDC(experiment, tau: tau, trials: trials, nodesFirst: true)
+            let full = nodes.run()
+            let kept = Set(g.pruned(full))
+            XCTAssertTrue(planted.isSubset(of: kept), "\(trials): kept \(kept.map { g.edge($0).name }.sorted())")
+            XCTAssertGreaterThanOrEqual(experiment.evaluate(circuit: Array(kept)).faithfulness, 0.9, "\(trials)")
+            let removedNodes = Set(nodes.state.removedNodes)
+            XCTAssertFalse(removedNodes.isEmpty, "\(trials): some node is off the circuit")
+            XCTAssertFalse(removedNodes.contains(g.index(of: Sender.head(layer: 0, head: 0))), "\(trials): the planted head stays")
+            XCTAssertEqual(nodes.state.nodesDone, g.senders.count - 1)
+            for e in 0..<g.edgeCount where removedNodes.contains(g.index(of: g.edge(e).sender)) {
+                XCTAssertFalse(full.contains(e), "\(trials): \(g.edge(e).name) leaves a removed node")
+            }
+            let decided = nodes.state.removed + nodes.state.dropped + Array(nodes.state.keptEffects.keys)
+            XCTAssertEqual(Set(decided).count, decided.count, "\(trials): every edge decided once")
+            XCTAssertEqual(nodes.state.edgesTried, nodes.state.removed.count + nodes.state.keptEffects.count, "\(trials)")
+            // A removed node's receivers are skipped: their edges are dropped untried.
+            let untried = Set(nodes.state.dropped + nodes.state.removed)
+            for e in 0..<g.edgeCount {
+                guard let node = g.edge(e).receiver.node, removedNodes.contains(g.index(of: node)) else { continue }
+                XCTAssertTrue(untried.contains(e) && nodes.state.keptEffects[e] == nil, "\(trials): \(g.edge(e).name) into a removed node")
+            }
+
+            var saved: ACDC.State?
+            _ = try ACDC(experiment, tau: tau, trials: trials, nodesFirst: true).run { state, progress in
+                if progress.nodesDone == 3, progress.receiversDone == 0, saved == nil { saved = state }
+            }
+            let state = try JSONDecoder().decode(ACDC.State.self, from: JSONEncoder().encode(try XCTUnwrap(saved, "\(trials)")))
+            XCTAssertEqual(state.nodesDone, 3)
+            XCTAssertEqual(try ACDC(experiment, tau: tau, trials: trials, nodesFirst: true, resume: state).run(), full, "\(trials)")
+            XCTAssertThrowsError(try ACDC(experiment, tau: tau, trials: trials, resume: state)) { error in
+                XCTAssertTrue("\(error)".contains("nodes first"), "\(error)")
+            }
+            var damaged = state
+            damaged.nodesDone = g.senders.count
+            XCTAssertThrowsError(try ACDC(experiment, tau: tau, trials: trials, nodesFirst: true, resume: damaged)) { error in
+                XCTAssertTrue("\(error)".contains("nodes_done"), "\(error)")
+            }
+        }
+    }
+
     /// Grouped and attributed runs resumed from their state (attributed: in the middle of a layer,
     /// after its gradient) end where the uninterrupted runs end; their states are refused by serial trials.
     func testGroupedAndAttributedACDCResumeAndRefuseSerialTrials() throws {
         let (model, _, pairs) = try tinyFixture("tiny-gpt2")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
         let order = try EdgeAttribution.scores(model: model, pairs: pairs, metric: .logitDiff, integratedGradientSteps: 5)
-        let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff)
         let tau = 0.02 * abs(experiment.cleanMetric - experiment.corruptMetric)
         let variants: [(ACDC.Trials, (ACDC.State?) throws -> ACDC)] = [
-            (.grouped, { try ACDC(experiment, tau: tau, order: order, resume: $0) }),
-            (.attributed, { try ACDC(experiment, tau: tau, gradient: { try! masked.gradient($0).edges }, resume: $0) }),
+            (.grouped, { try ACDC(experiment, tau: tau, trials: .grouped, order: order, resume: $0) }),
+            (.attributed, { try ACDC(experiment, tau: tau, trials: .attributed, resume: $0) }),
         ]
         for (trials, make) in variants {
             let full = try make(nil).run()
             var saved: ACDC.State?
-            _ = try make(nil).run { state, progress in if progress.receiversDone == 10 { saved = state } }
+            // Saved after an MLP: for attributed trials its layer's gradient is taken and its attention block is still to do.
+            _ = try make(nil).run { state, progress in
+                if progress.receiversDone >= 10, case .mlp = progress.receiver, saved == nil { saved = state }
+            }
             let state = try JSONDecoder().decode(ACDC.State.self, from: JSONEncoder().encode(try XCTUnwrap(saved)))
             XCTAssertEqual(state.trials, trials)
-            if trials == .attributed { XCTAssertNotNil(state.gradientAt) }
+            if trials == .attributed {
+                let g = experiment.graph
+                XCTAssertEqual(state.gradientAt?.layer, g.receivers[g.receivers.count - state.receiversDone].layer, "saved after its layer's gradient")
+            }
             XCTAssertEqual(try make(state).run(), full, "\(trials)")
             XCTAssertThrowsError(try ACDC(experiment, tau: tau, resume: state)) { error in
                 XCTAssertTrue("\(error)".contains("\(trials.rawValue) trials"), "\(error)")

@@ -130,4 +130,40 @@ final class MaskedGradientTests: XCTestCase {
             }
         }
     }
+
+    /// The experiment's gradient through a layer (runs from that layer, backward passes stopping there,
+    /// as ACDC's attributed trials take it) equals the masked gradient on every edge into that layer and
+    /// above, with the same metric, and leaves the edges below at 0: for masks that patch only from the
+    /// layer on, and for a mask that patches below it too (the run then starts lower).
+    func testExperimentGradientThroughALayerEqualsTheMaskedGradient() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, pairs) = try tinyFixture(name)
+            let g = model.graph
+            for metric in [Metric.logitDiff, .kl] {
+                let experiment = try Experiment(model: model, pairs: pairs, metric: metric, chunkSize: 2)
+                let masked = try MaskedGradient(model: model, pairs: pairs, metric: metric, chunkSize: 3)
+                var random = SeededRandom(seed: 7)
+                for (layer, patchesBelow) in [(0, false), (1, false), (g.layers - 1, false), (g.layers, false), (1, true)] {
+                    var mask = EdgeMask(graph: g)
+                    for e in 0..<g.edgeCount where patchesBelow || g.edge(e).receiver.layer >= layer {
+                        mask[e] = random.nextFloat() < 0.5 ? 1 : Float(random.nextFloat())
+                    }
+                    let label = "\(name) \(metric.rawValue) through layer \(layer)\(patchesBelow ? ", mask below it" : "")"
+                    let whole = try masked.gradient(mask), through = experiment.gradient(mask, through: layer)
+                    XCTAssertEqual(through.metric, whole.metric, accuracy: 1e-5 * max(1, abs(whole.metric)), label)
+                    let scale = max(whole.edges.map(abs).max() ?? 0, 1e-12)
+                    var compared = 0
+                    for e in 0..<g.edgeCount {
+                        if g.edge(e).receiver.layer >= layer {
+                            XCTAssertEqual(through.edges[e], whole.edges[e], accuracy: 1e-5 * scale, "\(label): \(g.edge(e).name)")
+                            compared += 1
+                        } else {
+                            XCTAssertEqual(through.edges[e], 0, "\(label): \(g.edge(e).name) is below the layer")
+                        }
+                    }
+                    XCTAssertGreaterThan(compared, 0, label)
+                }
+            }
+        }
+    }
 }

@@ -238,6 +238,65 @@ final class PatchingTests: XCTestCase {
         return readout.logits.array
     }
 
+    /// A node removed whole (every outgoing edge corrupted) reaches later receivers through one shift
+    /// shared by all of them: the same mask with those coefficients a hair below 1, added receiver by
+    /// receiver, gives the same metric, alone and in a batch with other masks.
+    func testNodesRemovedWholeEqualTheirEdgesAddedOneByOne() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, pairs) = try tinyFixture(name)
+            let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+            let g = experiment.graph
+            var whole = EdgeMask(graph: g), hair = EdgeMask(graph: g)
+            for e in stride(from: 0, to: g.edgeCount, by: 7) { (whole[e], hair[e]) = (0.5, 0.5) }
+            for node in [Sender.head(layer: 0, head: 1), .mlp(layer: 0), .head(layer: 1, head: 0)] {
+                let s = g.index(of: node)
+                for r in 0..<g.receivers.count where g.upstreamCount(receiverAt: r) > s {
+                    (whole[g.edgeOffsets[r] + s], hair[g.edgeOffsets[r] + s]) = (1, Float(1).nextDown)
+                }
+            }
+            let value = experiment.evaluate(whole), scale = max(1, abs(value))
+            XCTAssertGreaterThan(abs(value - experiment.cleanMetric), 1e-3, "\(name): the mask changes the metric")
+            XCTAssertEqual(value, experiment.evaluate(hair), accuracy: 1e-5 * scale, name)
+            let batched = experiment.evaluate([EdgeMask(graph: g), whole, hair])
+            XCTAssertEqual(batched[1], value, accuracy: 1e-6 * scale, "\(name): batched")
+            XCTAssertEqual(batched[2], value, accuracy: 1e-5 * scale, "\(name): batched, one by one")
+        }
+    }
+
+    /// Runs started from a run under another mask (ACDC's removed nodes) give the same metrics and
+    /// gradients as runs from the clean run: masks equal to it, agreeing with it below a layer, differing
+    /// from it low in the graph, and all zeros; batched and alone.
+    func testRunsStartedFromAnotherMaskEqualRunsFromTheCleanRun() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, pairs) = try tinyFixture(name)
+            let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff, chunkSize: 2)
+            let g = experiment.graph
+            var base = EdgeMask(graph: g)
+            for s in [g.index(of: Sender.head(layer: 0, head: 1)), g.index(of: Sender.mlp(layer: 0))] {
+                for r in 0..<g.receivers.count where g.upstreamCount(receiverAt: r) > s { base[g.edgeOffsets[r] + s] = 1 }
+            }
+            var above = base, low = base
+            for e in g.edgeOffsets[g.attentionReceivers(ofLayer: g.layers - 1).lowerBound]..<g.edgeCount where e % 3 == 0 { above[e] = 1 }
+            low[g.edgeOffsets[g.attentionReceivers(ofLayer: 0).lowerBound]] = 1
+            let masks = [base, above, low, EdgeMask(graph: g)]
+            let expected = masks.map { experiment.evaluate($0) }
+            let gradients = masks.map { experiment.gradient($0, through: g.layers - 1) }
+            experiment.startRuns(from: base)
+            XCTAssertGreaterThan(abs(expected[0] - experiment.cleanMetric), 1e-3, "\(name): the base changes the metric")
+            for (i, mask) in masks.enumerated() {
+                XCTAssertEqual(experiment.evaluate(mask), expected[i], accuracy: 1e-5 * max(1, abs(expected[i])), "\(name) mask \(i)")
+                let gradient = experiment.gradient(mask, through: g.layers - 1)
+                XCTAssertEqual(gradient.metric, gradients[i].metric, accuracy: 1e-5 * max(1, abs(expected[i])), "\(name) mask \(i)")
+                let scale = max(gradients[i].edges.map(abs).max() ?? 0, 1e-12)
+                XCTAssertLessThanOrEqual(maxAbsDifference(gradient.edges, gradients[i].edges), 1e-5 * scale, "\(name) mask \(i)")
+            }
+            let batched = experiment.evaluate(masks)
+            for i in masks.indices { XCTAssertEqual(batched[i], expected[i], accuracy: 1e-5 * max(1, abs(expected[i])), "\(name) batched \(i)") }
+            experiment.startRuns(from: nil)
+            XCTAssertEqual(experiment.evaluate(above), expected[1], accuracy: 1e-5 * max(1, abs(expected[1])), "\(name): from the clean run again")
+        }
+    }
+
     /// Several masks in one batched run give each mask's own logits.
     func testBatchedRunEqualsSeparateRuns() throws {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
