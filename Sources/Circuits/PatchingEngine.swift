@@ -137,7 +137,7 @@ public final class PatchingEngine {
         precondition(mask.alpha.count == g.edgeCount && (0...c.layers).contains(layer),
                      "a mask of the graph's edges and a layer (the layer count: `logits` alone)")
         let pass = ForwardPass(model: model, layout: layout, readout: .last, keepActivations: true, captureSenders: true, prefix: prefix)
-        let start = base ?? (EdgeMask(graph: g), cleanSenders, cleanResiduals, cleanLogits)
+        let start = origin
         let patch = MaskPatch(graph: g, masks: [mask], plane: plane, corrupt: corruptSenders.pointer, corruptResiduals: corruptResiduals.pointer,
                               run: pass.senders!.pointer, earlier: start.senders.pointer, firstRunSender: 0,
                               buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane), allowsProduct: true)
@@ -172,7 +172,7 @@ public final class PatchingEngine {
                          MaskPatch.buffers(heads: c.heads, copies: copies, plane: plane))
         }
         let (_, pass, buffers) = workspace!
-        let start = base ?? (EdgeMask(graph: g), cleanSenders, cleanResiduals, cleanLogits)
+        let start = origin
         let patch = MaskPatch(graph: g, masks: masks, plane: plane, corrupt: corruptSenders.pointer,
                               corruptResiduals: corruptResiduals.pointer, run: pass.senders!.pointer, earlier: start.senders.pointer,
                               firstRunSender: 0, buffers: buffers)
@@ -187,6 +187,11 @@ public final class PatchingEngine {
         for k in 0..<copies { (entry + k * plane).update(from: start.residuals.pointer + 2 * startLayer * plane, count: plane) }
         model.run(pass, from: startLayer, patch: patch)
         return pass.logits
+    }
+
+    /// The sender outputs, stream and logits of the run that runs start from: the base, else the clean run.
+    private var origin: (senders: FloatBuffer, residuals: FloatBuffer, logits: FloatBuffer) {
+        base.map { ($0.senders, $0.residuals, $0.logits) } ?? (cleanSenders, cleanResiduals, cleanLogits)
     }
 
     /// The layer of the first receiver where one of `masks` differs from the run that runs start from
