@@ -5,19 +5,22 @@ import Transformer
 /// `input_r = resid + Σ_{s→r} α_{s→r}·(corrupt_s − current_s)`, where `current_s` is the sender's output
 /// in this run, so upstream patches propagate.
 ///
+/// A sender whose every outgoing edge is corrupted (a node removed whole) may be replaced instead: its
+/// output in the run is its corrupted output, which the stream carries, so its edges add nothing and the
+/// layer loop does not compute it. Runs that need every sender's own output (gradients contract with
+/// `corrupt_s − current_s`; a run that later runs start from) keep them.
+///
 /// Several masks run side by side: copy k of the batch sits in rows `k·T ..< (k+1)·T` of the run.
 final class MaskPatch: ReceiverPatch {
     let graph: CircuitGraph
     /// Per copy, `[edges]` coefficients.
     let alphas: [[Float]]
-    /// `patched[r][k]`: whether copy k changes receiver r's input.
+    /// `patched[r][k]`: whether copy k changes receiver r's input (through an edge from a sender it does not replace).
     let patched: [[Bool]]
-    /// `replaced[k][s]`: whether copy k corrupts every outgoing edge of sender s (a node removed whole):
-    /// its difference is added once to a shift that every later receiver reads, instead of once per receiver.
-    private let replaced: [[Bool]]
-    /// Per copy with a replaced sender, `[T, d]` Σ (corrupt_s − current_s) over its replaced senders before `shifted`.
-    private var shifts: [FloatBuffer?]
-    private var shifted = 0
+    /// `replaced[k][s]`: whether copy k replaces sender s's output by its corrupted output.
+    let replaced: [[Bool]]
+    /// Per sender, whether every copy replaces it.
+    private let replacedEverywhere: [Bool]
     /// Rows × d of one copy.
     let plane: Int
     /// `[senders, T, d]` corrupted sender outputs (the same for every copy).
@@ -27,7 +30,8 @@ final class MaskPatch: ReceiverPatch {
     let corruptResiduals: UnsafePointer<Float>?
     /// `[senders, copies·T, d]` the run's own sender outputs, from `firstRunSender` on.
     let run: UnsafePointer<Float>
-    /// `[senders, T, d]` outputs of the senders before `firstRunSender`, shared by every copy (the clean run's).
+    /// `[senders, T, d]` outputs of the senders before `firstRunSender`, shared by every copy: those of the
+    /// run this one starts from (the clean run's, or another mask's), each sender's own.
     let earlier: UnsafePointer<Float>?
     /// The first sender the run writes (every sender of the layers it runs).
     var firstRunSender: Int
@@ -42,24 +46,23 @@ final class MaskPatch: ReceiverPatch {
     /// patching engine keeps edge-by-edge sums, so its results do not depend on how masks are batched.
     private let allowsProduct: Bool
 
-    /// A patch for `masks` over a run whose senders from `firstRunSender` on are written to `run`.
+    /// A patch for `masks` over a run whose senders from `firstRunSender` on are written to `run`;
+    /// `replacesNodes`: replace the senders a mask corrupts on every outgoing edge (not with `allowsProduct`,
+    /// whose runs are for gradients).
     init(graph: CircuitGraph, masks: [EdgeMask], plane: Int, corrupt: UnsafePointer<Float>, corruptResiduals: UnsafePointer<Float>?,
-         run: UnsafePointer<Float>, earlier: UnsafePointer<Float>?, firstRunSender: Int, buffers: [FloatBuffer], allowsProduct: Bool = false) {
+         run: UnsafePointer<Float>, earlier: UnsafePointer<Float>?, firstRunSender: Int, buffers: [FloatBuffer], allowsProduct: Bool = false,
+         replacesNodes: Bool = false) {
         precondition(earlier != nil || firstRunSender == 0, "senders before the run's first layer need their outputs")
+        precondition(!(replacesNodes && allowsProduct), "runs for gradients keep every sender's output")
         self.graph = graph
         alphas = masks.map(\.alpha)
+        let replaced = masks.map { replacesNodes ? Self.replacedSenders($0, graph: graph) : [Bool](repeating: false, count: graph.senders.count) }
+        self.replaced = replaced
+        replacedEverywhere = graph.senders.indices.map { s in replaced.allSatisfy { $0[s] } }
         patched = (0..<graph.receivers.count).map { r in
-            masks.map { mask in (graph.edgeOffsets[r]..<graph.edgeOffsets[r + 1]).contains { mask.alpha[$0] != 0 } }
+            let base = graph.edgeOffsets[r]
+            return masks.indices.map { k in (0..<graph.upstreamCount(receiverAt: r)).contains { masks[k].alpha[base + $0] != 0 && !replaced[k][$0] } }
         }
-        replaced = masks.map { mask in
-            var all = [Bool](repeating: true, count: graph.senders.count)
-            for r in 0..<graph.receivers.count {
-                let base = graph.edgeOffsets[r]
-                for s in 0..<graph.upstreamCount(receiverAt: r) where mask.alpha[base + s] != 1 { all[s] = false }
-            }
-            return all
-        }
-        shifts = replaced.map { $0.contains(true) ? FloatBuffer(count: plane) : nil }
         self.plane = plane
         self.corrupt = corrupt
         self.corruptResiduals = corruptResiduals
@@ -68,6 +71,32 @@ final class MaskPatch: ReceiverPatch {
         self.firstRunSender = firstRunSender
         self.buffers = buffers
         self.allowsProduct = allowsProduct
+    }
+
+    /// Per sender, whether `mask` corrupts every one of its outgoing edges.
+    static func replacedSenders(_ mask: EdgeMask, graph: CircuitGraph) -> [Bool] {
+        var all = [Bool](repeating: true, count: graph.senders.count)
+        for r in 0..<graph.receivers.count {
+            let base = graph.edgeOffsets[r]
+            for s in 0..<graph.upstreamCount(receiverAt: r) where mask.alpha[base + s] != 1 { all[s] = false }
+        }
+        return all
+    }
+
+    /// Writes each copy's stream entering the run's first layer into `entry` (`[copies·T, d]`): `origin`
+    /// (`[T, d]`), the stream entering it in the run started from, where `originReplaced` senders carry
+    /// their corrupted outputs, changed for the senders before `firstRunSender` that this copy replaces and
+    /// that run did not, or the other way round.
+    func writeEntries(_ entry: UnsafeMutablePointer<Float>, from origin: UnsafePointer<Float>, originReplaced: [Bool]) {
+        for k in alphas.indices {
+            let e = entry + k * plane
+            e.update(from: origin, count: plane)
+            for s in 0..<firstRunSender where replaced[k][s] != originReplaced[s] {
+                let sign: Float = replaced[k][s] ? 1 : -1
+                axpy(e, sign, corrupt + s * plane, plane)
+                axpy(e, -sign, current(s, k), plane)
+            }
+        }
     }
 
     /// `3·heads + 1` buffers for runs of `copies` copies of `plane` floats, views into one block.
@@ -127,53 +156,24 @@ final class MaskPatch: ReceiverPatch {
         return diffs
     }
 
-    /// Brings every copy's shift up to the senders before `upstream` (senders come in order, so each
-    /// replaced sender's difference is added once per run).
-    private func shift(upTo upstream: Int) {
-        guard upstream > shifted else { return }
-        for (k, shift) in shifts.enumerated() {
-            guard let shift else { continue }
-            for s in shifted..<upstream where replaced[k][s] {
-                axpy(shift.pointer, 1, corrupt + s * plane, plane)
-                axpy(shift.pointer, -1, current(s, k), plane)
-            }
-        }
-        shifted = upstream
-    }
-
-    /// Whether every copy changes receiver `r`'s input only through replaced senders, and not every
-    /// edge is corrupted (that input is the corrupted stream, copied): its input is then the stream plus
-    /// the copy's shift, computed the same way for every receiver of its block (`input`).
-    private func readsOnlyTheShift(_ r: Int) -> Bool {
-        let base = graph.edgeOffsets[r], senders = 0..<graph.upstreamCount(receiverAt: r)
-        return alphas.indices.allSatisfy { k in
-            shifts[k] != nil && senders.allSatisfy { alphas[k][base + $0] == 0 || replaced[k][$0] } && senders.contains { alphas[k][base + $0] != 1 }
-        }
-    }
-
     /// Writes receiver `r`'s input in every copy into `out`, given the run's stream `resid` there and
     /// the stream of corrupted senders at that point (`point` into `corruptResiduals`).
     private func input(_ r: Int, resid: UnsafePointer<Float>, point: Int, into out: UnsafeMutablePointer<Float>) {
         let base = graph.edgeOffsets[r], count = graph.upstreamCount(receiverAt: r)
-        shift(upTo: count)
         for (k, alpha) in alphas.enumerated() {
             let o = out + k * plane
             guard patched[r][k] else {
                 o.update(from: resid + k * plane, count: plane)
                 continue
             }
-            // Edges to add on their own: from the stream, those not in the shift; from the corrupted stream,
-            // those not fully corrupted (never a replaced sender's).
+            // Edges to add: from the stream, those of senders not replaced (the stream carries the others'
+            // corrupted outputs); from the corrupted stream, those not fully corrupted (never a replaced sender's).
             var own = 0, notOne = 0
             for s in 0..<count {
                 if alpha[base + s] != 0, !replaced[k][s] { own += 1 }
                 if alpha[base + s] != 1 { notOne += 1 }
             }
-            // Every edge corrupted: the corrupted stream, copied. Only the shift to add: the stream plus the
-            // shift (the same sum for every receiver of the copy, which may then share it). Else whichever
-            // start leaves fewer edges to add.
-            let shift = shifts[k], onlyTheShift = shift != nil && own == 0
-            if let corruptResiduals, notOne == 0 || !onlyTheShift && notOne < own + (shift == nil ? 0 : 1) {
+            if let corruptResiduals, notOne < own {
                 // The same sum, starting from the corrupted one: corrupt + Σ (1 − α)(current − corrupt)
                 o.update(from: corruptResiduals + point * plane, count: plane)
                 for s in 0..<count where alpha[base + s] != 1 {
@@ -182,9 +182,8 @@ final class MaskPatch: ReceiverPatch {
                     axpy(o, -keep, corrupt + s * plane, plane)
                 }
             } else {
-                // input_r = resid + Σ α (corrupt − current), the replaced senders' share from the shift
+                // input_r = resid + Σ α (corrupt − current)
                 o.update(from: resid + k * plane, count: plane)
-                if let shift { axpy(o, 1, shift.pointer, plane) }
                 for s in 0..<count where alpha[base + s] != 0 && !replaced[k][s] {
                     let a = alpha[base + s]
                     axpy(o, a, corrupt + s * plane, plane)
@@ -211,19 +210,10 @@ final class MaskPatch: ReceiverPatch {
         let receivers = graph.attentionReceivers(ofLayer: layer)
         let product = usesProduct(receivers)
         if product { productInputs(receivers, upstream: graph.firstSender(ofLayer: layer), resid: resid, first: 0) }
-        // Ports whose input in every copy is the stream plus the shift share one buffer, which the layer
-        // loop normalizes once and projects once per key/value group.
-        var shifted: UnsafePointer<Float>?
         for (i, r) in receivers.enumerated() where patched[r].contains(true) {
             guard case .head(_, let h, let port) = graph.receivers[r] else { continue }
             if let stream = product ? nil : corruptedStream(r, point: 2 * layer) {
                 inputs[h, port] = stream
-            } else if !product, !allowsProduct, readsOnlyTheShift(r) {
-                if shifted == nil {
-                    input(r, resid: resid, point: 2 * layer, into: buffers[i].pointer)
-                    shifted = UnsafePointer(buffers[i].pointer)
-                }
-                inputs[h, port] = shifted
             } else {
                 if !product { input(r, resid: resid, point: 2 * layer, into: buffers[i].pointer) }
                 inputs[h, port] = UnsafePointer(buffers[i].pointer)
@@ -254,5 +244,19 @@ final class MaskPatch: ReceiverPatch {
             input(r, resid: resid, point: point, into: buffers[3 * graph.heads].pointer)
         }
         return UnsafePointer(buffers[3 * graph.heads].pointer)
+    }
+
+    func replacesEverywhere(_ s: Int) -> Bool { replacedEverywhere[s] }
+
+    @discardableResult
+    func replaceOutputs(_ senders: Range<Int>, in outputs: UnsafeMutablePointer<Float>) -> Bool {
+        var wrote = false
+        for (j, s) in senders.enumerated() {
+            for k in alphas.indices where replaced[k][s] {
+                (outputs + (j * alphas.count + k) * plane).update(from: corrupt + s * plane, count: plane)
+                wrote = true
+            }
+        }
+        return wrote
     }
 }

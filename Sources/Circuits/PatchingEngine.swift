@@ -33,9 +33,30 @@ public final class PatchingEngine {
     let corruptResiduals: FloatBuffer
     /// The pass and receiver buffers of the last batched run, reused while the number of masks stays the same.
     private var workspace: (copies: Int, pass: ForwardPass, buffers: [FloatBuffer])?
-    /// A run that later runs start from instead of the clean one (`start(from:)`): its mask, its
-    /// `[senders, T, d]` sender outputs, `[2·layers + 1, T, d]` stream and `[examples, vocab]` logits.
-    private var base: (mask: EdgeMask, senders: FloatBuffer, residuals: FloatBuffer, logits: FloatBuffer)?
+    /// A run that later runs start from instead of the clean one (`start(from:)`).
+    private var base: Origin?
+
+    /// A run that runs start from: the clean run, or a run under another mask.
+    private struct Origin {
+        /// Its mask (nil: the clean run, no edge corrupted).
+        let mask: EdgeMask?
+        /// `[senders, T, d]` every sender's own output.
+        let senders: FloatBuffer
+        /// `[2·layers + 1, T, d]` its stream at every point.
+        let residuals: FloatBuffer
+        /// `[examples, vocab]` its logits.
+        let logits: FloatBuffer
+        /// The senders its mask corrupts on every outgoing edge, which runs replace (`MaskPatch`).
+        let replaced: [Bool]
+        /// `[layers + 1, T, d]` the stream entering each layer (then `logits`) with the replaced senders
+        /// before it carrying their corrupted outputs (nil: `residuals`, none being replaced).
+        let entries: FloatBuffer?
+
+        /// `[T, d]` the stream a run replacing `replaced` senders enters `layer` with.
+        func entry(_ layer: Int, plane: Int) -> UnsafePointer<Float> {
+            UnsafePointer(entries.map { $0.pointer + layer * plane } ?? residuals.pointer + 2 * layer * plane)
+        }
+    }
 
     /// Runs the clean and corrupted prompts once and caches what patched runs reuse.
     ///
@@ -89,29 +110,31 @@ public final class PatchingEngine {
         cleanResiduals = cleanPass.residuals!
         self.corruptSenders = corruptSenders
         self.corruptLogits = corruptLogits
+        let plane = layout.rows * model.config.dModel
+        // Point 2l reads what a{l}'s receivers read, 2l + 1 what m{l} reads, 2L what logits reads.
+        let g = graph
+        let upstream = (0..<g.layers).flatMap { [g.firstSender(ofLayer: $0), g.firstSender(ofLayer: $0) + g.heads] } + [g.senders.count]
         self.corruptResiduals = corruptResiduals
-            ?? Self.corruptResiduals(graph: graph, clean: cleanResiduals, cleanSenders: cleanSenders, corruptSenders: corruptSenders,
-                                     plane: layout.rows * model.config.dModel)
+            ?? Self.stream(cleanResiduals, points: Array(upstream.indices), upstream: upstream, own: cleanSenders, corrupt: corruptSenders,
+                           replacing: nil, plane: plane)
     }
 
-    /// The clean stream at every point plus the corrupted-minus-clean outputs of the senders upstream of it.
-    private static func corruptResiduals(
-        graph g: CircuitGraph, clean: FloatBuffer, cleanSenders: FloatBuffer, corruptSenders: FloatBuffer, plane: Int
+    /// `[points.count, T, d]` the stream of a run (`residuals`, `[2·layers + 1, T, d]`) at `points`, with the
+    /// senders before `upstream[i]` (all, or those `replacing` marks) carrying `corrupt_s` instead of their
+    /// own outputs `own_s`: `residuals[point] + Σ (corrupt_s − own_s)`.
+    private static func stream(
+        _ residuals: FloatBuffer, points: [Int], upstream: [Int], own: FloatBuffer, corrupt: FloatBuffer, replacing: [Bool]?, plane: Int
     ) -> FloatBuffer {
-        let out = FloatBuffer(uninitializedCount: clean.count)
-        let shift = FloatBuffer(count: plane)  // Σ (corrupt − clean) over the senders added so far
+        let out = FloatBuffer(uninitializedCount: points.count * plane)
+        let shift = FloatBuffer(count: plane)  // Σ (corrupt − own) over the senders added so far
         var added = 0
-        // Point 2l reads what a{l}'s receivers read, 2l + 1 what m{l} reads, 2L what logits reads.
-        let upstream = (0..<g.layers).flatMap { l in
-            [g.upstreamCount(receiverAt: g.attentionReceivers(ofLayer: l).lowerBound), g.upstreamCount(receiverAt: g.index(of: Receiver.mlp(layer: l)))]
-        } + [g.senders.count]
-        for (point, count) in upstream.enumerated() {
-            for s in added..<count {
-                axpy(shift.pointer, 1, corruptSenders.pointer + s * plane, plane)
-                axpy(shift.pointer, -1, cleanSenders.pointer + s * plane, plane)
+        for (i, point) in points.enumerated() {
+            for s in added..<upstream[i] where replacing?[s] ?? true {
+                axpy(shift.pointer, 1, corrupt.pointer + s * plane, plane)
+                axpy(shift.pointer, -1, own.pointer + s * plane, plane)
             }
-            added = count
-            addSum(out.pointer + point * plane, [shift.pointer], plane, onto: clean.pointer + point * plane)
+            added = upstream[i]
+            addSum(out.pointer + i * plane, [shift.pointer], plane, onto: residuals.pointer + point * plane)
         }
         return out
     }
@@ -175,29 +198,29 @@ public final class PatchingEngine {
         let start = origin
         let patch = MaskPatch(graph: g, masks: masks, plane: plane, corrupt: corruptSenders.pointer,
                               corruptResiduals: corruptResiduals.pointer, run: pass.senders!.pointer, earlier: start.senders.pointer,
-                              firstRunSender: 0, buffers: buffers)
+                              firstRunSender: 0, buffers: buffers, replacesNodes: true)
         guard let startLayer = firstLayer(differing: masks) else {
             for k in 0..<copies { (pass.logits.pointer + k * start.logits.count).update(from: start.logits.pointer, count: start.logits.count) }
             return pass.logits
         }
         // Senders before the first layer whose inputs differ from the run started from are that run's,
-        // and so is the stream entering it.
+        // and so is the stream entering it, but for the senders each copy replaces.
         patch.firstRunSender = g.firstSender(ofLayer: startLayer)
-        let entry = pass.entry(startLayer)
-        for k in 0..<copies { (entry + k * plane).update(from: start.residuals.pointer + 2 * startLayer * plane, count: plane) }
+        patch.writeEntries(pass.entry(startLayer), from: start.entry(startLayer, plane: plane), originReplaced: start.replaced)
         model.run(pass, from: startLayer, patch: patch)
         return pass.logits
     }
 
-    /// The sender outputs, stream and logits of the run that runs start from: the base, else the clean run.
-    private var origin: (senders: FloatBuffer, residuals: FloatBuffer, logits: FloatBuffer) {
-        base.map { ($0.senders, $0.residuals, $0.logits) } ?? (cleanSenders, cleanResiduals, cleanLogits)
+    /// The run that runs start from: the base, else the clean run.
+    private var origin: Origin {
+        base ?? Origin(mask: nil, senders: cleanSenders, residuals: cleanResiduals, logits: cleanLogits,
+                       replaced: [Bool](repeating: false, count: graph.senders.count), entries: nil)
     }
 
     /// The layer of the first receiver where one of `masks` differs from the run that runs start from
     /// (the base's mask, else all zeros), or nil when none does.
     private func firstLayer(differing masks: [EdgeMask]) -> Int? {
-        let g = graph, reference = base?.mask.alpha
+        let g = graph, reference = base?.mask?.alpha
         for r in 0..<g.receivers.count {
             let edges = g.edgeOffsets[r]..<g.edgeOffsets[r + 1]
             if masks.contains(where: { mask in edges.contains { mask.alpha[$0] != (reference?[$0] ?? 0) } }) {
@@ -211,7 +234,8 @@ public final class PatchingEngine {
     /// with it on every edge into the layers below some layer starts there, from this run's stream and
     /// senders (nil: from the clean run again). ACDC sets the removed nodes once their trials are done,
     /// so that edge trials at a layer do not run the layers below it again. It holds another set of
-    /// senders and stream, about a third of the engine's memory.
+    /// senders and stream, about a third of the engine's memory, and the stream entering each layer with
+    /// the nodes it removes whole carrying their corrupted outputs.
     public func start(from mask: EdgeMask?) {
         base = nil
         guard let mask else { return }
@@ -229,6 +253,10 @@ public final class PatchingEngine {
         model.run(pass, from: startLayer, patch: patch)
         let logits = FloatBuffer(uninitializedCount: pass.logits.count)
         logits.pointer.update(from: pass.logits.pointer, count: logits.count)
-        base = (mask, pass.senders!, pass.residuals!, logits)
+        // The stream entering each layer (then logits), the replaced senders before it carrying their corrupted outputs.
+        let replaced = MaskPatch.replacedSenders(mask, graph: g)
+        let entries = Self.stream(pass.residuals!, points: (0...c.layers).map { 2 * $0 }, upstream: (0...c.layers).map { g.firstSender(ofLayer: $0) },
+                                  own: pass.senders!, corrupt: corruptSenders, replacing: replaced, plane: plane)
+        base = Origin(mask: mask, senders: pass.senders!, residuals: pass.residuals!, logits: logits, replaced: replaced, entries: entries)
     }
 }

@@ -90,14 +90,15 @@ private struct ContextRows {
 ///   - q, k, v: per head `[rows, headDim]` views
 ///   - prefix: keys and values of the positions before each example's start (when `layout` has starts)
 ///   - scale: usually `1/√headDim`
+///   - heads: the heads to compute (nil: all); the others' `out` and `probs` are left as they are
 public func attentionForward(
     _ out: [HeadSlice], _ probs: UnsafeMutablePointer<Float>,
     _ q: [HeadSlice], _ k: [HeadSlice], _ v: [HeadSlice],
-    _ layout: SequenceLayout, prefix: AttentionPrefix? = nil, scale: Float, _ headDim: Int
+    _ layout: SequenceLayout, prefix: AttentionPrefix? = nil, scale: Float, _ headDim: Int, heads: [Int]? = nil
 ) {
-    let heads = q.count
-    parallelFor(layout.count * heads) { item in
-        let b = item / heads, h = item % heads
+    let heads = heads ?? Array(q.indices)
+    parallelFor(layout.count * heads.count) { item in
+        let b = item / heads.count, h = heads[item % heads.count]
         let n = layout.lengths[b], r0 = layout.offsets[b], start = layout.starts[b], m = start + n
         let context = ContextRows(k[h], v[h], firstRow: r0, head: h, example: b, start: start, prefix: prefix)
         let block = probs + h * layout.attentionSize + layout.attentionOffsets[b]

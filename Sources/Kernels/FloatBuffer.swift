@@ -23,7 +23,7 @@ public final class FloatBuffer: @unchecked Sendable {
 
     /// Allocates `count` floats without clearing them, for buffers the caller fills completely.
     ///
-    /// Buffers of 4 MB and more come from `LargeBufferPool`: they are reused across passes instead of
+    /// Buffers of 1 MB and more come from `LargeBufferPool`: they are reused across passes instead of
     /// being returned to the system and zeroed by it again, and on Linux they use transparent huge pages.
     public init(uninitializedCount count: Int) {
         precondition(count >= 0, "FloatBuffer count must be non-negative")
@@ -93,8 +93,10 @@ public final class FloatBuffer: @unchecked Sendable {
 final class LargeBufferPool: @unchecked Sendable {
     /// The process-wide pool.
     static let shared = LargeBufferPool()
-    /// Buffers at least this large are pooled.
-    static let threshold = 4 << 20
+    /// Buffers at least this large are pooled: a patched pass allocates a few `[T, d]` planes (3.5 MB at
+    /// 100 IOI pairs) per layer, which malloc hands back to the system and gets zeroed again (a fifth of an
+    /// ACDC edge trial's time when they were not pooled).
+    static let threshold = 1 << 20
     /// Size of a transparent huge page on x86-64 and arm64 Linux.
     private static let hugePage = 2 << 20
     /// Most bytes kept while unused: by default a quarter of the cache budget, at most 2 GiB (a small

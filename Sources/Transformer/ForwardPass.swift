@@ -22,6 +22,14 @@ public protocol ReceiverPatch: AnyObject {
     func mlpInput(layer: Int, resid: UnsafePointer<Float>) -> UnsafePointer<Float>?
     /// Replaced `[T, d]` input of `logits`; `resid` is the stream after the last block.
     func logitsInput(resid: UnsafePointer<Float>) -> UnsafePointer<Float>?
+    /// Whether the patch writes sender `s`'s whole output (`replaceOutputs`): the layer loop then does not
+    /// compute it.
+    func replacesEverywhere(_ s: Int) -> Bool
+    /// Overwrites the rows of `outputs` (`[senders.count, T, d]`, the outputs of `senders`, consecutive
+    /// senders of one block) that the patch replaces, before the block adds them to the stream; returns
+    /// whether it wrote any.
+    @discardableResult
+    func replaceOutputs(_ senders: Range<Int>, in outputs: UnsafeMutablePointer<Float>) -> Bool
 }
 
 /// The buffers and results of one run of the model over a batch: logits at the read-out rows and,
@@ -163,10 +171,12 @@ extension TransformerModel {
         for l in startLayer..<c.layers {
             let acts = pass.activations(l)
             record(2 * l, acts.residPre.pointer)
+            let heads = g.firstSender(ofLayer: l)..<(g.firstSender(ofLayer: l) + c.heads)
             attentionForward(layer: l, acts, layout: layout, prefix: pass.prefix?.attention(layer: l, layout: layout),
                              inputs: patch?.attentionInputs(layer: l, resid: acts.residPre.pointer),
-                             headOutputs: pass.senders.map { $0.pointer + g.firstSender(ofLayer: l) * plane },
-                             keepInputs: pass.keepsActivations)
+                             headOutputs: pass.senders.map { $0.pointer + heads.lowerBound * plane },
+                             keepInputs: pass.keepsActivations, replaced: patch.map { p in heads.map { p.replacesEverywhere($0) } },
+                             replaceOutputs: patch.map { p in { p.replaceOutputs(heads, in: $0) } })
             if let keysValues = pass.keysValues {
                 let width = 2 * c.kvWidth, out = keysValues.pointer + l * layout.rows * width
                 for r in 0..<layout.rows {
@@ -174,15 +184,23 @@ extension TransformerModel {
                 }
             }
             record(2 * l + 1, acts.residMid.pointer)
-            let mlpOut = pass.senders.map { $0.pointer + g.index(of: Sender.mlp(layer: l)) * plane } ?? pass.mlpScratch!.pointer
+            let mlp = g.index(of: Sender.mlp(layer: l))
+            let mlpOut = pass.senders.map { $0.pointer + mlp * plane } ?? pass.mlpScratch!.pointer
             let residPost: UnsafeMutablePointer<Float>
             if l == c.layers - 1 {
                 residPost = pass.residFinal.pointer
             } else {
                 residPost = pass.keepsActivations ? pass.layers[l + 1].residPre.pointer : acts.residPre.pointer
             }
-            mlpForward(layer: l, acts, layout: layout, input: patch?.mlpInput(layer: l, resid: acts.residMid.pointer),
-                       mlpOut: mlpOut, residPost: residPost, keepInput: pass.keepsActivations)
+            if let patch, patch.replacesEverywhere(mlp) {
+                patch.replaceOutputs(mlp..<(mlp + 1), in: mlpOut)
+                addSum(residPost, [mlpOut], plane, onto: acts.residMid.pointer)
+            } else {
+                mlpForward(layer: l, acts, layout: layout, input: patch?.mlpInput(layer: l, resid: acts.residMid.pointer),
+                           mlpOut: mlpOut, residPost: residPost, keepInput: pass.keepsActivations)
+                // Rows the patch replaces in some copies only: the sum again, with them.
+                if let patch, patch.replaceOutputs(mlp..<(mlp + 1), in: mlpOut) { addSum(residPost, [mlpOut], plane, onto: acts.residMid.pointer) }
+            }
         }
         record(2 * c.layers, pass.residFinal.pointer)
         if !pass.readoutRows.isEmpty {

@@ -128,15 +128,23 @@ extension TransformerModel {
     ///   - inputs: receivers whose input differs from `acts.residPre` (edge patching), or nil
     ///   - headOutputs: `[heads, T, d]` to receive every head's output (the `a{l}.h{h}` senders), or nil
     ///   - keepInputs: keep the replaced inputs and what they gave in `acts.ownInputs` (for the backward pass)
+    ///   - replaced: per head, whether `replaceOutputs` writes its whole output (a node removed whole): it is
+    ///     not computed, nor are the query, key and value columns only such heads read (needs `headOutputs`)
+    ///   - replaceOutputs: overwrites the replaced rows of `headOutputs` before they are summed into the stream
     public func attentionForward(
         layer: Int, _ acts: LayerActivations, layout: SequenceLayout, prefix: AttentionPrefix? = nil, inputs: ReceiverInputs? = nil,
-        headOutputs: UnsafeMutablePointer<Float>? = nil, keepInputs: Bool = false
+        headOutputs: UnsafeMutablePointer<Float>? = nil, keepInputs: Bool = false, replaced: [Bool]? = nil,
+        replaceOutputs: ((UnsafeMutablePointer<Float>) -> Void)? = nil
     ) {
         let c = config, w = blocks[layer], t = layout.rows, d = c.dModel, dh = c.headDim
         let qWidth = c.qWidth, stride = c.qkvWidth, rope = self.rope?.covering(layout)
-        normForward(acts.norm1.pointer, acts.norm1Mean.pointer, acts.norm1Rstd.pointer, acts.residPre.pointer,
-                    weight: w.norm1Weight, bias: w.norm1Bias, t)
-        matmulForward(acts.qkv.pointer, acts.norm1.pointer, w.wqkv.pointer, w.bqkv?.pointer, t, d, stride)
+        let computed = (0..<c.heads).filter { replaced?[$0] != true }
+        precondition(computed.count == c.heads || headOutputs != nil, "replaced heads are written into the head outputs")
+        if !computed.isEmpty {
+            normForward(acts.norm1.pointer, acts.norm1Mean.pointer, acts.norm1Rstd.pointer, acts.residPre.pointer,
+                        weight: w.norm1Weight, bias: w.norm1Bias, t)
+            projectQKV(layer: layer, acts, heads: computed, t)
+        }
         let q = acts.qkv.pointer, k = q + qWidth, v = k + c.kvWidth
 
         let qSlices = (0..<c.heads).map { HeadSlice(q + $0 * dh, stride: stride) }
@@ -189,32 +197,57 @@ extension TransformerModel {
                 if inputCounts[x, default: 1] > 1 { sharedKV[key] = slice }
                 return slice
             }
-            for h in 0..<c.heads {
+            for h in computed {
                 if let x = inputs.q[h] { project(x, receiver: 3 * h, w.wq, w.bq, row0: h * dh, into: qSlices[h].pointer, ldc: stride) }
                 if let x = inputs.k[h] { kSlices[h] = ownProjection(x, head: h, values: false) }
                 if let x = inputs.v[h] { vSlices[h] = ownProjection(x, head: h, values: true) }
             }
         }
-        if let rope {
+        if let rope, !computed.isEmpty {
             ropeForward(q, q, rope, layout.positions, ropeStyle, t, c.heads, dh, rowStride: stride)
             ropeForward(k, k, rope, layout.positions, ropeStyle, t, c.kvHeads, dh, rowStride: stride)
         }
         let zSlices = (0..<c.heads).map { HeadSlice(acts.z.pointer + $0 * dh, stride: qWidth) }
         Kernels.attentionForward(zSlices, acts.probs.pointer, qSlices, kSlices, vSlices, layout, prefix: prefix,
-                                 scale: 1 / Float(dh).squareRoot(), dh)
+                                 scale: 1 / Float(dh).squareRoot(), dh, heads: computed.count == c.heads ? nil : computed)
         withExtendedLifetime(ownKV) {}
 
         let mid = acts.residMid.pointer
         if let headOutputs {
-            for h in 0..<c.heads {
+            for h in computed {
                 gemm(headOutputs + h * t * d, ldc: d, acts.z.pointer + h * dh, lda: qWidth, transposeA: false,
                      w.wo.pointer + h * dh, ldb: qWidth, transposeB: true, accumulate: false, t, d, dh)
             }
+            replaceOutputs?(headOutputs)
             addSum(mid, (0..<c.heads).map { UnsafePointer(headOutputs + $0 * t * d) }, t * d, onto: acts.residPre.pointer)
             if let bo = w.bo { addBias(mid, bo.pointer, t, d) }
         } else {
             matmulForward(mid, acts.z.pointer, w.wo.pointer, w.bo?.pointer, t, qWidth, d)
             addSum(mid, [acts.residPre.pointer], t * d)
+        }
+    }
+
+    /// The fused query, key and value projection of `acts.norm1` into `acts.qkv` (`[T, qkvWidth]`), for
+    /// `heads` only: the query columns of those heads and the key and value columns of their groups (all
+    /// heads: one product; the other columns are left as they are).
+    private func projectQKV(layer: Int, _ acts: LayerActivations, heads: [Int], _ t: Int) {
+        let c = config, w = blocks[layer], d = c.dModel, dh = c.headDim, stride = c.qkvWidth
+        guard heads.count < c.heads else {
+            matmulForward(acts.qkv.pointer, acts.norm1.pointer, w.wqkv.pointer, w.bqkv?.pointer, t, d, stride)
+            return
+        }
+        let groups = Set(heads.map { $0 / c.groupSize }).sorted()
+        let columns = heads.map { $0 * dh } + groups.map { c.qWidth + $0 * dh } + groups.map { c.qWidth + c.kvWidth + $0 * dh }
+        // Runs of adjacent head-wide column blocks, one product each.
+        var runs: [Range<Int>] = []
+        for first in columns {
+            if let last = runs.last, last.upperBound == first { runs[runs.count - 1] = last.lowerBound..<(first + dh) } else { runs.append(first..<(first + dh)) }
+        }
+        for run in runs {
+            let out = acts.qkv.pointer + run.lowerBound
+            gemm(out, ldc: stride, acts.norm1.pointer, lda: d, transposeA: false, w.wqkv.pointer + run.lowerBound * d, ldb: d,
+                 transposeB: true, accumulate: false, t, run.count, d)
+            if let bias = w.bqkv { addBias(out, bias.pointer + run.lowerBound, t, run.count, rowStride: stride) }
         }
     }
 

@@ -64,12 +64,13 @@ private struct GroupedQueryAttention {
     static let sentinel: Float = 4321
 
     /// `attentionForward` on the given inputs: the `[rows, outStride]` output and the probabilities.
-    func forward(q: [Float]? = nil, kv: [Float]? = nil, ownKey: [Float]? = nil) -> (out: FloatBuffer, probs: FloatBuffer) {
+    /// `only`: the heads to compute (nil: all).
+    func forward(q: [Float]? = nil, kv: [Float]? = nil, ownKey: [Float]? = nil, only: [Int]? = nil) -> (out: FloatBuffer, probs: FloatBuffer) {
         let qb = FloatBuffer(q ?? self.q), kvb = FloatBuffer(kv ?? self.kv), ownb = FloatBuffer(ownKey ?? self.ownKey)
         let out = FloatBuffer([Float](repeating: Self.sentinel, count: rows * outStride))
         let probs = FloatBuffer([Float](repeating: .nan, count: heads * layout.attentionSize))
         attentionForward(outputSlices(out), probs.pointer, querySlices(qb), keySlices(kvb, ownb), valueSlices(kvb),
-                         layout, scale: scale, headDim)
+                         layout, scale: scale, headDim, heads: only)
         return (out, probs)
     }
 
@@ -202,6 +203,26 @@ final class AttentionTests: XCTestCase {
                        tolerance: 1e-4, directions: directions, rng: &rng, "\(name): shared keys and values")
         assertGradient(gOwn, of: { a.referenceLoss(dout: doutD, q: qD, kv: kvD, ownKey: $0) }, at: ownD,
                        tolerance: 1e-4, directions: directions, rng: &rng, "\(name): head 3's own keys")
+    }
+
+    /// Computing some heads (the others are nodes a patched run replaces) writes exactly what the whole
+    /// computation writes for them and leaves the other heads' outputs and probabilities untouched.
+    func testSomeHeadsEqualThoseOfTheWholeComputationAndLeaveTheOthers() {
+        let a = GroupedQueryAttention(lengths: [1, 7, 33], headDim: 8, seed: 650)
+        let whole = a.forward(), some = a.forward(only: [1, 3])
+        for h in 0..<a.heads {
+            for r in 0..<a.rows {
+                let columns = (r * a.outStride + h * a.headDim)..<(r * a.outStride + (h + 1) * a.headDim)
+                let expected = [1, 3].contains(h) ? columns.map { whole.out[$0] } : [Float](repeating: GroupedQueryAttention.sentinel, count: a.headDim)
+                XCTAssertEqual(columns.map { some.out[$0] }, expected, "head \(h), row \(r)")
+            }
+            let block = (h * a.layout.attentionSize)..<((h + 1) * a.layout.attentionSize)
+            if [1, 3].contains(h) {
+                XCTAssertEqual(block.map { some.probs[$0] }, block.map { whole.probs[$0] }, "probabilities of head \(h)")
+            } else {
+                XCTAssertTrue(block.allSatisfy { some.probs[$0].isNaN }, "probabilities of head \(h) are left alone")
+            }
+        }
     }
 
     func testBackwardMatchesFiniteDifferencesPerCoordinate() {
