@@ -27,6 +27,8 @@ public final class Experiment {
     /// Answers and, for `kl`, the clean distributions of each kept chunk's pairs (the others' come
     /// with their rebuilt engines, so nothing the size of the vocabulary is kept per pair beyond the budget).
     private let targets: [MetricTargets]
+    /// Per chunk, the vocabulary columns the metric reads, when it reads only some (patched runs compute only those).
+    private let columns: [ReadoutColumns?]
     /// The kept chunks' engines.
     private let engines: [Int: PatchingEngine]
     /// For mean ablation over several chunks: the means of all corrupted prompts.
@@ -96,6 +98,7 @@ public final class Experiment {
                                             ablation: ablation, means: means)
             return (engine, i < keptCount)
         }
+        columns = targets.map { [metric] in metric.columns($0).map { ReadoutColumns($0, model: model) } }
     }
 
     /// An experiment made of engines already built, one per chunk of `pairs` in order (EAP's chunks,
@@ -116,6 +119,7 @@ public final class Experiment {
         (targets, cleanMetric, corruptMetric, engines) = try Self.baselines(model: model, pairs: pairs, metric: metric, chunks: chunks) { i, _ in
             (built[i].1, true)
         }
+        columns = targets.map { [metric] in metric.columns($0).map { ReadoutColumns($0, model: model) } }
     }
 
     /// Each chunk's metric targets, the clean and corrupted metrics over all chunks and the engines
@@ -158,7 +162,7 @@ public final class Experiment {
         for (i, range) in chunks.enumerated() {
             let engine = engine(i)
             let chunkTargets = targets(i, engine: engine)
-            let logits = engine.run(masks)
+            let logits = engine.run(masks, columns: columns[i])
             let weight = Double(range.count) / Double(pairs.count)
             for k in masks.indices {
                 values[k] += weight * metric.evaluate(logits: logits.pointer + k * range.count * vocab, vocab: vocab, targets: chunkTargets).mean

@@ -185,7 +185,11 @@ public final class PatchingEngine {
     /// batches of prompts need to run at full speed (ACDC tries many masks).
     ///
     /// The returned buffer is reused by the next call; copy it to keep it.
-    public func run(_ masks: [EdgeMask]) -> FloatBuffer {
+    ///
+    /// - Parameter columns: the only vocabulary columns to compute (a metric that reads only some, such
+    ///   as `logit_diff`: the unembedding is otherwise a tenth of a pass that starts high in the model);
+    ///   the other columns hold whatever an earlier run left there
+    public func run(_ masks: [EdgeMask], columns: ReadoutColumns? = nil) -> FloatBuffer {
         let c = model.config, g = graph, plane = layout.rows * c.dModel
         precondition(!masks.isEmpty && masks.allSatisfy { $0.alpha.count == g.edgeCount }, "masks must cover the graph's \(g.edgeCount) edges")
         let copies = masks.count
@@ -195,6 +199,7 @@ public final class PatchingEngine {
                          MaskPatch.buffers(heads: c.heads, copies: copies, plane: plane))
         }
         let (_, pass, buffers) = workspace!
+        pass.readout.columns = columns
         let start = origin
         let patch = MaskPatch(graph: g, masks: masks, plane: plane, corrupt: corruptSenders.pointer,
                               corruptResiduals: corruptResiduals.pointer, run: pass.senders!.pointer, earlier: start.senders.pointer,

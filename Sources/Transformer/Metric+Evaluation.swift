@@ -40,6 +40,12 @@ public struct MetricValue: Sendable {
 }
 
 extension Metric {
+    /// The vocabulary columns the metric reads at every example's read-out, when it reads only some
+    /// (`logit_diff`: the answer tokens), else nil (the others normalize over the whole vocabulary).
+    public func columns(_ targets: MetricTargets) -> [Int]? {
+        self == .logitDiff ? Set(targets.correct.joined()).union(targets.incorrect.joined()).sorted() : nil
+    }
+
     /// The metric at each example's read-out logits, and optionally its gradient.
     ///
     /// - Parameters:

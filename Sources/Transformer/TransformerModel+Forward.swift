@@ -291,17 +291,42 @@ extension TransformerModel {
     ///   - resid: `[T, d]` final residual stream (or a replaced `logits` input)
     ///   - rows: rows of `resid` to read out
     public func logitsForward(_ head: UnembeddingActivations, resid: UnsafePointer<Float>, rows: [Int]) {
-        let d = config.dModel
+        let d = config.dModel, vocab = config.vocabularySize
         for (i, r) in rows.enumerated() { (head.input.pointer + i * d).update(from: resid + r * d, count: d) }
         normForward(head.normed.pointer, head.mean.pointer, head.rstd.pointer, head.input.pointer,
                     weight: finalNormWeight, bias: finalNormBias, rows.count)
-        matmulForward(head.logits.pointer, head.normed.pointer, unembedding.pointer, nil, rows.count, d, config.vocabularySize)
+        guard let columns = head.columns else {
+            matmulForward(head.logits.pointer, head.normed.pointer, unembedding.pointer, nil, rows.count, d, vocab)
+            return
+        }
+        // Only some columns: their logits, then each written to its place in the row.
+        let n = columns.ids.count, some = FloatBuffer(uninitializedCount: rows.count * n)  // [rows, n]
+        matmulForward(some.pointer, head.normed.pointer, columns.weight.pointer, nil, rows.count, d, n)
+        for i in rows.indices {
+            for (j, id) in columns.ids.enumerated() { head.logits[i * vocab + id] = some[i * n + j] }
+        }
     }
 
     /// RoPE pairing of this model's weights (rotary models only).
     var ropeStyle: RoPEStyle {
         if case .rotary(let style, _) = config.positions { return style }
         return .halfSplit
+    }
+}
+
+/// Vocabulary columns a read-out is restricted to (a metric that reads only some logits).
+public struct ReadoutColumns: Sendable {
+    /// Token ids.
+    public let ids: [Int]
+    /// `[ids.count, d]` the unembedding's rows for them.
+    let weight: FloatBuffer
+
+    /// The columns `ids` of `model`'s unembedding.
+    public init(_ ids: [Int], model: TransformerModel) {
+        let d = model.config.dModel
+        self.ids = ids
+        weight = FloatBuffer(uninitializedCount: ids.count * d)
+        for (j, id) in ids.enumerated() { (weight.pointer + j * d).update(from: model.unembedding.pointer + id * d, count: d) }
     }
 }
 
@@ -317,6 +342,8 @@ public final class UnembeddingActivations {
     public let rstd: FloatBuffer
     /// `[n, vocab]`
     public let logits: FloatBuffer
+    /// Columns the read-out computes (nil: all); the other logits are left as they are.
+    public var columns: ReadoutColumns?
 
     /// Buffers for `rows` read-out rows.
     public init(config: TransformerConfig, rows: Int) {

@@ -23,6 +23,30 @@ final class PatchingTests: XCTestCase {
         }
     }
 
+    /// A run that reads out only some vocabulary columns (what `logit_diff` reads) gives those columns
+    /// as the full read-out does, batched too; the experiment's metric is the one on the full logits.
+    func testReadingOutSomeColumnsGivesThoseOfTheFullReadout() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, pairs) = try tinyFixture(name)
+            let engine = try PatchingEngine(model: model, clean: pairs.clean, corrupt: pairs.corrupt)
+            let g = engine.graph, vocab = model.config.vocabularySize
+            var mask = EdgeMask(graph: g)
+            for e in stride(from: 0, to: g.edgeCount, by: 5) { mask[e] = 1 }
+            let full = engine.run([mask, EdgeMask(graph: g)]).array
+            let ids = [0, 3, vocab - 1]
+            let some = engine.run([mask, EdgeMask(graph: g)], columns: ReadoutColumns(ids, model: model)).array
+            for row in 0..<(2 * pairs.count) {
+                for id in ids { XCTAssertEqual(some[row * vocab + id], full[row * vocab + id], accuracy: 1e-5 * max(1, abs(full[row * vocab + id])), name) }
+            }
+            let targets = MetricTargets(correct: pairs.correct, incorrect: pairs.incorrect)
+            XCTAssertEqual(Metric.logitDiff.columns(targets), Set(pairs.correct.joined()).union(pairs.incorrect.joined()).sorted())
+            XCTAssertNil(Metric.kl.columns(targets))
+            let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+            let expected = Metric.logitDiff.evaluate(logits: engine.run(mask).pointer, vocab: vocab, targets: targets).mean
+            XCTAssertEqual(experiment.evaluate(mask), expected, accuracy: 1e-5 * max(1, abs(expected)), name)
+        }
+    }
+
     /// The PyTorch reference's patched runs (design §4, upstream patches propagate).
     func testPatchedRunsMatchPyTorchReference() throws {
         struct Patch: Decodable {
