@@ -33,10 +33,7 @@ import Transformer
 /// Nodes first (a documented variant, for speed): before the edges, the heads and MLPs are visited
 /// from the last to the first, and each is tried as a whole, all its outgoing edges corrupted at once
 /// on top of the nodes already removed (serial, in speculative batches); a node that stays within τ
-/// is removed. With attributed trials the nodes go a layer at a time instead: the gradient at the
-/// current graph predicts each node's change (the sum over its outgoing edges), nodes predicted to
-/// move the metric by τ or more stay untried, and the others are tried as one group, split as grouped
-/// trials split. Edges are then decided as above among the nodes that remain: the receivers of removed
+/// is removed. Edges are then decided as above among the nodes that remain: the receivers of removed
 /// nodes are skipped and the edges out of them are already corrupted, so a few hundred node trials
 /// replace most of the edge trials.
 public final class ACDC {
@@ -234,34 +231,15 @@ public final class ACDC {
             let nodes = Array(stride(from: first, through: 1, by: -1))
             let outgoingEdges = nodes.map { s in (0..<count).filter { g.upstreamCount(receiverAt: $0) > s }.map { g.edgeOffsets[$0] + s } }
             var start = Date()
-            /// Records node i's decision: removed (nil) or kept.
-            func decideNode(_ i: Int, _ effect: Float?) {
-                guard effect == nil else { return }
-                state.removedNodes.append(nodes[i])
-                state.edgesTried += outgoingEdges[i].count
-            }
-            /// Counts the nodes decided so far as done, and reports.
-            func done(_ count: Int) {
-                state.nodesDone += count
+            serialTrials(outgoingEdges, batch: &batch) { i, effect in
+                if effect == nil {
+                    state.removedNodes.append(nodes[i])
+                    state.edgesTried += outgoingEdges[i].count
+                }
+                state.nodesDone += 1
                 state.seconds += Date().timeIntervalSince(start)
                 start = Date()
                 report(.logits)
-            }
-            if state.trials == .attributed {
-                // A layer's nodes at a time (the state is saved between layers only).
-                var i = 0
-                while i < nodes.count {
-                    let layer = g.senders[nodes[i]].layer
-                    let end = nodes[i...].firstIndex { g.senders[$0].layer != layer } ?? nodes.count
-                    attributedNodeTrials(Array(i..<end), edges: outgoingEdges, layer: layer, decided: decideNode)
-                    done(end - i)
-                    i = end
-                }
-            } else {
-                serialTrials(outgoingEdges, batch: &batch) { i, effect in
-                    decideNode(i, effect)
-                    done(1)
-                }
             }
         }
         // Edge trials differ from the graph after the node trials only from the receiver they visit on:
@@ -282,14 +260,16 @@ public final class ACDC {
                 }
             } else if let order {
                 // Least important first; ties from the last sender, as serial trials go.
-                let candidates = open.sorted { (abs(order[$0]), -$0) < (abs(order[$1]), -$1) }
-                removeInGroups(candidates.map { [$0] }) { decideEdge(candidates[$0], $1) }
+                removeInGroups(open.sorted { (abs(order[$0]), -$0) < (abs(order[$1]), -$1) })
             } else if state.trials == .attributed {
                 attributedTrials(open, layer: min(receiver.layer, g.layers))
             } else {
                 // One edge at a time from the last sender, as published.
-                let candidates = Array(open.reversed())
-                serialTrials(candidates.map { [$0] }, batch: &batch) { decideEdge(candidates[$0], $1) }
+                let candidates = open.reversed().map { [$0] }
+                serialTrials(candidates, batch: &batch) { i, effect in
+                    state.edgesTried += 1
+                    if let effect { state.keptEffects[candidates[i][0]] = effect }
+                }
             }
             state.receiversDone += 1
             state.seconds += Date().timeIntervalSince(start)
@@ -297,12 +277,6 @@ public final class ACDC {
         }
         let dropped = Set(state.dropped)
         return (0..<g.edgeCount).filter { mask[$0] == 0 && !dropped.contains($0) }
-    }
-
-    /// Records edge `e`'s decision: removed (nil, already done by the trial) or kept with the metric change it caused.
-    private func decideEdge(_ e: Int, _ effect: Float?) {
-        state.edgesTried += 1
-        if let effect { state.keptEffects[e] = effect }
     }
 
     /// Whether a trial that measured `value` stays within τ of the reference.
@@ -364,29 +338,6 @@ public final class ACDC {
     /// metric by τ or more stay, each scored with its prediction; the others are removed in groups
     /// (`removeInGroups`), smallest prediction first.
     private func attributedTrials(_ open: [Int], layer: Int) {
-        let edges = currentGradient(through: layer)
-        let staying = open.filter { Double(abs(edges[$0])) >= state.tau }
-        for e in staying { state.keptEffects[e] = edges[e] }
-        state.edgesTried += staying.count
-        let candidates = open.filter { Double(abs(edges[$0])) < state.tau }.sorted { (abs(edges[$0]), -$0) < (abs(edges[$1]), -$1) }
-        removeInGroups(candidates.map { [$0] }) { decideEdge(candidates[$0], $1) }
-    }
-
-    /// The nodes `nodes` (indices into `edges`, each node's outgoing edges) of one layer by the gradient
-    /// at the current graph through that layer: a node's predicted change is the sum of its outgoing
-    /// edges' (corrupting them all, to first order); nodes predicted to move the metric by τ or more
-    /// stay untried, and the others are removed in groups, smallest prediction first. `decided` gets
-    /// each tried node's decision, as for `serialTrials`.
-    private func attributedNodeTrials(_ nodes: [Int], edges: [[Int]], layer: Int, decided: (Int, Float?) -> Void) {
-        let gradient = currentGradient(through: layer)
-        let change = Dictionary(uniqueKeysWithValues: nodes.map { i in (i, abs(edges[i].reduce(Float(0)) { $0 + gradient[$1] })) })
-        let candidates = nodes.filter { Double(change[$0]!) < state.tau }.sorted { (change[$0]!, $0) < (change[$1]!, $1) }
-        removeInGroups(candidates.map { edges[$0] }) { decided(candidates[$0], $1) }
-    }
-
-    /// `[edges]` the gradient ∂M/∂α at the current graph for the edges into `layer` and above, taken
-    /// once per layer (a resumed run takes again the one its state records).
-    private func currentGradient(through layer: Int) -> [Float] {
         let g = experiment.graph
         if predicted == nil, let point = state.gradientAt, point.layer == layer {
             // Resumed within a layer: the gradient of that layer, at the graph it was taken at.
@@ -399,39 +350,42 @@ public final class ACDC {
             state.gradients += 1
             state.gradientAt = GradientPoint(layer: layer, removed: state.removed.count)
         }
-        return predicted!.edges
+        let edges = predicted!.edges
+        let staying = open.filter { Double(abs(edges[$0])) >= state.tau }
+        for e in staying { state.keptEffects[e] = edges[e] }
+        state.edgesTried += staying.count
+        removeInGroups(open.filter { Double(abs(edges[$0])) < state.tau }.sorted { (abs(edges[$0]), -$0) < (abs(edges[$1]), -$1) })
     }
 
-    /// Tries `candidates` (ordered, least important first; each an edge, or a node's outgoing edges)
-    /// in groups: all that are left at once; when they cannot all go, the longest removable prefix
-    /// goes, the next candidate stays with the metric change it caused as its effect, and the rest is
-    /// tried again. `decided` gets each candidate's index with nil when it was removed, or that change.
+    /// Tries `candidates` (ordered, least important first) in groups: all that are left at once; when
+    /// they cannot all go, the longest removable prefix goes, the next edge stays with the metric
+    /// change it caused as its effect, and the rest is tried again.
     ///
     /// The prefix is found by a galloping search whose first probe is the length of the prefix found
-    /// before (half the candidates the first time), doubled while removals pass and then bisected: where
-    /// kept candidates are dense one costs two or three passes instead of log₂ of those left.
-    private func removeInGroups(_ candidates: [[Int]], decided: (Int, Float?) -> Void) {
+    /// before (half the edges the first time), doubled while removals pass and then bisected: where
+    /// kept edges are dense a kept edge costs two or three passes instead of log₂ of the edges left.
+    private func removeInGroups(_ candidates: [Int]) {
         var index = 0, guess = (candidates.count + 1) / 2
         while index < candidates.count {
             let rest = candidates[index...]
-            let all = evaluate(removing: [rest.flatMap { $0 }])[0]
+            let all = evaluate(removing: [Array(rest)])[0]
             if accepts(all) {
-                remove(rest.flatMap { $0 }, value: all)
-                for i in rest.indices { decided(i, nil) }
+                state.edgesTried += rest.count
+                remove(rest, value: all)
                 return
             }
-            // Removing `low` candidates of the rest is accepted (0: nothing removed), removing `high` is not.
+            // Removing `low` edges of the rest is accepted (0: nothing removed), removing `high` is not.
             var low = 0, high = rest.count, lowValue = state.current, highValue = all
             var probe = min(max(1, guess), high - 1), galloping = true
             while high - low > 1 {
-                let value = evaluate(removing: [rest.prefix(probe).flatMap { $0 }])[0]
+                let value = evaluate(removing: [Array(rest.prefix(probe))])[0]
                 if accepts(value) { (low, lowValue) = (probe, value) } else { (high, highValue, galloping) = (probe, value, false) }
                 probe = galloping ? min(2 * probe, high - 1) : (low + high) / 2
                 if probe <= low { probe = (low + high) / 2 }
             }
-            remove(rest.prefix(low).flatMap { $0 }, value: lowValue)
-            for i in index..<(index + low) { decided(i, nil) }
-            decided(index + low, Float(highValue - lowValue))
+            state.edgesTried += low + 1
+            remove(rest.prefix(low), value: lowValue)
+            state.keptEffects[candidates[index + low]] = Float(highValue - lowValue)
             index += low + 1
             guess = low + 1
         }

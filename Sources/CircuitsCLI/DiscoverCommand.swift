@@ -26,7 +26,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "tau", value: "τ", help: "ACDC threshold (default 0.01)"),
         OptionSpec(name: "compare", value: "WITH", help: "acdc: compare each trial with the current graph (published ACDC; default) or the clean model (τ then bounds the whole circuit's drift)"),
         OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published; default) or grouped (each receiver's edges in groups, least important first by EAP-IG, the longest removable prefix found by a galloping search: one pass for a receiver whose edges can all go) or attributed (the gradient at the current graph, per layer, keeps the edges it predicts to move the metric by τ or more; the others go in groups)"),
-        OptionSpec(name: "nodes-first", value: nil, help: "acdc: try each head and MLP whole (all its outgoing edges at once, from the last layer; with --trials attributed a layer's nodes at a time, by the gradient) before the edges, which are then tried among the nodes that remain"),
+        OptionSpec(name: "nodes-first", value: nil, help: "acdc: try each head and MLP whole (all its outgoing edges at once, from the last layer) before the edges, which are then tried among the nodes that remain"),
         OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved"),
         OptionSpec(name: "search-steps", value: "N", help: "search: masked forward and backward passes after the first (default 25)"),
         OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 200)"),
