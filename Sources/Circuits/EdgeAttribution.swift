@@ -235,43 +235,52 @@ final class MaskRouting: SenderGradientRouting {
     let alpha: [Float]
     let rows: Int
     let dModel: Int
-    /// `[senders, T, d]` the corrections so far.
+    /// The first sender whose correction is kept: a backward pass that stops at a layer never asks for
+    /// the senders below it.
+    let firstSender: Int
+    /// `[senders − firstSender, T, d]` the corrections so far (a sender's plane is zeroed when first touched).
     private let corrections: FloatBuffer
     /// Whether each sender's correction is nonzero yet.
     private var touched: [Bool]
 
-    /// Zero corrections for a run of `rows` rows.
-    init(graph: CircuitGraph, alpha: [Float], rows: Int, dModel: Int) {
+    /// Zero corrections for a run of `rows` rows, for the senders from `firstSender` on.
+    init(graph: CircuitGraph, alpha: [Float], rows: Int, dModel: Int, firstSender: Int = 0) {
         self.graph = graph
         self.alpha = alpha
         self.rows = rows
         self.dModel = dModel
-        corrections = FloatBuffer(count: graph.senders.count * rows * dModel)
+        self.firstSender = firstSender
+        corrections = FloatBuffer(uninitializedCount: (graph.senders.count - firstSender) * rows * dModel)
         touched = [Bool](repeating: false, count: graph.senders.count)
     }
 
     func correction(sender s: Int) -> UnsafePointer<Float>? {
-        touched[s] ? UnsafePointer(corrections.pointer + s * rows * dModel) : nil
+        precondition(s >= firstSender, "sender \(s) is below the first one kept (\(firstSender))")
+        return touched[s] ? UnsafePointer(corrections.pointer + (s - firstSender) * rows * dModel) : nil
     }
 
     /// Adds `α_{s→r}·∂M/∂input_r` of one chunk of a group of receivers to every upstream sender's
-    /// correction: one GEMM, `corrections[0..<upstream, chunk rows] += A · grads` with `A[s][i] = α_{s→r_i}`.
+    /// correction from `firstSender` on: one GEMM, `corrections[.., chunk rows] += A · grads` with
+    /// `A[s][i] = α_{s→r_i}`.
     func add(_ group: ReceiverGradients) {
         let receivers = group.receivers.map { graph.index(of: $0) }
         let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
-        let n = receivers.count
-        var a = [Float](repeating: 0, count: upstream * n)  // [upstream, n]
+        guard upstream > firstSender else { return }
+        let n = receivers.count, senders = upstream - firstSender, plane = rows * dModel
+        var a = [Float](repeating: 0, count: senders * n)  // [senders, n]
         var any = false
         for (i, r) in receivers.enumerated() {
-            for s in 0..<graph.upstreamCount(receiverAt: r) where alpha[graph.edgeOffsets[r] + s] != 0 {
-                a[s * n + i] = alpha[graph.edgeOffsets[r] + s]
+            for s in firstSender..<graph.upstreamCount(receiverAt: r) where alpha[graph.edgeOffsets[r] + s] != 0 {
+                a[(s - firstSender) * n + i] = alpha[graph.edgeOffsets[r] + s]
+                if !touched[s] { (corrections.pointer + (s - firstSender) * plane).update(repeating: 0, count: plane) }
                 touched[s] = true
                 any = true
             }
         }
         guard any else { return }
         let width = group.rows * dModel
-        gemm(corrections.pointer + group.firstRow * dModel, ldc: rows * dModel, a, lda: n, transposeA: false,
-             group.gradients, ldb: width, transposeB: false, accumulate: true, upstream, width, n)
+        // Rows of untouched senders add zeros to planes never read (zeroed when first touched).
+        gemm(corrections.pointer + group.firstRow * dModel, ldc: plane, a, lda: n, transposeA: false,
+             group.gradients, ldb: width, transposeB: false, accumulate: true, senders, width, n)
     }
 }

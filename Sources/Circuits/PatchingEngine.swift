@@ -169,7 +169,7 @@ public final class PatchingEngine {
         patch.firstRunSender = g.firstSender(ofLayer: startLayer)
         pass.entry(startLayer).update(from: start.residuals.pointer + 2 * startLayer * plane, count: plane)
         model.run(pass, from: startLayer, patch: patch)
-        let routing = MaskRouting(graph: g, alpha: mask.alpha, rows: layout.rows, dModel: c.dModel)
+        let routing = MaskRouting(graph: g, alpha: mask.alpha, rows: layout.rows, dModel: c.dModel, firstSender: layer == 0 ? 0 : g.firstSender(ofLayer: layer))
         return EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: targets, scale: scale,
                                              diffs: patch.differences(upTo: g.senders.count), routing: routing, through: layer,
                                              into: &scores, profile: nil).metric
