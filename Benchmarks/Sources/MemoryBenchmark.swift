@@ -31,7 +31,7 @@ enum MemoryBenchmark {
             title: "Peak memory of discover --method eap (IOI)",
             command: context.command,
             notes: ["Each row is `circuits discover --task ioi -n N --method eap --held-out 0 --chunk-size C` in its own process, "
-                    + "with CIRCUITKIT_CACHE_GB set to the budget (default: half the machine's memory), which bounds the patching caches of all experiments together and keeps the pool of freed buffers to a quarter of it. Peak resident memory of the process.",
+                    + "with CIRCUITKIT_CACHE_GB set to the budget (default: half the machine's memory), which bounds the patching caches of all experiments together and keeps the pool of freed buffers to half of it (at most 4 GiB). Peak resident memory of the process.",
                     "The model's weights as Float32: \(mebibytes(weights)). Wall times ran on a shared machine and are for orientation only."],
             header: ["pairs", "cache budget", "EAP chunk", "peak memory", "over the weights", "wall", "faithfulness"])
         for configuration in configurations {
