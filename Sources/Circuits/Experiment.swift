@@ -93,12 +93,11 @@ public final class Experiment {
         CacheBudget.shared.hold(heldBytes)
         means = ablation == .mean && chunks.count > 1 ? try PositionMeans(model: model, prompts: pairs.corrupt, chunkSize: chunkSize) : nil
         let (pairs, means, ablation, keptCount) = (pairs, means, ablation, kept)
-        (targets, cleanMetric, corruptMetric, engines) = try Self.baselines(model: model, pairs: pairs, metric: metric, chunks: chunks) { i, range in
+        (targets, columns, cleanMetric, corruptMetric, engines) = try Self.baselines(model: model, pairs: pairs, metric: metric, chunks: chunks) { i, range in
             let engine = try PatchingEngine(model: model, clean: Array(pairs.clean[range]), corrupt: Array(pairs.corrupt[range]),
                                             ablation: ablation, means: means)
             return (engine, i < keptCount)
         }
-        columns = targets.map { [metric] in metric.columns($0).map { ReadoutColumns($0, model: model) } }
     }
 
     /// An experiment made of engines already built, one per chunk of `pairs` in order (EAP's chunks,
@@ -116,20 +115,19 @@ public final class Experiment {
         means = nil
         heldBytes = Self.engineBytes(model: model, pairs: pairs, chunks: chunks)
         CacheBudget.shared.hold(heldBytes)
-        (targets, cleanMetric, corruptMetric, engines) = try Self.baselines(model: model, pairs: pairs, metric: metric, chunks: chunks) { i, _ in
+        (targets, columns, cleanMetric, corruptMetric, engines) = try Self.baselines(model: model, pairs: pairs, metric: metric, chunks: chunks) { i, _ in
             (built[i].1, true)
         }
-        columns = targets.map { [metric] in metric.columns($0).map { ReadoutColumns($0, model: model) } }
     }
 
-    /// Each chunk's metric targets, the clean and corrupted metrics over all chunks and the engines
+    /// Each chunk's metric targets and the vocabulary columns the metric reads, the clean and corrupted metrics over all chunks and the engines
     /// to keep, from each chunk's engine; refuses pairs whose baselines are equal (or NaN), since
     /// faithfulness is then undefined.
     private static func baselines(
         model: TransformerModel, pairs: PairBatch, metric: Metric, chunks: [Range<Int>],
         engine: (Int, Range<Int>) throws -> (PatchingEngine, keep: Bool)
-    ) throws -> ([MetricTargets], Double, Double, [Int: PatchingEngine]) {
-        var targets: [MetricTargets] = [], clean = 0.0, corrupt = 0.0, keptEngines: [Int: PatchingEngine] = [:]
+    ) throws -> ([MetricTargets], [ReadoutColumns?], Double, Double, [Int: PatchingEngine]) {
+        var targets: [MetricTargets] = [], columns: [ReadoutColumns?] = [], clean = 0.0, corrupt = 0.0, keptEngines: [Int: PatchingEngine] = [:]
         let vocab = model.config.vocabularySize, everything = EdgeMask(graph: model.graph, value: 1)
         for (i, range) in chunks.enumerated() {
             let (engine, kept) = try engine(i, range)
@@ -142,12 +140,13 @@ public final class Experiment {
             corrupt += weight * metric.evaluate(logits: corrupted.pointer, vocab: vocab, targets: chunkTargets).mean
             if kept { keptEngines[i] = engine } else { chunkTargets.reference = nil }  // recomputed with the engine (kl)
             targets.append(chunkTargets)
+            columns.append(metric.columns(chunkTargets).map { ReadoutColumns($0, model: model) })
         }
         // Faithfulness divides by the difference: without one there is no behaviour to explain.
         guard abs(clean - corrupt) > 1e-9 * max(1, abs(clean)) else {
             throw ModelInputError(String(format: "the clean and corrupted prompts give the same %@ (%.4f): faithfulness is undefined; the corrupted prompts must change the behaviour (are they identical to the clean ones?)", metric.rawValue, clean))
         }
-        return (targets, clean, corrupt, keptEngines)
+        return (targets, columns, clean, corrupt, keptEngines)
     }
 
     deinit { CacheBudget.shared.release(heldBytes) }
