@@ -12,7 +12,7 @@ enum ACDCBenchmark {
         let task = context.option("--task") ?? "ioi"
         let count = Int(context.option("--pairs") ?? "100") ?? 100
         let floors = (context.option("--floors") ?? "0.9").split(separator: ",").compactMap { Double($0) }
-        let variants = try (context.option("--variants") ?? "grouped-clean,grouped-current").split(separator: ",").map { name in
+        let variants = try (context.option("--variants") ?? "attributed-clean-nodes").split(separator: ",").map { name in
             let parts = name.split(separator: "-").map(String.init)
             guard [2, 3].contains(parts.count), let trials = ACDC.Trials(rawValue: parts[0]), let reference = ACDC.Reference(rawValue: parts[1]),
                   parts.count == 2 || parts[2] == "nodes" else {
@@ -45,7 +45,7 @@ enum ACDCBenchmark {
                 progress("-- acdc \(trials.rawValue) trials, \(reference.rawValue) reference\(nodesFirst ? ", nodes first" : ""), τ \(format(tau, 4))")
                 final class Passes: @unchecked Sendable { var count = 0, gradients = 0, nodes = 0 }
                 let passes = Passes()
-                let method = ACDCMethod(tau: tau, reference: reference, trials: trials, nodesFirst: nodesFirst) { state, step in
+                let method = ACDCMethod(threshold: .tau(tau), reference: reference, trials: trials, nodesFirst: nodesFirst) { state, step in
                     (passes.count, passes.gradients, passes.nodes) = (state.evaluations, state.gradients, state.removedNodes.count)
                     if step.receiversDone == 0, step.nodesDone % 50 == 0 {
                         progress("acdc: \(step.nodesDone)/\(step.nodeCount) nodes, \(state.removedNodes.count) removed, \(state.evaluations) passes, \(format(step.seconds, 0)) s")

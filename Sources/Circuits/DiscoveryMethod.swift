@@ -193,8 +193,31 @@ public struct ExactMethod: DiscoveryMethod {
 }
 
 /// ACDC: greedy removal from the full graph with threshold τ, resumable.
+///
+/// The defaults are the variant that keeps the behaviour (Benchmarks/results/acdc-ioi.md): each
+/// trial compared with the clean model, τ set so that the circuit keeps faithfulness 0.9 on its
+/// pairs, heads and MLPs tried whole first, edges decided by the gradient at the current graph.
+/// ACDC as published is `reference: .current, trials: .serial, nodesFirst: false` with a τ.
 public struct ACDCMethod: DiscoveryMethod {
-    public var tau: Double
+    /// How τ is set.
+    public enum Threshold: Sendable, Equatable {
+        /// τ as given, in the metric's units.
+        case tau(Double)
+        /// τ = (1 − f)·|M_clean − M_corrupt|: with the clean reference the circuit's faithfulness on
+        /// its pairs stays within 1 ± (1 − f) (for `kl`: KL to the clean model below 1 − f of the
+        /// corrupted run's); with the current reference each removal may cost that much.
+        case faithfulness(Double)
+
+        /// τ for an experiment whose clean and corrupted runs measure `clean` and `corrupt`.
+        public func tau(clean: Double, corrupt: Double) -> Double {
+            switch self {
+            case .tau(let tau): tau
+            case .faithfulness(let f): (1 - f) * abs(clean - corrupt)
+            }
+        }
+    }
+
+    public var threshold: Threshold
     /// What each trial is compared with.
     public var reference: ACDC.Reference
     /// How edges are tried; grouped trials are ordered by EAP-IG scores (`orderSteps` steps),
@@ -204,15 +227,16 @@ public struct ACDCMethod: DiscoveryMethod {
     public var orderSteps: Int
     /// Whether heads and MLPs are tried whole before their edges.
     public var nodesFirst: Bool
-    /// A saved state to continue from (its τ, reference and trials replace `tau`, `reference` and `trials`).
+    /// A saved state to continue from (its τ, reference and trials replace `threshold`, `reference` and `trials`).
     public var resume: ACDC.State?
     /// Called after every receiver with the state to save and the progress.
     public var checkpoint: ((ACDC.State, ACDC.Progress) -> Void)?
 
-    /// ACDC with threshold `tau`, comparing trials with `reference`, trying edges as `trials` says.
-    public init(tau: Double, reference: ACDC.Reference = .current, trials: ACDC.Trials = .serial, orderSteps: Int = 5, nodesFirst: Bool = false,
-                resume: ACDC.State? = nil, checkpoint: ((ACDC.State, ACDC.Progress) -> Void)? = nil) {
-        self.tau = tau
+    /// ACDC with `threshold`, comparing trials with `reference`, trying edges as `trials` says.
+    public init(threshold: Threshold = .faithfulness(0.9), reference: ACDC.Reference = .clean, trials: ACDC.Trials = .attributed,
+                orderSteps: Int = 5, nodesFirst: Bool = true, resume: ACDC.State? = nil,
+                checkpoint: ((ACDC.State, ACDC.Progress) -> Void)? = nil) {
+        self.threshold = threshold
         self.reference = reference
         self.trials = trials
         self.orderSteps = orderSteps
@@ -224,7 +248,13 @@ public struct ACDCMethod: DiscoveryMethod {
     public var name: String { "acdc" }
     public var details: String {
         let trials = resume?.trials ?? trials
-        return "τ \(resume?.tau ?? tau), compared with the \((resume?.reference ?? reference).rawValue) graph, \(trials.rawValue) trials"
+        let tau = resume.map { "τ \($0.tau)" } ?? {
+            switch threshold {
+            case .tau(let tau): "τ \(tau)"
+            case .faithfulness(let f): "τ from faithfulness \(f)"
+            }
+        }()
+        return "\(tau), compared with the \((resume?.reference ?? reference).rawValue) graph, \(trials.rawValue) trials"
             + (trials == .grouped ? " ordered by EAP-IG (\(orderSteps) steps)" : trials == .attributed ? " (gradient at the current graph per layer)" : "")
             + (resume?.nodesFirst ?? nodesFirst ? ", nodes first" : "")
     }
@@ -233,7 +263,12 @@ public struct ACDCMethod: DiscoveryMethod {
         // The ordering scores are computed again on resume: the same pairs give the same scores.
         let trials = resume?.trials ?? trials
         let order = trials == .grouped ? try EAPMethod(steps: orderSteps).scores(setup, progress: progress) : nil
-        let acdc = try ACDC(try setup.experiment(), tau: tau, reference: reference, trials: trials, order: order,
+        let experiment = try setup.experiment()
+        let tau = threshold.tau(clean: experiment.cleanMetric, corrupt: experiment.corruptMetric)
+        if resume == nil, case .faithfulness(let f) = threshold {
+            progress?(.note(String(format: "acdc: τ = %.4g = (1 − %g)·|M_clean − M_corrupt|", tau, f)))
+        }
+        let acdc = try ACDC(experiment, tau: tau, reference: reference, trials: trials, order: order,
                             nodesFirst: resume?.nodesFirst ?? nodesFirst, resume: resume)
         let graph = acdc.experiment.graph
         let kept = acdc.run { state, step in

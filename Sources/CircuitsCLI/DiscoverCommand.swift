@@ -22,11 +22,12 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "edges", value: "N", help: "keep the top N edges by |score| (default 200)"),
         OptionSpec(name: "greedy", value: nil, help: "grow the N edges greedily from logits instead of taking the global top N"),
         OptionSpec(name: "threshold", value: "T", help: "keep every edge (--level node: every head and MLP) with |score| ≥ T"),
-        OptionSpec(name: "target-faithfulness", value: "F", help: "smallest top-n circuit with faithfulness ≥ F (bisection)"),
-        OptionSpec(name: "tau", value: "τ", help: "ACDC threshold (default 0.01)"),
-        OptionSpec(name: "compare", value: "WITH", help: "acdc: compare each trial with the current graph (published ACDC; default) or the clean model (τ then bounds the whole circuit's drift)"),
-        OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published; default) or grouped (each receiver's edges in groups, least important first by EAP-IG, the longest removable prefix found by a galloping search: one pass for a receiver whose edges can all go) or attributed (the gradient at the current graph, per layer, keeps the edges it predicts to move the metric by τ or more; the others go in groups)"),
-        OptionSpec(name: "nodes-first", value: nil, help: "acdc: try each head and MLP whole (all its outgoing edges at once, from the last layer) before the edges, which are then tried among the nodes that remain"),
+        OptionSpec(name: "target-faithfulness", value: "F", help: "smallest top-n circuit with faithfulness ≥ F (bisection); acdc: τ = (1 − F)·|M_clean − M_corrupt| (default 0.9), so that with --compare clean the circuit keeps faithfulness ≥ F on its pairs"),
+        OptionSpec(name: "tau", value: "τ", help: "acdc: the threshold in the metric's units, instead of one from --target-faithfulness"),
+        OptionSpec(name: "compare", value: "WITH", help: "acdc: compare each trial with the clean model (default: τ bounds the whole circuit's drift) or the current graph (as published: each removal may cost τ and the losses add up)"),
+        OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published) or grouped (each receiver's edges in groups, least important first by EAP-IG, the longest removable prefix found by a galloping search: one pass for a receiver whose edges can all go) or attributed (default: the gradient at the current graph, per layer, keeps the edges it predicts to move the metric by τ or more; the others go in groups)"),
+        OptionSpec(name: "nodes-first", value: nil, help: "acdc (default): try each head and MLP whole (all its outgoing edges at once, from the last layer) before the edges, which are then tried among the nodes that remain"),
+        OptionSpec(name: "edges-only", value: nil, help: "acdc: try edges only, as published, not heads and MLPs whole first"),
         OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved"),
         OptionSpec(name: "search-steps", value: "N", help: "search: masked forward and backward passes after the first (default 25)"),
         OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 200)"),
@@ -81,13 +82,23 @@ enum DiscoverCommand: Subcommand {
         }
         let nodesWanted = try options.int("nodes", default: 20, in: 1...Int.max)!
         let steps = try options.int("steps", default: 5, in: 1...1000)!
-        let tau = try options.double("tau", default: 0.01, in: 0...Double.infinity)!
+        let tau = try options.double("tau", in: 0...Double.infinity)
+        // ACDC's threshold from the faithfulness its circuit keeps (τ = (1 − F)·|M_clean − M_corrupt|).
+        let acdcFaithfulness = methodName == "acdc" ? try options.double("target-faithfulness", in: 0...0.9999) ?? 0.9 : 0.9
         let chunkSize = try options.int("chunk-size", default: 32, in: 1...100_000)!
         let top = try options.int("top", default: 15, in: 0...100_000)!
         let renderTimeout = try options.double("render-timeout", default: 10, in: 0...86_400)!
         let selectionChoices = ["edges", "threshold", "target-faithfulness"].filter { options.string($0) != nil }
         guard selectionChoices.count <= 1 else { throw UsageError(description: "give only one of --edges, --threshold, --target-faithfulness") }
-        if methodName == "acdc", !selectionChoices.isEmpty { throw UsageError(description: "acdc chooses its circuit with --tau; --\(selectionChoices[0]) does not apply") }
+        if methodName == "acdc", let other = selectionChoices.first(where: { $0 != "target-faithfulness" }) {
+            throw UsageError(description: "acdc chooses its circuit with --target-faithfulness or --tau; --\(other) does not apply")
+        }
+        if tau != nil, selectionChoices.contains("target-faithfulness") {
+            throw UsageError(description: "give only one of --tau, --target-faithfulness: both set acdc's threshold")
+        }
+        if options.flag("nodes-first"), options.flag("edges-only") {
+            throw UsageError(description: "give only one of --nodes-first, --edges-only")
+        }
         if options.string("resume") != nil, !["acdc", "prune"].contains(methodName) {
             throw UsageError(description: "--resume only applies to --method acdc or prune")
         }
@@ -98,7 +109,7 @@ enum DiscoverCommand: Subcommand {
             throw UsageError(description: "search looks for a circuit of --edges edges; --\(other) does not apply")
         }
         if options.string("compare") != nil, methodName != "acdc" { throw UsageError(description: "--compare only applies to --method acdc") }
-        let compare = options.string("compare") ?? "current"
+        let compare = options.string("compare") ?? "clean"
         guard let reference = ACDC.Reference(rawValue: compare) else {
             throw UsageError(description: "--compare must be current or clean, got '\(compare)'")
         }
@@ -106,11 +117,11 @@ enum DiscoverCommand: Subcommand {
            let flag = ["mib", "curve"].first(where: { options.flag($0) }) ?? (options.string("mib-out") != nil ? "mib-out" : nil) {
             throw UsageError(description: "--\(flag) ranks every edge by its score; \(methodName) chooses one circuit instead")
         }
-        if let flag = ["tau", "trials"].first(where: { options.string($0) != nil }) ?? (options.flag("nodes-first") ? "nodes-first" : nil),
+        if let flag = ["tau", "trials"].first(where: { options.string($0) != nil }) ?? ["nodes-first", "edges-only"].first(where: { options.flag($0) }),
            methodName != "acdc" {
             throw UsageError(description: "--\(flag) only applies to --method acdc")
         }
-        let trialsName = options.string("trials") ?? "serial"
+        let trialsName = options.string("trials") ?? "attributed"
         guard let trials = ACDC.Trials(rawValue: trialsName) else {
             throw UsageError(description: "--trials must be serial, grouped or attributed, got '\(trialsName)'")
         }
@@ -203,7 +214,8 @@ enum DiscoverCommand: Subcommand {
             let stateURL = outDirectory.appendingPathComponent("\(outName).acdc-state.json")
             try FileManager.default.createDirectory(at: outDirectory, withIntermediateDirectories: true)
             let resume = try resumeState(ACDC.State.self, "ACDC")
-            if resume != nil, let first = ["tau", "compare", "trials"].first(where: { options.string($0) != nil }) ?? (options.flag("nodes-first") ? "nodes-first" : nil) {
+            if resume != nil, let first = ["tau", "target-faithfulness", "compare", "trials"].first(where: { options.string($0) != nil })
+                ?? ["nodes-first", "edges-only"].first(where: { options.flag($0) }) {
                 throw UsageError(description: "--\(first) does not apply with --resume: the state file's are used")
             }
             // Checked here as well as by ACDC, so that the error names the state file.
@@ -217,7 +229,8 @@ enum DiscoverCommand: Subcommand {
                     throw ModelFileError(path, "\(error)")
                 }
             }
-            method = ACDCMethod(tau: tau, reference: reference, trials: trials, nodesFirst: options.flag("nodes-first"), resume: resume) { state, _ in
+            let threshold = tau.map { ACDCMethod.Threshold.tau($0) } ?? .faithfulness(acdcFaithfulness)
+            method = ACDCMethod(threshold: threshold, reference: reference, trials: trials, nodesFirst: !options.flag("edges-only"), resume: resume) { state, _ in
                 saveState(state, to: stateURL)
             }
         }

@@ -45,8 +45,15 @@ func methodOptions(_ method: DiscoveryMethod) -> [String: Provenance.Value] {
         return attribution(search.attribution).merging(["edges": .int(search.options.edges),
                                                         "search_steps": .int(search.options.steps)]) { $1 }
     case let acdc as ACDCMethod:
-        return ["tau": .double(acdc.resume?.tau ?? acdc.tau), "compare": .string((acdc.resume?.reference ?? acdc.reference).rawValue),
-                "resumed": .bool(acdc.resume != nil)]
+        var values: [String: Provenance.Value] = [
+            "compare": .string((acdc.resume?.reference ?? acdc.reference).rawValue), "trials": .string((acdc.resume?.trials ?? acdc.trials).rawValue),
+            "nodes_first": .bool(acdc.resume?.nodesFirst ?? acdc.nodesFirst), "resumed": .bool(acdc.resume != nil),
+        ]
+        switch (acdc.resume?.tau, acdc.threshold) {
+        case (let tau?, _), (nil, .tau(let tau)): values["tau"] = .double(tau)
+        case (nil, .faithfulness(let f)): values["target_faithfulness"] = .double(f)
+        }
+        return values
     case let prune as PruneMethod:
         let o = prune.resume?.options ?? prune.options
         var values: [String: Provenance.Value] = [

@@ -29,6 +29,32 @@ final class ACDCCLITests: CLITestCase {
         XCTAssertTrue(refused.stderr.contains("--trials does not apply with --resume"), refused.stderr)
     }
 
+    /// By default ACDC compares trials with the clean model at τ = 0.1·|M_clean − M_corrupt|, nodes
+    /// first, with attributed trials: its circuit keeps faithfulness 0.9 on its pairs; `--edges-only`
+    /// and `--target-faithfulness` change that, and the record says what ran.
+    func testTheDefaultKeepsFaithfulnessOnItsPairs() throws {
+        let directory = try temporaryDirectory(), out = directory.appendingPathComponent("out")
+        let pairs = try tinyPairs(in: directory)
+        let common = ["discover", "--model", tinyLlama, "--data", pairs, "-n", "6", "--held-out", "0", "--method", "acdc", "--out", out.path,
+                      "--render-timeout", "0"]
+        let run = try circuits(common + ["--name", "default"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("acdc: τ = ") && run.stderr.contains("(1 − 0.9)"), run.stderr)
+        let record = try jsonObject(Data(contentsOf: out.appendingPathComponent("default.json")))
+        let selection = try XCTUnwrap(record["selection"] as? String)
+        XCTAssertTrue(selection.contains("clean reference, attributed trials") && selection.contains("nodes removed first"), selection)
+        let f = try XCTUnwrap(record["faithfulness"] as? Double)
+        XCTAssertEqual(f, 1, accuracy: 0.1 + 1e-6, "faithfulness on its pairs")
+        XCTAssertLessThan((record["edges"] as? [Any])?.count ?? .max, 110, "the default removes edges")
+
+        let loose = try circuits(common + ["--name", "loose", "--target-faithfulness", "0.5", "--edges-only"])
+        XCTAssertEqual(loose.status, 0, loose.stderr)
+        let looser = try jsonObject(Data(contentsOf: out.appendingPathComponent("loose.json")))
+        XCTAssertEqual(try XCTUnwrap(looser["faithfulness"] as? Double), 1, accuracy: 0.5 + 1e-6)
+        XCTAssertFalse((looser["selection"] as? String ?? "").contains("nodes removed first"), "\(looser["selection"] ?? "")")
+        XCTAssertLessThanOrEqual((looser["edges"] as? [Any])?.count ?? .max, (record["edges"] as? [Any])?.count ?? 0)
+    }
+
     /// `--nodes-first` runs node trials before the edges, says so in the record and the state, and is
     /// refused with another method.
     func testNodesFirstRunsAndIsRefusedWithOtherMethods() throws {

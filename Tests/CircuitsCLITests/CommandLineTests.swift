@@ -167,6 +167,11 @@ final class CommandLineTests: CLITestCase {
             (["--method", "acdc", "--compare", "full"], "--compare must be current or clean"),
             (["--method", "eap", "--trials", "grouped"], "--trials only applies to --method acdc"),
             (["--method", "acdc", "--trials", "batched"], "--trials must be serial, grouped or attributed"),
+            (["--method", "acdc", "--edges", "50"], "acdc chooses its circuit with --target-faithfulness or --tau; --edges does not apply"),
+            (["--method", "acdc", "--tau", "0.1", "--target-faithfulness", "0.8"], "give only one of --tau, --target-faithfulness"),
+            (["--method", "acdc", "--target-faithfulness", "1.5"], "option '--target-faithfulness' needs a number in 0.0...0.9999"),
+            (["--method", "acdc", "--nodes-first", "--edges-only"], "give only one of --nodes-first, --edges-only"),
+            (["--method", "eap", "--edges-only"], "--edges-only only applies to --method acdc"),
         ] {
             let run = try circuits(["discover"] + arguments)
             XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
