@@ -26,7 +26,9 @@ import Transformer
 /// they are not the serial ones.
 ///
 /// Attributed trials (a second variant, after ACDC++) decide with the gradient at the current graph,
-/// taken again at every layer: a receiver's edges whose predicted change |∂M/∂α| is τ or more stay
+/// taken again at every layer: a receiver's edges predicted to fail the τ test (the metric of the
+/// current graph plus ∂M/∂α, compared with the reference: with the current graph, |∂M/∂α| ≥ τ, or for
+/// `kl` ∂KL/∂α ≥ τ) stay
 /// without a trial (their score is the prediction), and the others are tried as one group, split as
 /// grouped trials split when the group fails the τ test. A receiver costs about one pass.
 ///
@@ -334,9 +336,9 @@ public final class ACDC {
     }
 
     /// The edges `open` of one receiver at `layer` by the gradient at the current graph (taken again
-    /// when the visit reaches a new layer, through that layer only): those predicted to move the
-    /// metric by τ or more stay, each scored with its prediction; the others are removed in groups
-    /// (`removeInGroups`), smallest prediction first.
+    /// when the visit reaches a new layer, through that layer only): those predicted to fail the τ test
+    /// stay, each scored with its prediction; the others are removed in groups (`removeInGroups`),
+    /// smallest prediction first.
     private func attributedTrials(_ open: [Int], layer: Int) {
         let g = experiment.graph
         if predicted == nil, let point = state.gradientAt, point.layer == layer {
@@ -351,10 +353,14 @@ public final class ACDC {
             state.gradientAt = GradientPoint(layer: layer, removed: state.removed.count)
         }
         let edges = predicted!.edges
-        let staying = open.filter { Double(abs(edges[$0])) >= state.tau }
+        // Predicted to fail the τ test from the current graph: with the current reference |∂M/∂α| ≥ τ; with
+        // the clean one, once removals have used most of τ, any edge that moves the metric further away.
+        let (staying, tried) = open.reduce(into: ([Int](), [Int]())) { sides, e in
+            if accepts(state.current + Double(edges[e])) { sides.1.append(e) } else { sides.0.append(e) }
+        }
         for e in staying { state.keptEffects[e] = edges[e] }
         state.edgesTried += staying.count
-        removeInGroups(open.filter { Double(abs(edges[$0])) < state.tau }.sorted { (abs(edges[$0]), -$0) < (abs(edges[$1]), -$1) })
+        removeInGroups(tried.sorted { (abs(edges[$0]), -$0) < (abs(edges[$1]), -$1) })
     }
 
     /// Tries `candidates` (ordered, least important first) in groups: all that are left at once; when
