@@ -181,13 +181,16 @@ public enum EdgeAttribution {
     /// - Parameters:
     ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
     ///   - lowest: the last layer backpropagated through: only the edges into that layer and above are scored
+    ///   - scoresOnlyLowest: score only the edges into layer `lowest` (`logits` counting as layer `layers`),
+    ///     for a caller that needs no others; needs `routing`, whose groups are one layer each
     /// - Returns: the metric of `pass` (unscaled), and `[T, d]` the scaled gradient with respect to the input embedding
     ///   (with `lowest` above 0, to the stream entering that layer)
     @discardableResult
     static func backpropagate(
         model: TransformerModel, pass: ForwardPass, metric: Metric, targets: MetricTargets, scale: Float, diffs: FloatBuffer,
-        routing: MaskRouting?, through lowest: Int = 0, into scores: inout [Float], profile: Profile?
+        routing: MaskRouting?, through lowest: Int = 0, scoresOnlyLowest: Bool = false, into scores: inout [Float], profile: Profile?
     ) -> (metric: Double, input: FloatBuffer) {
+        precondition(!scoresOnlyLowest || routing != nil, "scoring one layer needs routed groups")
         let vocab = model.config.vocabularySize
         let plane = pass.layout.rows * model.config.dModel
         let dLogits = FloatBuffer(count: pass.logits.count)
@@ -196,7 +199,9 @@ public enum EdgeAttribution {
         let backwardStart = Date(), contractionBefore = profile?.contraction ?? 0
         let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing, through: lowest) { group in
             let contractionStart = Date()
-            contract(group, diffs: diffs, plane: plane, graph: model.graph, into: &scores)
+            if !scoresOnlyLowest || min(group.receivers[0].layer, model.config.layers) == lowest {
+                contract(group, diffs: diffs, plane: plane, graph: model.graph, into: &scores)
+            }
             routing?.add(group)
             profile?.contraction += Date().timeIntervalSince(contractionStart)
         }

@@ -171,8 +171,8 @@ public final class Experiment {
         return values
     }
 
-    /// The metric under `mask` and its gradient ∂M/∂α for the edges into layer `layer` and above
-    /// (`[edges]`, 0 for the edges into lower layers), from runs that start at `layer` (or the first layer
+    /// The metric under `mask` and its gradient ∂M/∂α for the edges into layer `layer` (`logits`: layer
+    /// `layers`; `[edges]`, 0 for the edges into other layers), from runs that start at `layer` (or the first layer
     /// `mask` patches) and backward passes that stop there (`PatchingEngine.gradient`).
     public func gradient(_ mask: EdgeMask, through layer: Int) -> (metric: Double, edges: [Float]) {
         var scores = [Float](repeating: 0, count: graph.edgeCount), value = 0.0

@@ -144,7 +144,7 @@ public final class PatchingEngine {
     public func releaseWorkspace() { workspace = nil }
 
     /// The metric under `mask` and, added to `scores` times `scale`, its gradient ∂M/∂α for the edges
-    /// into layer `layer` and above (design §4, as `MaskedGradient` computes it for every edge).
+    /// into layer `layer` (`logits`: layer `layers`; design §4, as `MaskedGradient` computes it for every edge).
     ///
     /// The run starts at `layer`, or at the first layer where `mask` differs from the run started from
     /// (`start(from:)`, else the clean run) if that is lower, from that run's stream and senders, and
@@ -153,7 +153,7 @@ public final class PatchingEngine {
     ///
     /// - Parameters:
     ///   - targets: the metric's targets for these examples (with the clean distribution, for `kl`)
-    ///   - scores: `[edges]`; entries of edges into layers below `layer` are left as they are
+    ///   - scores: `[edges]`; entries of edges into other layers are left as they are
     /// - Returns: the metric under `mask`, averaged over the examples (unscaled)
     func gradient(_ mask: EdgeMask, metric: Metric, targets: MetricTargets, scale: Float, through layer: Int, into scores: inout [Float]) -> Double {
         let c = model.config, g = graph, plane = layout.rows * c.dModel
@@ -172,7 +172,7 @@ public final class PatchingEngine {
         let routing = MaskRouting(graph: g, alpha: mask.alpha, rows: layout.rows, dModel: c.dModel, firstSender: layer == 0 ? 0 : g.firstSender(ofLayer: layer))
         return EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: targets, scale: scale,
                                              diffs: patch.differences(upTo: g.senders.count), routing: routing, through: layer,
-                                             into: &scores, profile: nil).metric
+                                             scoresOnlyLowest: true, into: &scores, profile: nil).metric
     }
 
     /// `[examples, vocab]` logits at each example's last token with edges patched by `mask`.
