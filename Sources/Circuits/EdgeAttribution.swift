@@ -247,6 +247,8 @@ final class MaskRouting: SenderGradientRouting {
     private let corrections: FloatBuffer
     /// Whether each sender's correction is nonzero yet.
     private var touched: [Bool]
+    /// Per sender from `firstSender` on, whether every outgoing edge has α = 1 (its correction is never kept).
+    private let cut: [Bool]
 
     /// Zero corrections for a run of `rows` rows, for the senders from `firstSender` on.
     init(graph: CircuitGraph, alpha: [Float], rows: Int, dModel: Int, firstSender: Int = 0) {
@@ -257,7 +259,16 @@ final class MaskRouting: SenderGradientRouting {
         self.firstSender = firstSender
         corrections = FloatBuffer(uninitializedCount: (graph.senders.count - firstSender) * rows * dModel)
         touched = [Bool](repeating: false, count: graph.senders.count)
+        var cut = [Bool](repeating: true, count: graph.senders.count)
+        for r in 0..<graph.receivers.count {
+            let base = graph.edgeOffsets[r]
+            for s in firstSender..<max(firstSender, graph.upstreamCount(receiverAt: r)) where alpha[base + s] != 1 { cut[s] = false }
+        }
+        for s in 0..<firstSender { cut[s] = false }
+        self.cut = cut
     }
+
+    func isCut(sender s: Int) -> Bool { cut[s] }
 
     func correction(sender s: Int) -> UnsafePointer<Float>? {
         precondition(s >= firstSender, "sender \(s) is below the first one kept (\(firstSender))")
@@ -265,27 +276,34 @@ final class MaskRouting: SenderGradientRouting {
     }
 
     /// Adds `α_{s→r}·∂M/∂input_r` of one chunk of a group of receivers to every upstream sender's
-    /// correction from `firstSender` on: one GEMM, `corrections[.., chunk rows] += A · grads` with
-    /// `A[s][i] = α_{s→r_i}`.
+    /// correction from `firstSender` on, but those cut off (never asked for): a GEMM per run of
+    /// consecutive senders, `corrections[.., chunk rows] += A · grads` with `A[s][i] = α_{s→r_i}`.
     func add(_ group: ReceiverGradients) {
         let receivers = group.receivers.map { graph.index(of: $0) }
         let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
         guard upstream > firstSender else { return }
         let n = receivers.count, senders = upstream - firstSender, plane = rows * dModel
         var a = [Float](repeating: 0, count: senders * n)  // [senders, n]
-        var any = false
+        var adds = [Bool](repeating: false, count: senders)  // whether sender firstSender + j gets anything
         for (i, r) in receivers.enumerated() {
-            for s in firstSender..<graph.upstreamCount(receiverAt: r) where alpha[graph.edgeOffsets[r] + s] != 0 {
+            for s in firstSender..<graph.upstreamCount(receiverAt: r) where alpha[graph.edgeOffsets[r] + s] != 0 && !cut[s] {
                 a[(s - firstSender) * n + i] = alpha[graph.edgeOffsets[r] + s]
                 if !touched[s] { (corrections.pointer + (s - firstSender) * plane).update(repeating: 0, count: plane) }
                 touched[s] = true
-                any = true
+                adds[s - firstSender] = true
             }
         }
-        guard any else { return }
         let width = group.rows * dModel
-        // Rows of untouched senders add zeros to planes never read (zeroed when first touched).
-        gemm(corrections.pointer + group.firstRow * dModel, ldc: plane, a, lda: n, transposeA: false,
-             group.gradients, ldb: width, transposeB: false, accumulate: true, senders, width, n)
+        a.withUnsafeBufferPointer { a in
+            var j = 0
+            while j < senders {
+                guard adds[j] else { j += 1; continue }
+                var end = j + 1
+                while end < senders, adds[end] { end += 1 }
+                gemm(corrections.pointer + j * plane + group.firstRow * dModel, ldc: plane, a.baseAddress! + j * n, lda: n, transposeA: false,
+                     group.gradients, ldb: width, transposeB: false, accumulate: true, end - j, width, n)
+                j = end
+            }
+        }
     }
 }

@@ -29,10 +29,14 @@ public struct ReceiverGradients {
 /// so sender s's output gradient is `Σ_r (1 − α_{s→r})·∂M/∂input_r`: the residual gradient (the sum of
 /// every downstream receiver's gradient) minus a correction `Σ_r α_{s→r}·∂M/∂input_r`. The backward pass
 /// asks for that correction just before it backpropagates through sender s; the consumer builds it
-/// from the receiver gradients it has been handed so far.
+/// from the receiver gradients it has been handed so far. A sender whose every outgoing edge has α = 1
+/// is cut off: its output gradient is zero, and the backward pass skips it (its receivers get zero
+/// gradients).
 public protocol SenderGradientRouting: AnyObject {
     /// `[T, d]` `Σ_r α_{s→r}·∂M/∂input_r` over the receivers delivered so far, or nil when it is zero.
     func correction(sender s: Int) -> UnsafePointer<Float>?
+    /// Whether sender `s`'s every outgoing edge has α = 1, so that its output gradient is zero.
+    func isCut(sender s: Int) -> Bool
 }
 
 extension TransformerModel {
@@ -118,19 +122,25 @@ extension TransformerModel {
         for l in stride(from: c.layers - 1, through: lowest, by: -1) {
             let acts = pass.layers[l], w = blocks[l], own = acts.ownInputs
 
-            // MLP receiver m{l}, over every row at once (its weights are read once).
-            matmulBackward(dAct.pointer, outputGradient(g.index(of: Sender.mlp(layer: l))), w.wDown.pointer, t, c.dMLP, d, accumulate: false)
-            switch c.mlp {
-            case .gelu:
-                geluBackward(dIn.pointer, acts.mlpIn.pointer, dAct.pointer, t * c.dMLP, accumulate: false)
-            case .swiglu:
-                swigluBackward(dIn.pointer, dIn.pointer + c.dMLP, acts.mlpIn.pointer, acts.mlpIn.pointer + c.dMLP, dAct.pointer,
-                               t, c.dMLP, inputStride: c.mlpInWidth, accumulate: false)
+            // MLP receiver m{l}, over every row at once (its weights are read once); nothing when m{l} is
+            // cut off (its receiver's gradient is zero).
+            let mlpSender = g.index(of: Sender.mlp(layer: l))
+            if routing?.isCut(sender: mlpSender) == true {
+                mlpGradient.pointer.update(repeating: 0, count: plane)
+            } else {
+                matmulBackward(dAct.pointer, outputGradient(mlpSender), w.wDown.pointer, t, c.dMLP, d, accumulate: false)
+                switch c.mlp {
+                case .gelu:
+                    geluBackward(dIn.pointer, acts.mlpIn.pointer, dAct.pointer, t * c.dMLP, accumulate: false)
+                case .swiglu:
+                    swigluBackward(dIn.pointer, dIn.pointer + c.dMLP, acts.mlpIn.pointer, acts.mlpIn.pointer + c.dMLP, dAct.pointer,
+                                   t, c.dMLP, inputStride: c.mlpInWidth, accumulate: false)
+                }
+                matmulBackward(mlpGradient.pointer, dIn.pointer, w.wIn.pointer, t, d, c.mlpInWidth, accumulate: false)
+                normBackward(mlpGradient.pointer, mlpGradient.pointer, own?.mlp?.pointer ?? acts.residMid.pointer, weight: w.norm2Weight,
+                             acts.norm2Mean.pointer, acts.norm2Rstd.pointer, t, accumulate: false)
+                addSum(dResid.pointer, [mlpGradient.pointer], plane)
             }
-            matmulBackward(mlpGradient.pointer, dIn.pointer, w.wIn.pointer, t, d, c.mlpInWidth, accumulate: false)
-            normBackward(mlpGradient.pointer, mlpGradient.pointer, own?.mlp?.pointer ?? acts.residMid.pointer, weight: w.norm2Weight,
-                         acts.norm2Mean.pointer, acts.norm2Rstd.pointer, t, accumulate: false)
-            addSum(dResid.pointer, [mlpGradient.pointer], plane)
             if routing != nil { deliver(.mlp(layer: l), mlpGradient) }
 
             // Attention: per-head gradients of queries, keys and values over every row.
@@ -138,10 +148,17 @@ extension TransformerModel {
                 matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d, accumulate: false)
             } else {
                 for h in 0..<c.heads {
-                    gemm(dZ.pointer + h * dh, ldc: c.qWidth, outputGradient(g.index(of: .head(layer: l, head: h))), lda: d,
+                    let s = g.index(of: .head(layer: l, head: h))
+                    if routing!.isCut(sender: s) {
+                        for row in 0..<t { (dZ.pointer + row * c.qWidth + h * dh).update(repeating: 0, count: dh) }
+                        continue
+                    }
+                    gemm(dZ.pointer + h * dh, ldc: c.qWidth, outputGradient(s), lda: d,
                          transposeA: false, w.wo.pointer + h * dh, ldb: c.qWidth, transposeB: false, accumulate: false, t, dh, d)
                 }
             }
+            // Heads cut off: their receivers' gradients are zero.
+            let cutHeads = (0..<c.heads).map { routing?.isCut(sender: g.index(of: .head(layer: l, head: $0))) ?? false }
             func perHead(_ buffer: FloatBuffer) -> [HeadSlice] { (0..<c.heads).map { HeadSlice(buffer.pointer + $0 * t * dh, stride: dh) } }
             /// Head h's keys or values: its own when its input was replaced, else its group's slice of `qkv`.
             func kvSlices(_ owned: [FloatBuffer?]?, offset: Int) -> [HeadSlice] {
@@ -189,6 +206,10 @@ extension TransformerModel {
                         let input = own?.inputs[i]?.pointer ?? acts.residPre.pointer
                         let mean = own?.mean[i]?.pointer ?? acts.norm1Mean.pointer, rstd = own?.rstd[i]?.pointer ?? acts.norm1Rstd.pointer
                         let out = heads + i * size + b0 * d
+                        if cutHeads[h] {
+                            out.update(repeating: 0, count: bRows * d)
+                            continue
+                        }
                         matmulBackward(out, dX.pointer + (h * t + row0) * dh, weight.pointer + weightRow0 * d, bRows, d, dh,
                                        accumulate: false)
                         normBackward(out, out, input + row0 * d, weight: w.norm1Weight, mean + row0, rstd + row0, bRows, accumulate: false)
@@ -198,7 +219,11 @@ extension TransformerModel {
                 onReceivers(ReceiverGradients(receivers: receivers, gradients: chunk.pointer, firstRow: r0, rows: rows, dModel: d))
             }
         }
-        if lowest == 0, let correction = routing?.correction(sender: 0) { axpy(dResid.pointer, -1, correction, plane) }
+        if lowest == 0, routing?.isCut(sender: 0) == true {
+            dResid.pointer.update(repeating: 0, count: plane)
+        } else if lowest == 0, let correction = routing?.correction(sender: 0) {
+            axpy(dResid.pointer, -1, correction, plane)
+        }
         return dResid
     }
 

@@ -166,4 +166,30 @@ final class MaskedGradientTests: XCTestCase {
             }
         }
     }
+
+    /// Senders whose every outgoing edge is corrupted (nodes removed whole) are skipped by the backward
+    /// pass, their output gradient being zero: the gradient equals that of the same mask with those
+    /// coefficients a hair below 1, which takes the full path, for the input, heads and MLPs cut off.
+    func testSendersCutOffEqualCoefficientsAHairBelowOne() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, pairs) = try tinyFixture(name)
+            let g = model.graph
+            let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff, chunkSize: 3)
+            var random = SeededRandom(seed: 11)
+            var mask = EdgeMask(graph: g)
+            for e in 0..<g.edgeCount { mask[e] = random.nextFloat() < 0.3 ? Float(random.nextFloat()) : 0 }
+            var almost = mask
+            let cut = [0, 1, g.index(of: Sender.mlp(layer: 0)), g.senders.count - 2]
+            for r in 0..<g.receivers.count {
+                for s in cut where s < g.upstreamCount(receiverAt: r) {
+                    mask[g.edgeOffsets[r] + s] = 1
+                    almost[g.edgeOffsets[r] + s] = 1 - 1e-6
+                }
+            }
+            let skipped = try masked.gradient(mask), full = try masked.gradient(almost)
+            XCTAssertEqual(skipped.metric, full.metric, accuracy: 1e-3 * max(1, abs(full.metric)), name)
+            let scale = max(full.edges.map(abs).max() ?? 0, 1e-12)
+            XCTAssertLessThanOrEqual(maxAbsDifference(skipped.edges, full.edges), 1e-4 * scale, name)
+        }
+    }
 }
