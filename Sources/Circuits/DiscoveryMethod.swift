@@ -217,6 +217,9 @@ public struct ACDCMethod: DiscoveryMethod {
         }
     }
 
+    /// The faithfulness τ keeps by default (`Threshold.faithfulness`).
+    public static let defaultFaithfulness = 0.9
+
     public var threshold: Threshold
     /// What each trial is compared with.
     public var reference: ACDC.Reference
@@ -233,7 +236,7 @@ public struct ACDCMethod: DiscoveryMethod {
     public var checkpoint: ((ACDC.State, ACDC.Progress) -> Void)?
 
     /// ACDC with `threshold`, comparing trials with `reference`, trying edges as `trials` says.
-    public init(threshold: Threshold = .faithfulness(0.9), reference: ACDC.Reference = .clean, trials: ACDC.Trials = .attributed,
+    public init(threshold: Threshold = .faithfulness(defaultFaithfulness), reference: ACDC.Reference = .clean, trials: ACDC.Trials = .attributed,
                 orderSteps: Int = 5, nodesFirst: Bool = true, resume: ACDC.State? = nil,
                 checkpoint: ((ACDC.State, ACDC.Progress) -> Void)? = nil) {
         self.threshold = threshold

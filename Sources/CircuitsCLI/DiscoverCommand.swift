@@ -25,7 +25,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "target-faithfulness", value: "F", help: "smallest top-n circuit with faithfulness ≥ F (bisection); acdc: τ = (1 − F)·|M_clean − M_corrupt| (default 0.9), so that with --compare clean the circuit keeps faithfulness ≥ F on its pairs"),
         OptionSpec(name: "tau", value: "τ", help: "acdc: the threshold in the metric's units, instead of one from --target-faithfulness"),
         OptionSpec(name: "compare", value: "WITH", help: "acdc: compare each trial with the clean model (default: τ bounds the whole circuit's drift) or the current graph (as published: each removal may cost τ and the losses add up)"),
-        OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published) or grouped (each receiver's edges in groups, least important first by EAP-IG, the longest removable prefix found by a galloping search: one pass for a receiver whose edges can all go) or attributed (default: the gradient at the current graph, per layer, keeps the edges it predicts to move the metric by τ or more; the others go in groups)"),
+        OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published) or grouped (each receiver's edges in groups, least important first by EAP-IG, the longest removable prefix found by a galloping search: one pass for a receiver whose edges can all go) or attributed (default: the gradient at the current graph, per layer, keeps the edges it predicts to fail the τ test; the others go in groups)"),
         OptionSpec(name: "nodes-first", value: nil, help: "acdc (default): try each head and MLP whole (all its outgoing edges at once, from the last layer) before the edges, which are then tried among the nodes that remain"),
         OptionSpec(name: "edges-only", value: nil, help: "acdc: try edges only, as published, not heads and MLPs whole first"),
         OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved"),
@@ -84,7 +84,7 @@ enum DiscoverCommand: Subcommand {
         let steps = try options.int("steps", default: 5, in: 1...1000)!
         let tau = try options.double("tau", in: 0...Double.infinity)
         // ACDC's threshold from the faithfulness its circuit keeps (τ = (1 − F)·|M_clean − M_corrupt|).
-        let acdcFaithfulness = methodName == "acdc" ? try options.double("target-faithfulness", in: 0...0.9999) ?? 0.9 : 0.9
+        let acdcFaithfulness = methodName == "acdc" ? try options.double("target-faithfulness", in: 0...0.9999) : nil
         let chunkSize = try options.int("chunk-size", default: 32, in: 1...100_000)!
         let top = try options.int("top", default: 15, in: 0...100_000)!
         let renderTimeout = try options.double("render-timeout", default: 10, in: 0...86_400)!
@@ -229,7 +229,7 @@ enum DiscoverCommand: Subcommand {
                     throw ModelFileError(path, "\(error)")
                 }
             }
-            let threshold = tau.map { ACDCMethod.Threshold.tau($0) } ?? .faithfulness(acdcFaithfulness)
+            let threshold = tau.map { ACDCMethod.Threshold.tau($0) } ?? .faithfulness(acdcFaithfulness ?? ACDCMethod.defaultFaithfulness)
             method = ACDCMethod(threshold: threshold, reference: reference, trials: trials, nodesFirst: !options.flag("edges-only"), resume: resume) { state, _ in
                 saveState(state, to: stateURL)
             }

@@ -143,22 +143,21 @@ extension TransformerModel {
             }
             if routing != nil { deliver(.mlp(layer: l), mlpGradient) }
 
-            // Attention: per-head gradients of queries, keys and values over every row.
+            // Attention: per-head gradients of queries, keys and values over every row; heads cut off
+            // have zero output gradients, and so do their receivers.
+            let cutHeads = (0..<c.heads).map { routing?.isCut(sender: g.index(of: .head(layer: l, head: $0))) ?? false }
             if routing == nil {
                 matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d, accumulate: false)
             } else {
                 for h in 0..<c.heads {
-                    let s = g.index(of: .head(layer: l, head: h))
-                    if routing!.isCut(sender: s) {
+                    if cutHeads[h] {
                         for row in 0..<t { (dZ.pointer + row * c.qWidth + h * dh).update(repeating: 0, count: dh) }
                         continue
                     }
-                    gemm(dZ.pointer + h * dh, ldc: c.qWidth, outputGradient(s), lda: d,
+                    gemm(dZ.pointer + h * dh, ldc: c.qWidth, outputGradient(g.index(of: .head(layer: l, head: h))), lda: d,
                          transposeA: false, w.wo.pointer + h * dh, ldb: c.qWidth, transposeB: false, accumulate: false, t, dh, d)
                 }
             }
-            // Heads cut off: their receivers' gradients are zero.
-            let cutHeads = (0..<c.heads).map { routing?.isCut(sender: g.index(of: .head(layer: l, head: $0))) ?? false }
             func perHead(_ buffer: FloatBuffer) -> [HeadSlice] { (0..<c.heads).map { HeadSlice(buffer.pointer + $0 * t * dh, stride: dh) } }
             /// Head h's keys or values: its own when its input was replaced, else its group's slice of `qkv`.
             func kvSlices(_ owned: [FloatBuffer?]?, offset: Int) -> [HeadSlice] {
