@@ -92,6 +92,8 @@ public final class ACDC {
         public var gradientAt: GradientPoint?
         /// Seconds spent so far, over all sessions.
         public var seconds: Double
+        /// Of `seconds`, those spent on node trials (the edges' pace is measured without them).
+        public var nodeSeconds: Double
         /// Edge count of the graph, to check a resumed state fits the model.
         public var edgeCount: Int
         /// The model, pairs, metric and ablation of the run (absent in states saved before it was recorded).
@@ -116,6 +118,8 @@ public final class ACDC {
         public let edgesTried: Int
         public let edgesRemoved: Int
         public let seconds: Double
+        /// Of `seconds`, those spent on node trials.
+        public let nodeSeconds: Double
     }
 
     public let experiment: Experiment
@@ -166,7 +170,8 @@ public final class ACDC {
         self.order = order
         state = resume ?? State(tau: tau, reference: reference, trials: trials, current: experiment.cleanMetric, nodesFirst: nodesFirst,
                                 nodesDone: 0, removedNodes: [], receiversDone: 0, removed: [],
-                                dropped: [], keptEffects: [:], edgesTried: 0, evaluations: 0, gradients: 0, seconds: 0, edgeCount: g.edgeCount)
+                                dropped: [], keptEffects: [:], edgesTried: 0, evaluations: 0, gradients: 0, seconds: 0, nodeSeconds: 0,
+                                edgeCount: g.edgeCount)
         state.run = identity
         mask = EdgeMask(graph: g)
         outgoing = [Int](repeating: 0, count: g.senders.count)
@@ -198,8 +203,9 @@ public final class ACDC {
         if let point = state.gradientAt, !(0...g.layers).contains(point.layer) || !(0...state.removed.count).contains(point.removed) {
             throw refuse("gradient_at (layer \(point.layer), removed \(point.removed)) does not fit the graph or the removed edges")
         }
-        guard state.edgesTried >= 0, state.edgesTried <= g.edgeCount, state.evaluations >= 0, state.gradients >= 0, state.seconds.isFinite, state.seconds >= 0 else {
-            throw refuse("edges tried \(state.edgesTried), evaluations \(state.evaluations) or seconds \(state.seconds) out of range")
+        guard state.edgesTried >= 0, state.edgesTried <= g.edgeCount, state.evaluations >= 0, state.gradients >= 0, state.seconds.isFinite,
+              (0...state.seconds).contains(state.nodeSeconds) else {
+            throw refuse("edges tried \(state.edgesTried), evaluations \(state.evaluations), seconds \(state.seconds) or node seconds \(state.nodeSeconds) out of range")
         }
         let listed = state.removed + state.dropped + Array(state.keptEffects.keys)
         if let bad = listed.first(where: { !(0..<g.edgeCount).contains($0) }) {
@@ -225,7 +231,8 @@ public final class ACDC {
         var batch = 1
         func report(_ receiver: Receiver) {
             checkpoint?(state, Progress(nodesDone: state.nodesDone, nodeCount: nodeCount, receiver: receiver, receiversDone: state.receiversDone,
-                                        receiverCount: count, edgesTried: state.edgesTried, edgesRemoved: state.removed.count, seconds: state.seconds))
+                                        receiverCount: count, edgesTried: state.edgesTried, edgesRemoved: state.removed.count, seconds: state.seconds,
+                                        nodeSeconds: state.nodeSeconds))
         }
         if state.nodesDone < nodeCount {
             // Nodes from the last: node i of the candidates is sender `senders.count − 1 − nodesDone − i`.
@@ -239,7 +246,8 @@ public final class ACDC {
                     state.edgesTried += outgoingEdges[i].count
                 }
                 state.nodesDone += 1
-                state.seconds += Date().timeIntervalSince(start)
+                let spent = Date().timeIntervalSince(start)
+                (state.seconds, state.nodeSeconds) = (state.seconds + spent, state.nodeSeconds + spent)
                 start = Date()
                 report(.logits)
             }
@@ -400,7 +408,8 @@ public final class ACDC {
 
 extension ACDC.State {
     /// Decodes a saved state; states saved before the reference, trials and nodes first existed compared
-    /// with the current graph one edge at a time, edges only.
+    /// with the current graph one edge at a time, edges only (and those before node seconds were kept
+    /// count none).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         tau = try c.decode(Double.self, forKey: .tau)
@@ -419,6 +428,7 @@ extension ACDC.State {
         gradients = try c.decodeIfPresent(Int.self, forKey: .gradients) ?? 0
         gradientAt = try c.decodeIfPresent(ACDC.GradientPoint.self, forKey: .gradientAt)
         seconds = try c.decode(Double.self, forKey: .seconds)
+        nodeSeconds = try c.decodeIfPresent(Double.self, forKey: .nodeSeconds) ?? 0
         edgeCount = try c.decode(Int.self, forKey: .edgeCount)
         run = try c.decodeIfPresent(RunIdentity.self, forKey: .run)
     }

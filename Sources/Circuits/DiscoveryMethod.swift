@@ -275,7 +275,8 @@ public struct ACDCMethod: DiscoveryMethod {
                             nodesFirst: resume?.nodesFirst ?? nodesFirst, resume: resume)
         let graph = acdc.experiment.graph
         let kept = acdc.run { state, step in
-            // Receivers are done from the end; the time left is estimated from the edges into those still to do.
+            // Receivers are done from the end; the time left is estimated from the edges into those still to do,
+            // at the pace of the edge trials alone (node trials before them go at another).
             let edgesLeft = graph.edgeOffsets[step.receiverCount - step.receiversDone]
             if step.receiversDone == 0 {
                 progress?(.step("acdc: \(step.nodesDone)/\(step.nodeCount) nodes, \(state.removedNodes.count) removed, \(state.evaluations) passes, "
@@ -285,7 +286,7 @@ public struct ACDCMethod: DiscoveryMethod {
             }
             progress?(.step("acdc: \(step.receiversDone)/\(step.receiverCount) receivers (\(step.receiver.name) done), "
                             + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, \(state.evaluations) passes\(state.gradients > 0 ? ", \(state.gradients) gradients" : ""), "
-                            + ProgressClock.pace(Double(graph.edgeCount - edgesLeft), of: Double(graph.edgeCount), seconds: step.seconds),
+                            + ProgressClock.pace(Double(graph.edgeCount - edgesLeft), of: Double(graph.edgeCount), seconds: step.seconds - step.nodeSeconds),
                             final: step.receiversDone == step.receiverCount))
             checkpoint?(state, step)
         }

@@ -310,9 +310,18 @@ final class AttributionTests: XCTestCase {
             }
 
             var saved: ACDC.State?
+            var steps: [ACDC.Progress] = []
             _ = try ACDC(experiment, tau: tau, trials: trials, nodesFirst: true).run { state, progress in
                 if progress.nodesDone == 3, progress.receiversDone == 0, saved == nil { saved = state }
+                steps.append(progress)
             }
+            // Node seconds are all the seconds while nodes are tried, then stay what the node trials took.
+            let nodeSteps = steps.filter { $0.receiversDone == 0 }, edgeSteps = steps.filter { $0.receiversDone > 0 }
+            XCTAssertEqual(nodeSteps.count, g.senders.count - 1, "\(trials)")
+            XCTAssertEqual(edgeSteps.count, g.receivers.count, "\(trials)")
+            for step in nodeSteps { XCTAssertEqual(step.nodeSeconds, step.seconds, "\(trials)") }
+            for step in edgeSteps { XCTAssertEqual(step.nodeSeconds, nodeSteps.last!.seconds, "\(trials)") }
+            XCTAssertGreaterThan(edgeSteps.last!.seconds, edgeSteps.last!.nodeSeconds, "\(trials)")
             let state = try JSONDecoder().decode(ACDC.State.self, from: JSONEncoder().encode(try XCTUnwrap(saved, "\(trials)")))
             XCTAssertEqual(state.nodesDone, 3)
             XCTAssertEqual(try ACDC(experiment, tau: tau, trials: trials, nodesFirst: true, resume: state).run(), full, "\(trials)")
