@@ -28,7 +28,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "trials", value: "HOW", help: "acdc: serial (one edge at a time, as published) or grouped (each receiver's edges in groups, least important first by EAP-IG, the longest removable prefix found by a galloping search: one pass for a receiver whose edges can all go) or attributed (default: the gradient at the current graph, per layer, keeps the edges it predicts to fail the τ test; the others go in groups)"),
         OptionSpec(name: "nodes-first", value: nil, help: "acdc (default): try each head and MLP whole (all its outgoing edges at once, from the last layer) before the edges, which are then tried among the nodes that remain"),
         OptionSpec(name: "edges-only", value: nil, help: "acdc: try edges only, as published, not heads and MLPs whole first"),
-        OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved"),
+        OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved (ACDC saves every few seconds and at the end, prune every 10 steps)"),
         OptionSpec(name: "search-steps", value: "N", help: "search: masked forward and backward passes after the first (default 25)"),
         OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 200)"),
         OptionSpec(name: "learning-rate", value: "LR", help: "prune: Adam step size for the gates (default 0.1)"),
@@ -230,8 +230,13 @@ enum DiscoverCommand: Subcommand {
                 }
             }
             let threshold = tau.map { ACDCMethod.Threshold.tau($0) } ?? .faithfulness(acdcFaithfulness ?? ACDCMethod.defaultFaithfulness)
-            method = ACDCMethod(threshold: threshold, reference: reference, trials: trials, nodesFirst: !options.flag("edges-only"), resume: resume) { state, _ in
+            // The state (every decision so far: a few MB on a real model) is written at most every few seconds,
+            // and at the end; an interrupted run loses at most those seconds.
+            var saved = Date.distantPast
+            method = ACDCMethod(threshold: threshold, reference: reference, trials: trials, nodesFirst: !options.flag("edges-only"), resume: resume) { state, step in
+                guard step.receiversDone == step.receiverCount || Date().timeIntervalSince(saved) >= acdcStateInterval else { return }
                 saveState(state, to: stateURL)
+                saved = Date()
             }
         }
         let setup = DiscoverySetup(model: model, pairs: loaded.batch, source: loaded.source, metric: metric, ablation: ablation,
@@ -346,6 +351,9 @@ enum DiscoverCommand: Subcommand {
         return 0
     }
 }
+
+/// Least seconds between two saves of ACDC's state.
+let acdcStateInterval: TimeInterval = 5
 
 /// Writes a resumable state (atomically); a failure is reported on stderr and the run goes on.
 func saveState(_ state: some Encodable, to url: URL) {
