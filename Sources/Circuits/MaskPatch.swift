@@ -7,8 +7,9 @@ import Transformer
 ///
 /// A sender whose every outgoing edge is corrupted (a node removed whole) may be replaced instead: its
 /// output in the run is its corrupted output, which the stream carries, so its edges add nothing and the
-/// layer loop does not compute it. Runs that need every sender's own output (gradients contract with
-/// `corrupt_s − current_s`; a run that later runs start from) keep them.
+/// layer loop does not compute it. Its difference `corrupt_s − current_s` is then zero, and so are the
+/// gradients of its edges in a run for gradients. Runs that need every sender's own output (a run that
+/// later runs start from; gradients of every edge) keep them.
 ///
 /// Several masks run side by side: copy k of the batch sits in rows `k·T ..< (k+1)·T` of the run.
 final class MaskPatch: ReceiverPatch {
@@ -47,13 +48,11 @@ final class MaskPatch: ReceiverPatch {
     private let allowsProduct: Bool
 
     /// A patch for `masks` over a run whose senders from `firstRunSender` on are written to `run`;
-    /// `replacesNodes`: replace the senders a mask corrupts on every outgoing edge (not with `allowsProduct`,
-    /// whose runs are for gradients).
+    /// `replacesNodes`: replace the senders a mask corrupts on every outgoing edge.
     init(graph: CircuitGraph, masks: [EdgeMask], plane: Int, corrupt: UnsafePointer<Float>, corruptResiduals: UnsafePointer<Float>?,
          run: UnsafePointer<Float>, earlier: UnsafePointer<Float>?, firstRunSender: Int, buffers: [FloatBuffer], allowsProduct: Bool = false,
          replacesNodes: Bool = false) {
         precondition(earlier != nil || firstRunSender == 0, "senders before the run's first layer need their outputs")
-        precondition(!(replacesNodes && allowsProduct), "runs for gradients keep every sender's output")
         self.graph = graph
         alphas = masks.map(\.alpha)
         let replaced = masks.map { replacesNodes ? Self.replacedSenders($0, graph: graph) : [Bool](repeating: false, count: graph.senders.count) }
@@ -126,29 +125,52 @@ final class MaskPatch: ReceiverPatch {
         return 64 * min(nonZero, corruptResiduals == nil ? nonZero : notOne) > edges.count
     }
 
-    /// Writes the inputs of `receivers` (consecutive, all reading at most `upstream` senders) into
-    /// `buffers[first...]` as one product: `out_i = resid + Σ_s α_{s→r_i}·(corrupt_s − current_s)`.
-    private func productInputs(_ receivers: Range<Int>, upstream: Int, resid: UnsafePointer<Float>, first: Int) {
+    /// Writes the inputs of `receivers` (consecutive, all reading the same `upstream` senders) into
+    /// `buffers[first...]` as one product over the senders with an edge to add: from the run's stream
+    /// `resid`, `out_i = resid + Σ_s α_{s→r_i}·(corrupt_s − current_s)` over the senders with some α ≠ 0, or,
+    /// when fewer senders have some α ≠ 1 (most of a masked gradient's senders are cut off), from the
+    /// corrupted stream at `point`, `out_i = corrupt + Σ_s (α_{s→r_i} − 1)·(corrupt_s − current_s)` over those.
+    private func productInputs(_ receivers: Range<Int>, upstream: Int, resid: UnsafePointer<Float>, point: Int, first: Int) {
         let alpha = alphas[0]
-        let diffs = differences(upTo: upstream)
-        let n = receivers.count
-        var a = [Float](repeating: 0, count: n * upstream)  // [n, upstream]
-        for (i, r) in receivers.enumerated() {
-            for s in 0..<graph.upstreamCount(receiverAt: r) { a[i * upstream + s] = alpha[graph.edgeOffsets[r] + s] }
-            buffers[first + i].pointer.update(from: resid, count: plane)
+        var fromStream: [Int] = [], fromCorrupt: [Int] = []
+        for s in 0..<upstream {
+            let edges = receivers.map { alpha[graph.edgeOffsets[$0] + s] }
+            if edges.contains(where: { $0 != 0 }), !replaced[0][s] { fromStream.append(s) }
+            if edges.contains(where: { $0 != 1 }) { fromCorrupt.append(s) }
         }
-        gemm(buffers[first].pointer, ldc: plane, a, lda: upstream, transposeA: false, diffs.pointer, ldb: plane, transposeB: false,
-             accumulate: true, n, plane, upstream)
+        let corrupted = corruptResiduals != nil && fromCorrupt.count < fromStream.count
+        let senders = corrupted ? fromCorrupt : fromStream
+        let start = corrupted ? corruptResiduals! + point * plane : resid
+        let n = receivers.count, k = senders.count
+        var a = [Float](repeating: 0, count: n * k)  // [n, k]
+        for (i, r) in receivers.enumerated() {
+            for (j, s) in senders.enumerated() { a[i * k + j] = alpha[graph.edgeOffsets[r] + s] - (corrupted ? 1 : 0) }
+            buffers[first + i].pointer.update(from: start, count: plane)
+        }
+        guard k > 0 else { return }
+        let diffs = differences(upTo: upstream)
+        // `[k, T, d]` those senders' differences, gathered when some are left out.
+        let gathered = k == upstream ? diffs : FloatBuffer(uninitializedCount: k * plane)
+        if k < upstream {
+            for (j, s) in senders.enumerated() { (gathered.pointer + j * plane).update(from: diffs.pointer + s * plane, count: plane) }
+        }
+        gemm(buffers[first].pointer, ldc: plane, a, lda: k, transposeA: false, gathered.pointer, ldb: plane, transposeB: false,
+             accumulate: true, n, plane, k)
     }
 
     /// `[senders, T, d]` `corrupt_s − current_s` of the single mask's run, filled for the senders
-    /// before `upstream` (after the run, every sender's: the differences its edge gradients contract with).
+    /// before `upstream` (after the run, every sender's: the differences its edge gradients contract with);
+    /// zero for a replaced sender, whose output in the run is its corrupted one.
     func differences(upTo upstream: Int) -> FloatBuffer {
         precondition(alphas.count == 1, "sender differences are kept for single-mask runs")
         let diffs = self.diffs ?? FloatBuffer(uninitializedCount: graph.senders.count * plane)
         self.diffs = diffs
         for s in diffsReady..<upstream {
             let d = diffs.pointer + s * plane
+            if replaced[0][s] {
+                d.update(repeating: 0, count: plane)
+                continue
+            }
             d.update(from: corrupt + s * plane, count: plane)
             axpy(d, -1, current(s, 0), plane)
         }
@@ -209,7 +231,7 @@ final class MaskPatch: ReceiverPatch {
         var any = false
         let receivers = graph.attentionReceivers(ofLayer: layer)
         let product = usesProduct(receivers)
-        if product { productInputs(receivers, upstream: graph.firstSender(ofLayer: layer), resid: resid, first: 0) }
+        if product { productInputs(receivers, upstream: graph.firstSender(ofLayer: layer), resid: resid, point: 2 * layer, first: 0) }
         for (i, r) in receivers.enumerated() where patched[r].contains(true) {
             guard case .head(_, let h, let port) = graph.receivers[r] else { continue }
             if let stream = product ? nil : corruptedStream(r, point: 2 * layer) {
@@ -239,7 +261,7 @@ final class MaskPatch: ReceiverPatch {
     /// edge, and returns it.
     private func writeInput(_ r: Int, resid: UnsafePointer<Float>, point: Int) -> UnsafePointer<Float> {
         if usesProduct(r..<(r + 1)) {
-            productInputs(r..<(r + 1), upstream: graph.upstreamCount(receiverAt: r), resid: resid, first: 3 * graph.heads)
+            productInputs(r..<(r + 1), upstream: graph.upstreamCount(receiverAt: r), resid: resid, point: point, first: 3 * graph.heads)
         } else {
             input(r, resid: resid, point: point, into: buffers[3 * graph.heads].pointer)
         }

@@ -149,7 +149,10 @@ public final class PatchingEngine {
     /// The run starts at `layer`, or at the first layer where `mask` differs from the run started from
     /// (`start(from:)`, else the clean run) if that is lower, from that run's stream and senders, and
     /// the backward pass stops at `layer`: a visit of ACDC's attributed
-    /// trials pays for the layers above the one it decides, not for the whole model.
+    /// trials pays for the layers above the one it decides, not for the whole model. Senders cut off
+    /// (every outgoing α = 1) are replaced by their corrupted outputs, as patched runs replace them, and
+    /// not computed: their edges get gradient 0 (ACDC has decided them already: their node is removed).
+    /// The masked gradient of every edge is `MaskedGradient`'s.
     ///
     /// - Parameters:
     ///   - targets: the metric's targets for these examples (with the clean distribution, for `kl`)
@@ -163,11 +166,12 @@ public final class PatchingEngine {
         let start = origin
         let patch = MaskPatch(graph: g, masks: [mask], plane: plane, corrupt: corruptSenders.pointer, corruptResiduals: corruptResiduals.pointer,
                               run: pass.senders!.pointer, earlier: start.senders.pointer, firstRunSender: 0,
-                              buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane), allowsProduct: true)
+                              buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane), allowsProduct: true, replacesNodes: true)
         let startLayer = min(firstLayer(differing: [mask]) ?? layer, layer, c.layers - 1)
-        // Senders before the first layer run are those of the run started from, and so is the stream entering it.
+        // Senders before the first layer run are those of the run started from, and so is the stream entering
+        // it, but for the senders replaced.
         patch.firstRunSender = g.firstSender(ofLayer: startLayer)
-        pass.entry(startLayer).update(from: start.residuals.pointer + 2 * startLayer * plane, count: plane)
+        patch.writeEntries(pass.entry(startLayer), from: start.entry(startLayer, plane: plane), originReplaced: start.replaced)
         model.run(pass, from: startLayer, patch: patch)
         let routing = MaskRouting(graph: g, alpha: mask.alpha, rows: layout.rows, dModel: c.dModel, firstSender: layer == 0 ? 0 : g.firstSender(ofLayer: layer))
         return EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: targets, scale: scale,

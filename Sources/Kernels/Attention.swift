@@ -148,15 +148,17 @@ public func attentionForward(
 ///   - probs: `[heads, layout.attentionSize]` from the forward pass
 ///   - q, k, v: per head `[rows, headDim]` forward inputs
 ///   - prefix: the forward pass's prefix keys and values (when `layout` has starts)
+///   - heads: the heads to compute (nil: all); the others' `dq`, `dk` and `dv` are left as they are, and
+///     their forward values are not read (heads the forward pass did not compute)
 public func attentionBackward(
     _ dq: [HeadSlice], _ dk: [HeadSlice], _ dv: [HeadSlice],
     _ dout: [HeadSlice], _ probs: UnsafePointer<Float>,
     _ q: [HeadSlice], _ k: [HeadSlice], _ v: [HeadSlice],
-    _ layout: SequenceLayout, prefix: AttentionPrefix? = nil, scale: Float, _ headDim: Int, accumulate: Bool = true
+    _ layout: SequenceLayout, prefix: AttentionPrefix? = nil, scale: Float, _ headDim: Int, accumulate: Bool = true, heads: [Int]? = nil
 ) {
-    let heads = q.count
-    parallelFor(layout.count * heads) { item in
-        let b = item / heads, h = item % heads
+    let heads = heads ?? Array(q.indices)
+    parallelFor(layout.count * heads.count) { item in
+        let b = item / heads.count, h = heads[item % heads.count]
         let n = layout.lengths[b], r0 = layout.offsets[b], start = layout.starts[b], m = start + n
         let context = ContextRows(k[h], v[h], firstRow: r0, head: h, example: b, start: start, prefix: prefix)
         let block = probs + h * layout.attentionSize + layout.attentionOffsets[b]

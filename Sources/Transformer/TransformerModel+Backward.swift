@@ -144,7 +144,8 @@ extension TransformerModel {
             if routing != nil { deliver(.mlp(layer: l), mlpGradient) }
 
             // Attention: per-head gradients of queries, keys and values over every row; heads cut off
-            // have zero output gradients, and so do their receivers.
+            // have zero output gradients, and so do their receivers: their attention is not differentiated
+            // (nor read: a run may replace them instead of computing them).
             let cutHeads = (0..<c.heads).map { routing?.isCut(sender: g.index(of: .head(layer: l, head: $0))) ?? false }
             if routing == nil {
                 matmulBackward(dZ.pointer, dResid.pointer, w.wo.pointer, t, c.qWidth, d, accumulate: false)
@@ -171,7 +172,8 @@ extension TransformerModel {
                 (0..<c.heads).map { HeadSlice(dZ.pointer + $0 * dh, stride: c.qWidth) }, acts.probs.pointer,
                 (0..<c.heads).map { HeadSlice(acts.qkv.pointer + $0 * dh, stride: c.qkvWidth) },
                 kvSlices(own?.keys, offset: c.qWidth), kvSlices(own?.values, offset: c.qWidth + c.kvWidth),
-                layout, prefix: pass.prefix?.attention(layer: l, layout: layout), scale: 1 / Float(dh).squareRoot(), dh, accumulate: false)
+                layout, prefix: pass.prefix?.attention(layer: l, layout: layout), scale: 1 / Float(dh).squareRoot(), dh, accumulate: false,
+                heads: cutHeads.contains(true) ? (0..<c.heads).filter { !cutHeads[$0] } : nil)
             if let rope {
                 ropeBackward(dQ.pointer, dQ.pointer, rope, (0..<c.heads).flatMap { _ in layout.positions }, ropeStyle,
                              c.heads * t, 1, dh, rowStride: dh)

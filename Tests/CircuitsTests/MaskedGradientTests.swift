@@ -134,35 +134,48 @@ final class MaskedGradientTests: XCTestCase {
     /// The experiment's gradient through a layer (runs from that layer, backward passes stopping there,
     /// as ACDC's attributed trials take it) equals the masked gradient on every edge into that layer,
     /// with the same metric, and leaves the edges into other layers at 0: for masks that patch only from
-    /// the layer on, and for a mask that patches below it too (the run then starts lower).
+    /// the layer on, and for a mask that patches below it too (the run then starts lower); with nodes removed
+    /// whole and runs started from that graph (ACDC's edge trials), the edges out of senders cut off score 0.
     func testExperimentGradientThroughALayerEqualsTheMaskedGradient() throws {
         for name in ["tiny-gpt2", "tiny-llama"] {
             let (model, _, pairs) = try tinyFixture(name)
             let g = model.graph
+            // Nodes removed whole, as ACDC's node trials leave them: the input, a head and an MLP.
+            let removed = [0, g.index(of: Sender.head(layer: 0, head: 1)), g.index(of: Sender.mlp(layer: g.layers - 1))]
+            var nodes = EdgeMask(graph: g)
+            for e in 0..<g.edgeCount where removed.contains(g.index(of: g.edge(e).sender)) { nodes[e] = 1 }
             for metric in [Metric.logitDiff, .kl] {
                 let experiment = try Experiment(model: model, pairs: pairs, metric: metric, chunkSize: 2)
                 let masked = try MaskedGradient(model: model, pairs: pairs, metric: metric, chunkSize: 3)
                 var random = SeededRandom(seed: 7)
-                for (layer, patchesBelow) in [(0, false), (1, false), (g.layers - 1, false), (g.layers, false), (1, true)] {
-                    var mask = EdgeMask(graph: g)
-                    for e in 0..<g.edgeCount where patchesBelow || g.edge(e).receiver.layer >= layer {
+                let cases = [(0, false, false), (1, false, false), (g.layers - 1, false, false), (g.layers, false, false), (1, true, false),
+                             (0, false, true), (1, true, true), (g.layers, false, true)]
+                for (layer, patchesBelow, nodesRemoved) in cases {
+                    var mask = nodesRemoved ? nodes : EdgeMask(graph: g)
+                    for e in 0..<g.edgeCount where (patchesBelow || g.edge(e).receiver.layer >= layer) && mask[e] == 0 {
                         mask[e] = random.nextFloat() < 0.5 ? 1 : Float(random.nextFloat())
                     }
-                    let label = "\(name) \(metric.rawValue) through layer \(layer)\(patchesBelow ? ", mask below it" : "")"
+                    // Runs start from the graph with the nodes removed, as ACDC's edge trials do.
+                    experiment.startRuns(from: nodesRemoved ? nodes : nil)
+                    let label = "\(name) \(metric.rawValue) through layer \(layer)\(patchesBelow ? ", mask below it" : "")\(nodesRemoved ? ", nodes removed" : "")"
                     let whole = try masked.gradient(mask), through = experiment.gradient(mask, through: layer)
                     XCTAssertEqual(through.metric, whole.metric, accuracy: 1e-5 * max(1, abs(whole.metric)), label)
+                    // Senders cut off (every outgoing α = 1) are replaced in the run: their edges score 0.
+                    var cut = [Bool](repeating: true, count: g.senders.count)
+                    for e in 0..<g.edgeCount where mask[e] != 1 { cut[g.index(of: g.edge(e).sender)] = false }
                     let scale = max(whole.edges.map(abs).max() ?? 0, 1e-12)
                     var compared = 0
                     for e in 0..<g.edgeCount {
-                        if min(g.edge(e).receiver.layer, g.layers) == layer {
+                        if min(g.edge(e).receiver.layer, g.layers) == layer, !cut[g.index(of: g.edge(e).sender)] {
                             XCTAssertEqual(through.edges[e], whole.edges[e], accuracy: 1e-5 * scale, "\(label): \(g.edge(e).name)")
                             compared += 1
                         } else {
-                            XCTAssertEqual(through.edges[e], 0, "\(label): \(g.edge(e).name) is not into the layer")
+                            XCTAssertEqual(through.edges[e], 0, "\(label): \(g.edge(e).name) is not into the layer or leaves a sender cut off")
                         }
                     }
                     XCTAssertGreaterThan(compared, 0, label)
                 }
+                experiment.startRuns(from: nil)
             }
         }
     }

@@ -225,6 +225,43 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    /// Differentiating some heads (the others cut off: a run may not have computed them, so their
+    /// probabilities are NaN here) gives what the whole backward pass gives for them and leaves the other
+    /// heads' gradients untouched.
+    func testBackwardOfSomeHeadsEqualsTheWholeAndReadsNoOtherHead() {
+        let a = GroupedQueryAttention(lengths: [1, 7, 33], headDim: 8, seed: 740)
+        let d = a.headDim, rows = a.rows, only = [1, 3]
+        var rng = SeededRandom(seed: 741)
+        let dout = FloatBuffer(rng.gaussianFloats(rows * a.outStride))
+        let q = FloatBuffer(a.q), kv = FloatBuffer(a.kv), ownKey = FloatBuffer(a.ownKey)
+        func backward(probs: FloatBuffer, heads: [Int]?) -> (dq: FloatBuffer, dk: [FloatBuffer], dv: [FloatBuffer]) {
+            let dq = FloatBuffer([Float](repeating: GroupedQueryAttention.sentinel, count: rows * a.qStride))
+            let dk = (0..<a.heads).map { _ in FloatBuffer([Float](repeating: GroupedQueryAttention.sentinel, count: rows * d)) }
+            let dv = (0..<a.heads).map { _ in FloatBuffer([Float](repeating: GroupedQueryAttention.sentinel, count: rows * d)) }
+            attentionBackward(a.querySlices(dq), dk.map { HeadSlice($0.pointer, stride: d) }, dv.map { HeadSlice($0.pointer, stride: d) },
+                              a.outputSlices(dout), probs.pointer, a.querySlices(q), a.keySlices(kv, ownKey), a.valueSlices(kv),
+                              a.layout, scale: a.scale, d, accumulate: false, heads: heads)
+            return (dq, dk, dv)
+        }
+        let whole = backward(probs: a.forward().probs, heads: nil), some = backward(probs: a.forward(only: only).probs, heads: only)
+        for h in 0..<a.heads {
+            let queries: [Int] = (0..<rows).flatMap { (r: Int) -> Range<Int> in
+                let first = r * a.qStride + h * d
+                return first..<(first + d)
+            }
+            if only.contains(h) {
+                assertBitwiseEqual(queries.map { some.dq[$0] }, queries.map { whole.dq[$0] }, "query gradients of head \(h)")
+                assertBitwiseEqual(some.dk[h].array, whole.dk[h].array, "key gradients of head \(h)")
+                assertBitwiseEqual(some.dv[h].array, whole.dv[h].array, "value gradients of head \(h)")
+                XCTAssertGreaterThan(some.dk[h].array.map(abs).max()!, 0, "head \(h)")
+            } else {
+                let untouched = { (values: [Float]) in values.allSatisfy { $0 == GroupedQueryAttention.sentinel } }
+                XCTAssertTrue(untouched(queries.map { some.dq[$0] }) && untouched(some.dk[h].array) && untouched(some.dv[h].array),
+                              "head \(h)'s gradients are left alone")
+            }
+        }
+    }
+
     func testBackwardMatchesFiniteDifferencesPerCoordinate() {
         checkBackward(GroupedQueryAttention(lengths: [1, 3, 6], headDim: 4, seed: 700), directions: nil, seed: 701)
     }
