@@ -274,10 +274,14 @@ public struct ACDCMethod: DiscoveryMethod {
         let acdc = try ACDC(experiment, tau: tau, reference: reference, trials: trials, order: order,
                             nodesFirst: resume?.nodesFirst ?? nodesFirst, resume: resume)
         let graph = acdc.experiment.graph
+        // Receivers are done from the end, and a trial at receiver r runs the layers from r's up: the time left
+        // is estimated from the layers the receivers still to do run (receiver r counts layers + 1 − its layer),
+        // at the pace of the edge trials alone (node trials before them go at another).
+        var workAfter = [Double](repeating: 0, count: graph.receivers.count + 1)  // from each receiver to the end
+        for r in graph.receivers.indices.reversed() {
+            workAfter[r] = workAfter[r + 1] + Double(graph.layers + 1 - min(graph.receivers[r].layer, graph.layers))
+        }
         let kept = acdc.run { state, step in
-            // Receivers are done from the end; the time left is estimated from the edges into those still to do,
-            // at the pace of the edge trials alone (node trials before them go at another).
-            let edgesLeft = graph.edgeOffsets[step.receiverCount - step.receiversDone]
             if step.receiversDone == 0 {
                 progress?(.step("acdc: \(step.nodesDone)/\(step.nodeCount) nodes, \(state.removedNodes.count) removed, \(state.evaluations) passes, "
                                 + ProgressClock.pace(Double(step.nodesDone), of: Double(step.nodeCount), seconds: step.seconds), final: false))
@@ -286,7 +290,7 @@ public struct ACDCMethod: DiscoveryMethod {
             }
             progress?(.step("acdc: \(step.receiversDone)/\(step.receiverCount) receivers (\(step.receiver.name) done), "
                             + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, \(state.evaluations) passes\(state.gradients > 0 ? ", \(state.gradients) gradients" : ""), "
-                            + ProgressClock.pace(Double(graph.edgeCount - edgesLeft), of: Double(graph.edgeCount), seconds: step.seconds - step.nodeSeconds),
+                            + ProgressClock.pace(workAfter[step.receiverCount - step.receiversDone], of: workAfter[0], seconds: step.seconds - step.nodeSeconds),
                             final: step.receiversDone == step.receiverCount))
             checkpoint?(state, step)
         }
