@@ -276,7 +276,8 @@ public struct ACDCMethod: DiscoveryMethod {
         let graph = acdc.experiment.graph
         // Receivers are done from the end, and a trial at receiver r runs the layers from r's up: the time left
         // is estimated from the layers the receivers still to do run (receiver r counts layers + 1 − its layer),
-        // at the pace of the edge trials alone (node trials before them go at another).
+        // at the pace of the edge trials alone (node trials before them go at another). No estimate after `logits`
+        // alone: its visit takes a gradient that the receivers of each later layer share.
         var workAfter = [Double](repeating: 0, count: graph.receivers.count + 1)  // from each receiver to the end
         for r in graph.receivers.indices.reversed() {
             workAfter[r] = workAfter[r + 1] + Double(graph.layers + 1 - min(graph.receivers[r].layer, graph.layers))
@@ -290,7 +291,8 @@ public struct ACDCMethod: DiscoveryMethod {
             }
             progress?(.step("acdc: \(step.receiversDone)/\(step.receiverCount) receivers (\(step.receiver.name) done), "
                             + "\(step.edgesTried) edges tried, \(step.edgesTried - step.edgesRemoved) kept, \(state.evaluations) passes\(state.gradients > 0 ? ", \(state.gradients) gradients" : ""), "
-                            + ProgressClock.pace(workAfter[step.receiverCount - step.receiversDone], of: workAfter[0], seconds: step.seconds - step.nodeSeconds),
+                            + ProgressClock.pace(step.receiversDone > 1 ? workAfter[step.receiverCount - step.receiversDone] : 0, of: workAfter[0],
+                                              seconds: step.seconds - step.nodeSeconds),
                             final: step.receiversDone == step.receiverCount))
             checkpoint?(state, step)
         }
