@@ -173,7 +173,7 @@ extension TransformerModel {
                 (0..<c.heads).map { HeadSlice(acts.qkv.pointer + $0 * dh, stride: c.qkvWidth) },
                 kvSlices(own?.keys, offset: c.qWidth), kvSlices(own?.values, offset: c.qWidth + c.kvWidth),
                 layout, prefix: pass.prefix?.attention(layer: l, layout: layout), scale: 1 / Float(dh).squareRoot(), dh, accumulate: false,
-                heads: cutHeads.contains(true) ? (0..<c.heads).filter { !cutHeads[$0] } : nil)
+                heads: (0..<c.heads).filter { !cutHeads[$0] })
             if let rope {
                 ropeBackward(dQ.pointer, dQ.pointer, rope, (0..<c.heads).flatMap { _ in layout.positions }, ropeStyle,
                              c.heads * t, 1, dh, rowStride: dh)
