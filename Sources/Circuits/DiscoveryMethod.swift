@@ -329,7 +329,8 @@ public struct PruneMethod: DiscoveryMethod {
     public var name: String { "prune" }
     public var details: String {
         let o = resume?.options ?? options
-        return "\(o.steps) steps, target \(o.targetEdges) edges, seed \(o.seed)" + (warmStartSteps == nil ? "" : ", EAP-IG warm start")
+        return "\(o.steps) steps\(o.pairsPerStep.map { " of \($0) pairs" } ?? ""), target \(o.targetEdges) edges, seed \(o.seed)"
+            + (warmStartSteps == nil ? "" : ", EAP-IG warm start")
     }
 
     public func run(_ setup: DiscoverySetup, progress: ProgressNote?) throws -> MethodOutput {

@@ -85,23 +85,36 @@ public final class MaskedGradient {
         return prepared
     }
 
+    /// Chunks of `chunkSize` pairs the batch is run in (the last may be smaller).
+    public var chunkCount: Int { ranges.count }
+
     /// The metric under `mask`, averaged over pairs, and its gradient.
     ///
     /// - Parameters:
     ///   - inputGradient: also return `[T, d]` ∂M/∂(input embedding) for every row of the batch
+    ///   - chunks: run only these chunks (indices below `chunkCount`), averaging over their pairs: a
+    ///     minibatch (nil: every pair)
     public func gradient(
-        _ mask: EdgeMask, inputGradient: Bool = false, profile: EdgeAttribution.Profile? = nil, progress: EdgeAttribution.Progress? = nil
+        _ mask: EdgeMask, inputGradient: Bool = false, chunks: [Int]? = nil, profile: EdgeAttribution.Profile? = nil,
+        progress: EdgeAttribution.Progress? = nil
     ) throws -> EdgeAttribution.Gradient {
         let graph = model.graph, c = model.config, d = c.dModel
         guard mask.alpha.count == graph.edgeCount else {
             throw ModelInputError("the mask has \(mask.alpha.count) coefficients; the graph has \(graph.edgeCount) edges")
         }
         precondition(!inputGradient || !reusesSharedPrefixes, "the input gradient needs runs over whole prompts (reusesSharedPrefixes: false)")
+        let chosen = chunks ?? Array(ranges.indices)
+        guard !chosen.isEmpty, chosen.allSatisfy(ranges.indices.contains), Set(chosen).count == chosen.count else {
+            throw ModelInputError("chunks \(chosen) are not distinct chunks of 0..<\(ranges.count)")
+        }
+        precondition(!inputGradient || chunks == nil, "the input gradient covers every pair")
+        // Each chunk's weight is its share of the pairs run.
+        let share = Float(pairs.count) / Float(chosen.reduce(0) { $0 + ranges[$1].count })
         var scores = [Float](repeating: 0, count: graph.edgeCount)
         var metricValue = 0.0
         let input = inputGradient ? FloatBuffer(count: pairs.clean.reduce(0) { $0 + $1.count } * d) : nil
         var firstRow = 0
-        for index in ranges.indices {
+        for (done, index) in chosen.enumerated() {
             let start = Date()
             let chunk = try chunk(index)
             let plane = chunk.layout.rows * d
@@ -117,12 +130,13 @@ public final class MaskedGradient {
             let diffs = patch.differences(upTo: graph.senders.count)
             profile?.forward += Date().timeIntervalSince(start)
             let routing = MaskRouting(graph: graph, alpha: mask.alpha, rows: chunk.layout.rows, dModel: d)
-            let (value, dInput) = EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: chunk.targets, scale: chunk.weight,
+            let weight = chunk.weight * share
+            let (value, dInput) = EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: chunk.targets, scale: weight,
                                                        diffs: diffs, routing: routing, into: &scores, profile: profile)
-            metricValue += Double(chunk.weight) * value
+            metricValue += Double(weight) * value
             input.map { ($0.pointer + firstRow * d).update(from: dInput.pointer, count: plane) }
             firstRow += chunk.layout.rows
-            progress?(index + 1, ranges.count)
+            progress?(done + 1, chosen.count)
         }
         return EdgeAttribution.Gradient(edges: scores, metric: metricValue, input: input)
     }

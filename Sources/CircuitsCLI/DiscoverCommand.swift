@@ -30,9 +30,10 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "edges-only", value: nil, help: "acdc: try edges only, as published, not heads and MLPs whole first"),
         OptionSpec(name: "resume", value: "STATE", help: "resume ACDC or prune from a state file it saved (ACDC saves every few seconds and at the end, prune every 10 steps)"),
         OptionSpec(name: "search-steps", value: "N", help: "search: masked forward and backward passes after the first (default 25)"),
-        OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 200)"),
+        OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 100)"),
         OptionSpec(name: "learning-rate", value: "LR", help: "prune: Adam step size for the gates (default 0.1)"),
         OptionSpec(name: "mask-seed", value: "S", help: "prune: seed of the gate noise (default 0)"),
+        OptionSpec(name: "pairs-per-step", value: "N", help: "prune: pairs each step trains on, in whole chunks of --chunk-size taken in turn (default 32)"),
         OptionSpec(name: "warm-start", value: nil, help: "prune: start the gates from EAP-IG scores (--steps steps)"),
         OptionSpec(name: "curve", value: nil, help: "also print the faithfulness curve (50 … 2000 edges)"),
         OptionSpec(name: "mib", value: nil, help: "also print MIB's CPR and CMD (faithfulness at 0.1 % … 100 % of the edges) on the pairs and the fresh pairs"),
@@ -102,7 +103,7 @@ enum DiscoverCommand: Subcommand {
         if options.string("resume") != nil, !["acdc", "prune"].contains(methodName) {
             throw UsageError(description: "--resume only applies to --method acdc or prune")
         }
-        let pruneOptions = ["train-steps", "learning-rate", "mask-seed", "warm-start"].filter { options.string($0) != nil || options.flag($0) }
+        let pruneOptions = ["train-steps", "learning-rate", "mask-seed", "pairs-per-step", "warm-start"].filter { options.string($0) != nil || options.flag($0) }
         if methodName != "prune", let first = pruneOptions.first { throw UsageError(description: "--\(first) only applies to --method prune") }
         if options.string("search-steps") != nil, methodName != "search" { throw UsageError(description: "--search-steps only applies to --method search") }
         if methodName == "search", let other = selectionChoices.first(where: { $0 != "edges" }) ?? (options.flag("greedy") ? "greedy" : nil) {
@@ -170,9 +171,10 @@ enum DiscoverCommand: Subcommand {
             }
         }
         let pruning = EdgePruning.Options(
-            targetEdges: edgesWanted, steps: try options.int("train-steps", default: 200, in: 1...1_000_000)!,
+            targetEdges: edgesWanted, steps: try options.int("train-steps", default: 100, in: 1...1_000_000)!,
             learningRate: Float(try options.double("learning-rate", default: 0.1, in: 1e-6...100)!),
-            seed: UInt64(try options.int("mask-seed", default: 0, in: 0...Int.max)!), chunkSize: chunkSize)
+            seed: UInt64(try options.int("mask-seed", default: 0, in: 0...Int.max)!), chunkSize: chunkSize,
+            pairsPerStep: try options.int("pairs-per-step", default: 32, in: 1...Int.max))
 
         let model = try loadModel(options.string("model"))
         let tokenizer = try requireTokenizer(model)

@@ -61,6 +61,7 @@ func methodOptions(_ method: DiscoveryMethod) -> [String: Provenance.Value] {
             "mask_seed": .int(Int(o.seed)), "chunk_size": .int(o.chunkSize), "resumed": .bool(prune.resume != nil),
         ]
         if let steps = prune.warmStartSteps { values["warm_start_steps"] = .int(steps) }
+        if let perStep = o.pairsPerStep { values["pairs_per_step"] = .int(perStep) }
         return values
     default:
         return method.details.isEmpty ? [:] : ["details": .string(method.details)]

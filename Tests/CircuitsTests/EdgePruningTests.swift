@@ -44,10 +44,11 @@ final class EdgePruningTests: XCTestCase {
         }
     }
 
-    /// The same seed gives the same gates; a run resumed from a saved state ends where the uninterrupted one does.
+    /// The same seed gives the same gates; a run resumed from a saved state ends where the uninterrupted one does
+    /// (minibatches of two of the three pairs, so the resumed steps must take the same chunks).
     func testDeterministicAndResumable() throws {
         let (model, _, pairs) = try tinyFixture("tiny-gpt2")
-        let options = EdgePruning.Options(targetEdges: 15, steps: 12, seed: 5)
+        let options = EdgePruning.Options(targetEdges: 15, steps: 12, seed: 5, chunkSize: 1, pairsPerStep: 2)
         let first = try EdgePruning(model: model, pairs: pairs, options: options).run()
         var saved: EdgePruning.State?
         let second = try EdgePruning(model: model, pairs: pairs, options: options).run(checkpoint: { state in if state.step == 5 { saved = state } })
@@ -63,6 +64,32 @@ final class EdgePruningTests: XCTestCase {
         var other = options
         other.seed = 6
         XCTAssertNotEqual(try EdgePruning(model: model, pairs: pairs, options: other).run(), first, "another seed should draw other noise")
+    }
+
+    /// Every step ends with the expected open gates at that step's target, the gates' order aside from the
+    /// step unchanged by the projection; with pairs per step, steps take the chunks in turn.
+    func testExpectedGatesFollowTheTargetAndMinibatchesTakeChunksInTurn() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-gpt2")
+        let pruning = try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 10, steps: 6, warmup: 0.5, chunkSize: 2))
+        var targets: [Double] = []
+        _ = try pruning.run(progress: { targets.append($0.target) })
+        XCTAssertEqual(targets.count, 6)
+        XCTAssertEqual(targets.last, 10)
+        XCTAssertEqual(pruning.expectedEdges, 10, accuracy: 0.01)
+        XCTAssertEqual(targets, targets.sorted(by: >), "the target falls, then holds")
+        let before = pruning.state.logAlpha
+        pruning.project(to: 4)
+        XCTAssertEqual(pruning.expectedEdges, 4, accuracy: 0.01)
+        let shift = pruning.state.logAlpha[0] - before[0]
+        for e in before.indices { XCTAssertEqual(pruning.state.logAlpha[e] - before[e], shift, accuracy: 1e-4) }
+
+        XCTAssertEqual(pairs.count, 3)
+        let minibatch = try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 10, steps: 6, chunkSize: 1, pairsPerStep: 2))
+        XCTAssertEqual(minibatch.chunks(step: 0), [0, 1])
+        XCTAssertEqual(minibatch.chunks(step: 1), [2, 0])
+        let whole = try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 10, steps: 6, chunkSize: 1, pairsPerStep: 3))
+        XCTAssertNil(whole.chunks(step: 0))
+        XCTAssertThrowsError(try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 10, pairsPerStep: 0)))
     }
 
     /// Saved states that do not fit the model, or contradict themselves, are refused with a reason.

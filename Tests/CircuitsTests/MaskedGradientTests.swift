@@ -131,6 +131,26 @@ final class MaskedGradientTests: XCTestCase {
         }
     }
 
+    /// A minibatch of chunks gives the metric and gradient of a gradient built on those chunks' pairs alone;
+    /// chunks that are not the batch's are refused.
+    func testChunksGiveTheGradientOfTheirPairs() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
+        XCTAssertGreaterThanOrEqual(pairs.count, 3)
+        var mask = EdgeMask(graph: model.graph)
+        for e in stride(from: 1, to: model.graph.edgeCount, by: 4) { mask[e] = 0.3 }
+        let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff, chunkSize: 1)
+        let chosen = [2, 0]
+        let subset = PairBatch(clean: [pairs.clean[0], pairs.clean[2]], corrupt: [pairs.corrupt[0], pairs.corrupt[2]],
+                               correct: [pairs.correct[0], pairs.correct[2]], incorrect: [pairs.incorrect[0], pairs.incorrect[2]])
+        let alone = try MaskedGradient(model: model, pairs: subset, metric: .logitDiff, chunkSize: 1).gradient(mask)
+        let batch = try masked.gradient(mask, chunks: chosen)
+        XCTAssertEqual(batch.metric, alone.metric, accuracy: 1e-5 * max(1, abs(alone.metric)))
+        let scale = alone.edges.map(abs).max()!
+        for e in alone.edges.indices { XCTAssertEqual(batch.edges[e], alone.edges[e], accuracy: 1e-5 * scale) }
+        XCTAssertEqual(try masked.gradient(mask, chunks: Array(0..<masked.chunkCount)).edges, try masked.gradient(mask).edges)
+        for bad in [[masked.chunkCount], [0, 0], []] { XCTAssertThrowsError(try masked.gradient(mask, chunks: bad), "\(bad)") }
+    }
+
     /// The experiment's gradient through a layer (runs from that layer, backward passes stopping there,
     /// as ACDC's attributed trials take it) equals the masked gradient on every edge into that layer,
     /// with the same metric, and leaves the edges into other layers at 0: for masks that patch only from
