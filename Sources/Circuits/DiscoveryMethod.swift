@@ -329,7 +329,7 @@ public struct PruneMethod: DiscoveryMethod {
     public var name: String { "prune" }
     public var details: String {
         let o = resume?.options ?? options
-        return "\(o.steps) steps\(o.pairsPerStep.map { " of \($0) pairs" } ?? ""), target \(o.targetEdges) edges, seed \(o.seed)"
+        return "\(o.steps) steps\(o.pairsPerStep.map { " of \($0) pairs" } ?? "")\(o.loss == .kl ? "" : " on the \(o.loss.rawValue) gap"), target \(o.targetEdges) edges, seed \(o.seed)"
             + (warmStartSteps == nil ? "" : ", EAP-IG warm start")
     }
 
@@ -343,12 +343,13 @@ public struct PruneMethod: DiscoveryMethod {
                                       warmStart: warmStart, resume: resume)
         let experiment = try setup.experiment()
         let graph = experiment.graph, target = pruning.state.options.targetEdges
+        let lossName = pruning.state.options.loss == .kl ? "kl" : "(\(pruning.state.options.loss.rawValue) gap)²"
         let scores = try pruning.run(progress: { step in
             guard step.step % reportEvery == 0 || step.step == step.steps else { return }
             let circuit = graph.pruned(Selection.topN(target).select(pruning.gateScores, graph: graph))
             let faithfulness = experiment.evaluate(circuit: circuit).faithfulness
-            progress?(.step(String(format: "prune: step %d/%d, kl %.4f, expected edges %.0f (target %.0f), top %d: %d edges at faithfulness %.3f, ",
-                                   step.step, step.steps, step.kl, step.expectedEdges, step.target, target, circuit.count, faithfulness)
+            progress?(.step(String(format: "prune: step %d/%d, %@ %.4f, expected edges %.0f (target %.0f), top %d: %d edges at faithfulness %.3f, ",
+                                   step.step, step.steps, lossName, step.loss, step.expectedEdges, step.target, target, circuit.count, faithfulness)
                             + ProgressClock.pace(Double(step.step), of: Double(step.steps), seconds: step.seconds), final: step.step == step.steps))
         }, checkpoint: checkpoint)
         return .scores(scores)

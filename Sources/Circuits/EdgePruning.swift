@@ -4,15 +4,16 @@ import Transformer
 
 /// Learned edge masks (Edge Pruning, Bhaskar et al. 2024; design §10): one hard-concrete gate per
 /// edge, trained with Adam so that the model with closed gates' edges corrupted stays close to the
-/// clean model (KL(p_clean ‖ p_masked)), while the expected number of open gates follows a target
-/// that falls from the start's count to `targetEdges` during the warm-up.
+/// clean model (by default KL(p_clean ‖ p_masked); or the task metric's squared gap to the clean
+/// model's, `loss`), while the expected number of open gates follows a target that falls from the
+/// start's count to `targetEdges` during the warm-up.
 ///
 /// The sparsity constraint is kept by projection: after every Adam step all log a move by the same
 /// amount, found by bisection, so that the expected open gates equal the step's target. (A Lagrangian
 /// with multipliers ascending on the gap, as published, lagged far behind on SmolLM2 in the tens of
 /// steps a CPU affords: 17,137 expected open gates against a target of 1,000 after 40 steps, and the
 /// gates trained with that many edges open ranked a 1,000-edge circuit badly.) The shift keeps the
-/// gates' order and Adam's moments; the KL's gradient alone decides which gates open.
+/// gates' order and Adam's moments; the loss's gradient alone decides which gates open.
 ///
 /// A gate's coefficient is α = 1 − z, with z from the hard concrete distribution (Louizos et al.
 /// 2018): `s = σ((log u − log(1 − u) + log a)/β)`, `z = min(1, max(0, s·(r − l) + l))`. The gradient
@@ -43,10 +44,13 @@ public final class EdgePruning {
         public var chunkSize: Int
         /// Pairs each step's gradient runs, in whole chunks taken in turn (a minibatch); nil: every pair.
         public var pairsPerStep: Int?
+        /// What the gates are trained to keep: `kl` for KL(p_clean ‖ p_masked), another metric m for
+        /// (m_masked − m_clean)², both over the step's pairs.
+        public var loss: Metric
 
         /// Options with the defaults used by `circuits discover --method prune`.
         public init(targetEdges: Int, steps: Int = 100, learningRate: Float = 0.1, warmup: Double = 0.5,
-                    initialLogAlpha: Float = 3, seed: UInt64 = 0, chunkSize: Int = 32, pairsPerStep: Int? = 32) {
+                    initialLogAlpha: Float = 3, seed: UInt64 = 0, chunkSize: Int = 32, pairsPerStep: Int? = 32, loss: Metric = .kl) {
             self.targetEdges = targetEdges
             self.steps = steps
             self.learningRate = learningRate
@@ -55,6 +59,18 @@ public final class EdgePruning {
             self.seed = seed
             self.chunkSize = chunkSize
             self.pairsPerStep = pairsPerStep
+            self.loss = loss
+        }
+
+        /// Decodes options; states saved before `pairs_per_step` and `loss` existed ran every pair on KL.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(targetEdges: try c.decode(Int.self, forKey: .targetEdges), steps: try c.decode(Int.self, forKey: .steps),
+                      learningRate: try c.decode(Float.self, forKey: .learningRate), warmup: try c.decode(Double.self, forKey: .warmup),
+                      initialLogAlpha: try c.decode(Float.self, forKey: .initialLogAlpha), seed: try c.decode(UInt64.self, forKey: .seed),
+                      chunkSize: try c.decode(Int.self, forKey: .chunkSize),
+                      pairsPerStep: try c.decodeIfPresent(Int.self, forKey: .pairsPerStep),
+                      loss: try c.decodeIfPresent(Metric.self, forKey: .loss) ?? .kl)
         }
 
         enum CodingKeys: String, CodingKey {
@@ -66,6 +82,7 @@ public final class EdgePruning {
             case seed
             case chunkSize = "chunk_size"
             case pairsPerStep = "pairs_per_step"
+            case loss
         }
     }
 
@@ -103,8 +120,8 @@ public final class EdgePruning {
     public struct Progress: Sendable {
         public let step: Int
         public let steps: Int
-        /// KL(p_clean ‖ p_masked) under this step's sampled gates.
-        public let kl: Double
+        /// The loss (`Options.loss`) on this step's pairs under its sampled gates.
+        public let loss: Double
         /// Expected open gates under which this step's gates were drawn (the previous step's target).
         public let expectedEdges: Double
         /// The expected open gates after this step.
@@ -132,9 +149,9 @@ public final class EdgePruning {
         guard used.learningRate.isFinite, used.learningRate > 0, used.warmup.isFinite, used.initialLogAlpha.isFinite else {
             throw ModelInputError("edge pruning options must be finite, and the learning rate positive")
         }
-        gradient = try MaskedGradient(model: model, pairs: pairs, metric: .kl, ablation: ablation, chunkSize: used.chunkSize,
+        gradient = try MaskedGradient(model: model, pairs: pairs, metric: used.loss, ablation: ablation, chunkSize: used.chunkSize,
                                       cachesChunks: true)
-        let identity = RunIdentity(model: model, pairs: pairs, metric: .kl, ablation: ablation)
+        let identity = RunIdentity(model: model, pairs: pairs, metric: used.loss, ablation: ablation)
         if let resume {
             try resume.run.map { try identity.checkResumable(from: $0, state: "edge pruning") }
             guard resume.graphEdges == edges, resume.logAlpha.count == edges, resume.adamFirst.count == edges,
@@ -213,13 +230,21 @@ public final class EdgePruning {
         return (0..<taken).map { (step * taken + $0) % count }
     }
 
-    /// The faithfulness loss KL(p_clean ‖ p_masked) under the gates sampled at `step` from `logAlpha`
-    /// (default: the current gates) on that step's pairs, and its gradient with respect to every log a.
-    public func klGradient(step: Int, logAlpha: [Float]? = nil) throws -> (kl: Double, logAlpha: [Float]) {
+    /// The loss (`Options.loss`) under the gates sampled at `step` from `logAlpha` (default: the current
+    /// gates) on that step's pairs, and its gradient with respect to every log a.
+    public func lossGradient(step: Int, logAlpha: [Float]? = nil) throws -> (loss: Double, logAlpha: [Float]) {
         let (alpha, dz) = sampleGates(step: step, logAlpha: logAlpha ?? state.logAlpha)
-        let g = try gradient.gradient(EdgeMask(alpha: alpha), chunks: chunks(step: step))
-        // ∂KL/∂log a = ∂KL/∂α · ∂α/∂z · ∂z/∂log a, with ∂α/∂z = −1.
-        return (g.metric, zip(g.edges, dz).map { -$0 * $1 })
+        let pairs = chunks(step: step)
+        let g = try gradient.gradient(EdgeMask(alpha: alpha), chunks: pairs)
+        // ∂L/∂M: 1 for KL (the loss is the metric); 2 (M − M_clean) for the squared gap.
+        var loss = g.metric, dLoss: Float = 1
+        if state.options.loss != .kl {
+            let gap = g.metric - (try gradient.cleanMetric(chunks: pairs))
+            loss = gap * gap
+            dLoss = Float(2 * gap)
+        }
+        // ∂L/∂log a = ∂L/∂M · ∂M/∂α · ∂α/∂z · ∂z/∂log a, with ∂α/∂z = −1.
+        return (loss, zip(g.edges, dz).map { -dLoss * $0 * $1 })
     }
 
     /// Trains until `options.steps`, reporting after every step and offering the state to save.
@@ -230,13 +255,13 @@ public final class EdgePruning {
         let (b1, b2, eps): (Float, Float, Float) = (0.9, 0.999, 1e-8)
         while state.step < o.steps {
             let start = Date()
-            let (kl, klGradient) = try klGradient(step: state.step)
+            let (loss, lossGradient) = try lossGradient(step: state.step)
             let expected = expectedEdges
             state.step += 1
             let t = Float(state.step)
             let correction1 = 1 - pow(b1, t), correction2 = 1 - pow(b2, t)
             for e in 0..<edges {
-                let grad = klGradient[e]
+                let grad = lossGradient[e]
                 state.adamFirst[e] = b1 * state.adamFirst[e] + (1 - b1) * grad
                 state.adamSecond[e] = b2 * state.adamSecond[e] + (1 - b2) * grad * grad
                 let m = state.adamFirst[e] / correction1, v = state.adamSecond[e] / correction2
@@ -245,7 +270,7 @@ public final class EdgePruning {
             let target = target(at: state.step)
             project(to: target)
             state.seconds += Date().timeIntervalSince(start)
-            progress?(Progress(step: state.step, steps: o.steps, kl: kl, expectedEdges: expected, target: target, seconds: state.seconds))
+            progress?(Progress(step: state.step, steps: o.steps, loss: loss, expectedEdges: expected, target: target, seconds: state.seconds))
             checkpoint?(state)
         }
         return gateScores

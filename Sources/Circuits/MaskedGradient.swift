@@ -22,6 +22,8 @@ public final class MaskedGradient {
         let targets: MetricTargets
         /// `[senders, T, d]` corrupted sender outputs under the ablation.
         let corrupt: FloatBuffer
+        /// The clean model's metric, averaged over the chunk's pairs.
+        let cleanMetric: Double
         /// The chunk's share of the pairs.
         let weight: Float
     }
@@ -75,8 +77,9 @@ public final class MaskedGradient {
                                                   prefix: prefixes?.cache).senders
         let targets = MetricTargets(metric: metric, correct: chunk.correct, incorrect: chunk.incorrect, cleanLogits: clean.logits,
                                     vocab: model.config.vocabularySize)
+        let cleanMetric = metric.evaluate(logits: clean.logits.pointer, vocab: model.config.vocabularySize, targets: targets).mean
         let prepared = Chunk(clean: prefixes?.clean ?? chunk.clean, prefix: prefixes?.cache, layout: clean.layout,
-                             targets: targets, corrupt: corrupt, weight: Float(chunk.count) / Float(pairs.count))
+                             targets: targets, corrupt: corrupt, cleanMetric: cleanMetric, weight: Float(chunk.count) / Float(pairs.count))
         let bytes = 4 * (corrupt.count + (targets.reference?.count ?? 0))
         if cache != nil, memoryBudget.map({ cachedBytes + bytes <= $0 }) ?? CacheBudget.shared.reserve(bytes) {
             cache?[index] = prepared
@@ -87,6 +90,23 @@ public final class MaskedGradient {
 
     /// Chunks of `chunkSize` pairs the batch is run in (the last may be smaller).
     public var chunkCount: Int { ranges.count }
+
+    /// The clean model's metric averaged over the pairs of `chunks` (nil: every pair), as `gradient`
+    /// averages the masked one.
+    public func cleanMetric(chunks: [Int]? = nil) throws -> Double {
+        let chosen = try checked(chunks)
+        let total = Double(chosen.reduce(0) { $0 + ranges[$1].count })
+        return try chosen.reduce(0.0) { $0 + Double(ranges[$1].count) / total * (try chunk($1).cleanMetric) }
+    }
+
+    /// `chunks`, or every chunk when nil, checked to be distinct chunks of the batch.
+    private func checked(_ chunks: [Int]?) throws -> [Int] {
+        let chosen = chunks ?? Array(ranges.indices)
+        guard !chosen.isEmpty, chosen.allSatisfy(ranges.indices.contains), Set(chosen).count == chosen.count else {
+            throw ModelInputError("chunks \(chosen) are not distinct chunks of 0..<\(ranges.count)")
+        }
+        return chosen
+    }
 
     /// The metric under `mask`, averaged over pairs, and its gradient.
     ///
@@ -103,10 +123,7 @@ public final class MaskedGradient {
             throw ModelInputError("the mask has \(mask.alpha.count) coefficients; the graph has \(graph.edgeCount) edges")
         }
         precondition(!inputGradient || !reusesSharedPrefixes, "the input gradient needs runs over whole prompts (reusesSharedPrefixes: false)")
-        let chosen = chunks ?? Array(ranges.indices)
-        guard !chosen.isEmpty, chosen.allSatisfy(ranges.indices.contains), Set(chosen).count == chosen.count else {
-            throw ModelInputError("chunks \(chosen) are not distinct chunks of 0..<\(ranges.count)")
-        }
+        let chosen = try checked(chunks)
         precondition(!inputGradient || chunks == nil, "the input gradient covers every pair")
         // Each chunk's weight is its share of the pairs run.
         let share = Float(pairs.count) / Float(chosen.reduce(0) { $0 + ranges[$1].count })

@@ -33,6 +33,7 @@ enum DiscoverCommand: Subcommand {
         OptionSpec(name: "train-steps", value: "N", help: "prune: optimizer steps (default 100)"),
         OptionSpec(name: "learning-rate", value: "LR", help: "prune: Adam step size for the gates (default 0.1)"),
         OptionSpec(name: "mask-seed", value: "S", help: "prune: seed of the gate noise (default 0)"),
+        OptionSpec(name: "loss", value: "L", help: "prune: what the gates are trained to keep: kl (default, KL(p_clean ‖ p_circuit)) or metric (the squared gap between the circuit's --metric and the clean model's, over each step's pairs)"),
         OptionSpec(name: "pairs-per-step", value: "N", help: "prune: pairs each step trains on, in whole chunks of --chunk-size taken in turn (default 32)"),
         OptionSpec(name: "warm-start", value: nil, help: "prune: start the gates from EAP-IG scores (--steps steps)"),
         OptionSpec(name: "curve", value: nil, help: "also print the faithfulness curve (50 … 2000 edges)"),
@@ -103,7 +104,7 @@ enum DiscoverCommand: Subcommand {
         if options.string("resume") != nil, !["acdc", "prune"].contains(methodName) {
             throw UsageError(description: "--resume only applies to --method acdc or prune")
         }
-        let pruneOptions = ["train-steps", "learning-rate", "mask-seed", "pairs-per-step", "warm-start"].filter { options.string($0) != nil || options.flag($0) }
+        let pruneOptions = ["train-steps", "learning-rate", "mask-seed", "pairs-per-step", "loss", "warm-start"].filter { options.string($0) != nil || options.flag($0) }
         if methodName != "prune", let first = pruneOptions.first { throw UsageError(description: "--\(first) only applies to --method prune") }
         if options.string("search-steps") != nil, methodName != "search" { throw UsageError(description: "--search-steps only applies to --method search") }
         if methodName == "search", let other = selectionChoices.first(where: { $0 != "edges" }) ?? (options.flag("greedy") ? "greedy" : nil) {
@@ -170,7 +171,9 @@ enum DiscoverCommand: Subcommand {
                 throw UsageError(description: "--scores-out \(scoresOut.path): the extension must be .npy, .npz, .csv or .json")
             }
         }
-        let pruning = EdgePruning.Options(
+        let loss = options.string("loss") ?? "kl"
+        guard ["kl", "metric"].contains(loss) else { throw UsageError(description: "--loss must be kl or metric, got '\(loss)'") }
+        var pruning = EdgePruning.Options(
             targetEdges: edgesWanted, steps: try options.int("train-steps", default: 100, in: 1...1_000_000)!,
             learningRate: Float(try options.double("learning-rate", default: 0.1, in: 1e-6...100)!),
             seed: UInt64(try options.int("mask-seed", default: 0, in: 0...Int.max)!), chunkSize: chunkSize,
@@ -181,6 +184,7 @@ enum DiscoverCommand: Subcommand {
         let loaded = try loadPairs(options, model: model)
         let metric = try metricOption(options, default: loaded.defaultMetric)
         let ablation = try ablationOption(options)
+        if loss == "metric" { pruning.loss = metric }
         let outName = options.string("name") ?? loaded.source.replacingOccurrences(of: ".", with: "-")
         if let source = options.string("edges-from"),
            URL(fileURLWithPath: source).standardizedFileURL == outDirectory.appendingPathComponent("\(outName).json").standardizedFileURL {

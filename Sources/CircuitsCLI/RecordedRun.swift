@@ -62,6 +62,7 @@ func methodOptions(_ method: DiscoveryMethod) -> [String: Provenance.Value] {
         ]
         if let steps = prune.warmStartSteps { values["warm_start_steps"] = .int(steps) }
         if let perStep = o.pairsPerStep { values["pairs_per_step"] = .int(perStep) }
+        if o.loss != .kl { values["loss"] = .string("metric") }
         return values
     default:
         return method.details.isEmpty ? [:] : ["details": .string(method.details)]

@@ -6,41 +6,48 @@ import XCTest
 
 /// Learned edge masks (design §10) on the tiny fixtures and the planted model.
 final class EdgePruningTests: XCTestCase {
-    /// The gates find the planted copy circuit: its two edges get the most open gates, and the circuit
-    /// they make is faithful.
+    /// The gates find the planted copy circuit, trained on the KL or on the logit difference's gap: its two
+    /// edges get the most open gates, and the circuit they make is faithful.
     func testRecoversThePlantedCircuit() throws {
         let model = AttributionTests.plantedModel(), pairs = AttributionTests.plantedPairs()
         let g = model.graph
         let planted = Set([Edge(.input, .head(layer: 0, head: 0, port: .v)), Edge(.head(layer: 0, head: 0), .logits)].map { g.index(of: $0)! })
-        let pruning = try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 2, steps: 150))
-        let scores = try pruning.run()
-        let top = Set(Selection.topN(2).select(scores, graph: g))
-        XCTAssertEqual(top, planted, "most open gates: \(Selection.topN(6).select(scores, graph: g).map { "\(g.edge($0).name) \(scores[$0])" })")
-        XCTAssertLessThan(pruning.expectedEdges, 20, "the sparsity term should close most of the \(g.edgeCount) gates")
         let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
-        XCTAssertEqual(experiment.evaluate(circuit: g.pruned(top)).faithfulness, 1, accuracy: 0.05)
+        for loss in [Metric.kl, .logitDiff] {
+            let pruning = try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 2, steps: 150, loss: loss))
+            let scores = try pruning.run()
+            let top = Set(Selection.topN(2).select(scores, graph: g))
+            XCTAssertEqual(top, planted, "\(loss): most open gates: \(Selection.topN(6).select(scores, graph: g).map { "\(g.edge($0).name) \(scores[$0])" })")
+            XCTAssertEqual(pruning.expectedEdges, 2, accuracy: 0.01, "the projection should hold the expected open gates at the target")
+            XCTAssertEqual(experiment.evaluate(circuit: g.pruned(top)).faithfulness, 1, accuracy: 0.05, "\(loss)")
+        }
     }
 
-    /// ∂KL/∂log a through the hard concrete against central differences with the same gate noise.
+    /// ∂L/∂log a through the hard concrete against central differences with the same gate noise, for
+    /// the KL and for the logit difference's squared gap on a minibatch of two of the three pairs.
     func testGateGradientMatchesFiniteDifferences() throws {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
-        let pruning = try EdgePruning(model: model, pairs: pairs, options: .init(targetEdges: 20, steps: 1, initialLogAlpha: 0.5))
-        let base = pruning.state.logAlpha
-        let (_, analytic) = try pruning.klGradient(step: 3)
-        let scale = Double(analytic.map(abs).max()!)
-        XCTAssertGreaterThan(scale, 0)
-        // Edges whose gates are inside (0, 1) at this step have a nonzero gradient; check those.
-        let checked = analytic.indices.filter { analytic[$0] != 0 }.prefix(12)
-        XCTAssertGreaterThan(checked.count, 5)
-        for e in checked {
-            func kl(_ h: Float) throws -> Double {
-                var shifted = base
-                shifted[e] += h
-                return try pruning.klGradient(step: 3, logAlpha: shifted).kl
+        for (loss, perStep) in [(Metric.kl, 32), (.logitDiff, 2)] {
+            let pruning = try EdgePruning(model: model, pairs: pairs, options: .init(
+                targetEdges: 20, steps: 1, initialLogAlpha: 0.5, chunkSize: 1, pairsPerStep: perStep, loss: loss))
+            let base = pruning.state.logAlpha
+            let (value, analytic) = try pruning.lossGradient(step: 3)
+            XCTAssertGreaterThan(value, 0, "\(loss)")
+            let scale = Double(analytic.map(abs).max()!)
+            XCTAssertGreaterThan(scale, 0)
+            // Edges whose gates are inside (0, 1) at this step have a nonzero gradient; check those.
+            let checked = analytic.indices.filter { analytic[$0] != 0 }.prefix(12)
+            XCTAssertGreaterThan(checked.count, 5)
+            for e in checked {
+                func lossAt(_ h: Float) throws -> Double {
+                    var shifted = base
+                    shifted[e] += h
+                    return try pruning.lossGradient(step: 3, logAlpha: shifted).loss
+                }
+                let h: Float = 1e-2
+                let numeric = (try lossAt(h) - lossAt(-h)) / (2 * Double(h))
+                XCTAssertEqual(Double(analytic[e]), numeric, accuracy: 3e-3 * scale, "\(loss) \(model.graph.edge(e).name)")
             }
-            let h: Float = 1e-2
-            let numeric = (try kl(h) - kl(-h)) / (2 * Double(h))
-            XCTAssertEqual(Double(analytic[e]), numeric, accuracy: 3e-3 * scale, model.graph.edge(e).name)
         }
     }
 
