@@ -22,8 +22,6 @@ public final class MaskedGradient {
         let targets: MetricTargets
         /// `[senders, T, d]` corrupted sender outputs under the ablation.
         let corrupt: FloatBuffer
-        /// The clean model's metric, averaged over the chunk's pairs.
-        let cleanMetric: Double
         /// The chunk's share of the pairs.
         let weight: Float
     }
@@ -38,6 +36,8 @@ public final class MaskedGradient {
     private let means: PositionMeans?
     private let ranges: [Range<Int>]
     private var cache: [Int: Chunk]?
+    /// Each chunk's clean metric (averaged over its pairs) once it has been run, kept even when the chunk is not.
+    private var cleanMetrics: [Int: Double] = [:]
     /// Bytes the cached chunks hold, and the most they may (nil: what `CacheBudget.shared` has left,
     /// held from it while the gradient lives).
     private var cachedBytes = 0
@@ -77,9 +77,9 @@ public final class MaskedGradient {
                                                   prefix: prefixes?.cache).senders
         let targets = MetricTargets(metric: metric, correct: chunk.correct, incorrect: chunk.incorrect, cleanLogits: clean.logits,
                                     vocab: model.config.vocabularySize)
-        let cleanMetric = metric.evaluate(logits: clean.logits.pointer, vocab: model.config.vocabularySize, targets: targets).mean
+        cleanMetrics[index] = metric.evaluate(logits: clean.logits.pointer, vocab: model.config.vocabularySize, targets: targets).mean
         let prepared = Chunk(clean: prefixes?.clean ?? chunk.clean, prefix: prefixes?.cache, layout: clean.layout,
-                             targets: targets, corrupt: corrupt, cleanMetric: cleanMetric, weight: Float(chunk.count) / Float(pairs.count))
+                             targets: targets, corrupt: corrupt, weight: Float(chunk.count) / Float(pairs.count))
         let bytes = 4 * (corrupt.count + (targets.reference?.count ?? 0))
         if cache != nil, memoryBudget.map({ cachedBytes + bytes <= $0 }) ?? CacheBudget.shared.reserve(bytes) {
             cache?[index] = prepared
@@ -96,7 +96,8 @@ public final class MaskedGradient {
     public func cleanMetric(chunks: [Int]? = nil) throws -> Double {
         let chosen = try checked(chunks)
         let total = Double(chosen.reduce(0) { $0 + ranges[$1].count })
-        return try chosen.reduce(0.0) { $0 + Double(ranges[$1].count) / total * (try chunk($1).cleanMetric) }
+        for index in chosen where cleanMetrics[index] == nil { _ = try chunk(index) }
+        return chosen.reduce(0.0) { $0 + Double(ranges[$1].count) / total * cleanMetrics[$1]! }
     }
 
     /// `chunks`, or every chunk when nil, checked to be distinct chunks of the batch.

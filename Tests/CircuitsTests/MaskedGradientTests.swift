@@ -132,7 +132,8 @@ final class MaskedGradientTests: XCTestCase {
     }
 
     /// A minibatch of chunks gives the metric and gradient of a gradient built on those chunks' pairs alone;
-    /// chunks that are not the batch's are refused.
+    /// chunks that are not the batch's are refused; the clean metric of chunks is the masked one with every
+    /// edge clean.
     func testChunksGiveTheGradientOfTheirPairs() throws {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
         XCTAssertGreaterThanOrEqual(pairs.count, 3)
@@ -149,6 +150,12 @@ final class MaskedGradientTests: XCTestCase {
         for e in alone.edges.indices { XCTAssertEqual(batch.edges[e], alone.edges[e], accuracy: 1e-5 * scale) }
         XCTAssertEqual(try masked.gradient(mask, chunks: Array(0..<masked.chunkCount)).edges, try masked.gradient(mask).edges)
         for bad in [[masked.chunkCount], [0, 0], []] { XCTAssertThrowsError(try masked.gradient(mask, chunks: bad), "\(bad)") }
+        // With every edge clean, the masked metric is the clean one, on every pair and on a minibatch.
+        let clean = EdgeMask(graph: model.graph)
+        XCTAssertEqual(try masked.cleanMetric(), try masked.gradient(clean).metric, accuracy: 1e-5)
+        XCTAssertEqual(try masked.cleanMetric(chunks: chosen), try masked.gradient(clean, chunks: chosen).metric, accuracy: 1e-5)
+        let fresh = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff, chunkSize: 1)  // no chunk run yet
+        XCTAssertEqual(try fresh.cleanMetric(), try Experiment(model: model, pairs: pairs, metric: .logitDiff).cleanMetric, accuracy: 1e-5)
     }
 
     /// The experiment's gradient through a layer (runs from that layer, backward passes stopping there,
