@@ -177,7 +177,7 @@ public final class EdgePruning {
         }
         state = State(options: options, step: 0, logAlpha: logAlpha, adamFirst: [Float](repeating: 0, count: edges),
                       adamSecond: [Float](repeating: 0, count: edges), seconds: 0, graphEdges: edges,
-                      startEdges: logAlpha.reduce(0.0) { $0 + Double(Self.openProbability($1)) }, run: identity)
+                      startEdges: Self.expectedOpen(logAlpha), run: identity)
     }
 
     /// `σ(log a − β·log(−l/r))`: the probability that a gate is open (z > 0).
@@ -193,7 +193,12 @@ public final class EdgePruning {
     }
 
     /// Expected open gates.
-    public var expectedEdges: Double { state.logAlpha.reduce(0.0) { $0 + Double(Self.openProbability($1)) } }
+    public var expectedEdges: Double { Self.expectedOpen(state.logAlpha) }
+
+    /// Expected open gates for gate parameters `logAlpha`, each moved by `shift`.
+    static func expectedOpen(_ logAlpha: [Float], shift: Float = 0) -> Double {
+        logAlpha.reduce(0.0) { $0 + Double(openProbability($1 + shift)) }
+    }
 
     /// The sparsity target at `step`: the expected open gates at step 0, falling linearly to
     /// `targetEdges` by the end of the warm-up.
@@ -279,11 +284,10 @@ public final class EdgePruning {
     /// Moves every log a by the same amount so that the expected open gates are `target` (to within
     /// Float rounding): the largest shift in [−100, 100] whose count does not exceed it, by bisection.
     public func project(to target: Double) {
-        func expected(_ shift: Float) -> Double { state.logAlpha.reduce(0.0) { $0 + Double(Self.openProbability($1 + shift)) } }
         var low: Float = -100, high: Float = 100
         for _ in 0..<40 where high - low > 1e-6 {
             let middle = (low + high) / 2
-            if expected(middle) > target { high = middle } else { low = middle }
+            if Self.expectedOpen(state.logAlpha, shift: middle) > target { high = middle } else { low = middle }
         }
         for e in state.logAlpha.indices { state.logAlpha[e] += low }
     }
