@@ -511,6 +511,36 @@ private func storeTile(
     put(0, r0); put(1, r1); put(2, r2); put(3, r3); put(4, r4); put(5, r5); put(6, r6); put(7, r7)
 }
 
+/// Whether `C += A·B` with `nonzeros` of A's `count` entries nonzero is cheaper as `gemmSparseA` than
+/// as `gemm`: at most one in eight (the packed GEMM does several times more multiply-adds per second
+/// than `axpy`, which streams a row of B from memory for every nonzero).
+public func prefersSparseA(nonzeros: Int, of count: Int) -> Bool { 8 * nonzeros <= count }
+
+/// `C (+)= A·B` for an `A` that is mostly zeros: one `axpy` of a row of B per nonzero of A, the columns
+/// split between the workers. Rows of C whose row of A is all zeros are left as they are when
+/// `accumulate` is true (they need not hold numbers).
+///
+/// - Parameters:
+///   - c: output `[m, n]`, row stride `ldc`
+///   - a: `[m, k]`, row stride `lda`
+///   - b: `[k, n]`, row stride `ldb`
+public func gemmSparseA(
+    _ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+    accumulate: Bool, _ m: Int, _ n: Int, _ k: Int
+) {
+    // Per row of A, its nonzero entries (column, value).
+    let nonzeros = (0..<m).map { i in (0..<k).compactMap { p in a[i * lda + p] != 0 ? (p, a[i * lda + p]) : nil } }
+    let work = nonzeros.reduce(0) { $0 + max($1.count, 1) } * n
+    let body = { (columns: Range<Int>) in
+        for i in 0..<m {
+            let out = c + i * ldc + columns.lowerBound
+            if !accumulate { out.update(repeating: 0, count: columns.count) }
+            for (p, value) in nonzeros[i] { axpy(out, value, b + p * ldb + columns.lowerBound, columns.count) }
+        }
+    }
+    if work < 1 << 16 || WorkerPool.insideJob { body(0..<n) } else { parallelChunks(n, minimumChunk: 1024, body) }
+}
+
 /// Naive triple-loop reference for `gemm`, accumulating in `Double`; for tests.
 public func gemmReference(
     _ c: UnsafeMutablePointer<Float>, ldc: Int,

@@ -165,4 +165,41 @@ final class GemmTests: XCTestCase {
              accumulate: false, 2, 0, 1)
         XCTAssertEqual(c.array, [0, 8, 0, 10])
     }
+
+    /// `gemmSparseA` against `gemmReference` for a mostly-zero A, serial and split between the workers,
+    /// overwriting and accumulating: rows of A that are all zeros leave C's row alone when accumulating
+    /// (NaN stays NaN), and zero it when not.
+    func testSparseAMatchesReference() {
+        for (m, n, k) in [(5, 37, 9), (27, 4_800, 301)] {
+            for accumulate in [false, true] {
+                var rng = SeededRandom(seed: UInt64(m * 31 + n + (accumulate ? 1 : 0)))
+                let lda = k + 3, ldb = n + 5, ldc = n + 2
+                let a = FloatBuffer(count: m * lda), b = FloatBuffer(rng.uniformFloats(k * ldb))
+                // Row 1 of A stays all zeros; the others get about one nonzero in ten.
+                for i in 0..<m where i != 1 {
+                    for p in 0..<k where rng.nextFloat() < 0.1 { a[i * lda + p] = 2 * rng.nextFloat() - 1 }
+                }
+                let initial = rng.uniformFloats(m * ldc)
+                let out = FloatBuffer(initial), expected = FloatBuffer(initial)
+                for j in 0..<n { out[ldc + j] = .nan }
+                gemmSparseA(out.pointer, ldc: ldc, a.pointer, lda: lda, b.pointer, ldb: ldb, accumulate: accumulate, m, n, k)
+                gemmReference(expected.pointer, ldc: ldc, a.pointer, lda: lda, transposeA: false, b.pointer, ldb: ldb, transposeB: false,
+                              accumulate: accumulate, m, n, k)
+                for i in 0..<m {
+                    for j in 0..<ldc {
+                        let label = "m=\(m) n=\(n) accumulate=\(accumulate) C[\(i), \(j)]"
+                        if j >= n {
+                            XCTAssertEqual(out[i * ldc + j], initial[i * ldc + j], label)
+                        } else if i == 1 && accumulate {
+                            XCTAssertTrue(out[i * ldc + j].isNaN, "\(label): a row of zeros must leave C alone")
+                        } else {
+                            XCTAssertEqual(out[i * ldc + j], expected[i * ldc + j], accuracy: 1e-5, label)
+                        }
+                    }
+                }
+            }
+        }
+        XCTAssertTrue(prefersSparseA(nonzeros: 10, of: 80))
+        XCTAssertFalse(prefersSparseA(nonzeros: 11, of: 80))
+    }
 }
