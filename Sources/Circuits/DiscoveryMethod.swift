@@ -341,6 +341,9 @@ public struct PruneMethod: DiscoveryMethod {
         } : nil
         let pruning = try EdgePruning(model: setup.model, pairs: setup.pairs, ablation: setup.ablation, options: options,
                                       warmStart: warmStart, resume: resume)
+        // The steps' chunks first: the experiment, which measures progress every `reportEvery` steps, gets
+        // the memory left.
+        try pruning.gradient.cacheChunks()
         let experiment = try setup.experiment()
         let graph = experiment.graph, target = pruning.state.options.targetEdges
         let lossName = pruning.state.options.loss == .kl ? "kl" : "(\(pruning.state.options.loss.rawValue) gap)²"

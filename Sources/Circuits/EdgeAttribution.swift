@@ -183,12 +183,14 @@ public enum EdgeAttribution {
     ///   - lowest: the last layer backpropagated through: only the edges into that layer and above are scored
     ///   - scoresOnlyLowest: score only the edges into layer `lowest` (`logits` counting as layer `layers`),
     ///     for a caller that needs no others; needs `routing`, whose groups are one layer each
+    ///   - wanted: `[edges]` the edges whose scores are needed (nil: all); others may be left unscored
     /// - Returns: the metric of `pass` (unscaled), and `[T, d]` the scaled gradient with respect to the input embedding
     ///   (with `lowest` above 0, to the stream entering that layer)
     @discardableResult
     static func backpropagate(
         model: TransformerModel, pass: ForwardPass, metric: Metric, targets: MetricTargets, scale: Float, diffs: FloatBuffer,
-        routing: MaskRouting?, through lowest: Int = 0, scoresOnlyLowest: Bool = false, into scores: inout [Float], profile: Profile?
+        routing: MaskRouting?, through lowest: Int = 0, scoresOnlyLowest: Bool = false, wanted: [Bool]? = nil, into scores: inout [Float],
+        profile: Profile?
     ) -> (metric: Double, input: FloatBuffer) {
         precondition(!scoresOnlyLowest || routing != nil, "scoring one layer needs routed groups")
         let vocab = model.config.vocabularySize
@@ -200,7 +202,7 @@ public enum EdgeAttribution {
         let dInput = model.backward(pass, dLogits: dLogits.pointer, routing: routing, through: lowest) { group in
             let contractionStart = Date()
             if !scoresOnlyLowest || min(group.receivers[0].layer, model.config.layers) == lowest {
-                contract(group, diffs: diffs, plane: plane, graph: model.graph, into: &scores)
+                contract(group, diffs: diffs, plane: plane, graph: model.graph, wanted: wanted, into: &scores)
             }
             routing?.add(group)
             profile?.contraction += Date().timeIntervalSince(contractionStart)
@@ -211,15 +213,30 @@ public enum EdgeAttribution {
 
     /// Adds Σ diff·grad of one chunk of a group of receivers to their edges' scores: one GEMM over the
     /// group's widest upstream prefix, `block = diffs[0..<upstream, chunk rows] · gradsᵀ`, then each
-    /// receiver keeps its own prefix.
+    /// receiver keeps its own prefix; or, when few of the group's edges are wanted, a dot product per
+    /// wanted edge.
     ///
     /// - Parameters:
     ///   - diffs: `[senders, T, d]` corrupted minus current sender outputs
     ///   - plane: floats per sender in `diffs`
-    static func contract(_ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, into scores: inout [Float]) {
+    ///   - wanted: `[edges]` the edges whose scores are needed (nil: all); others may be left unscored
+    static func contract(_ group: ReceiverGradients, diffs: FloatBuffer, plane: Int, graph: CircuitGraph, wanted: [Bool]? = nil,
+                         into scores: inout [Float]) {
         let receivers = group.receivers.map { graph.index(of: $0) }
         let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
         let n = receivers.count, d = group.dModel, width = group.rows * d
+        if let wanted {
+            let edges = receivers.enumerated().flatMap { i, r in
+                (0..<graph.upstreamCount(receiverAt: r)).filter { wanted[graph.edgeOffsets[r] + $0] }.map { (i, $0, graph.edgeOffsets[r] + $0) }
+            }
+            // A GEMM pays when it computes at most 8 times the products needed.
+            if prefersSparseA(nonzeros: edges.count, of: upstream * n) {
+                for (i, sender, e) in edges {
+                    scores[e] += dot(diffs.pointer + sender * plane + group.firstRow * d, group.gradient(i), width)
+                }
+                return
+            }
+        }
         let block = FloatBuffer(uninitializedCount: upstream * n)  // [upstream, n]
         gemm(block.pointer, ldc: n, diffs.pointer + group.firstRow * d, lda: plane, transposeA: false,
              group.gradients, ldb: width, transposeB: true, accumulate: false, upstream, n, width)
@@ -232,52 +249,62 @@ public enum EdgeAttribution {
     }
 }
 
-/// Sender gradients of a run under edge coefficients α: the corrections `Σ_r α_{s→r}·∂M/∂input_r`,
-/// built from the receiver gradients as the backward pass hands them over.
+/// Sender gradients of a run under edge coefficients α, built from the receiver gradients as the backward
+/// pass hands them over: per sender, the correction `Σ_r α_{s→r}·∂M/∂input_r` taken from the residual
+/// gradient, or, where fewer of its edges have α ≠ 1 than α ≠ 0 (most edges corrupted, as in learned
+/// masks and circuit searches), the gradient `Σ_r (1 − α_{s→r})·∂M/∂input_r` itself: the sum over the
+/// fewer receivers.
 final class MaskRouting: SenderGradientRouting {
     let graph: CircuitGraph
     /// `[edges]`
     let alpha: [Float]
     let rows: Int
     let dModel: Int
-    /// The first sender whose correction is kept: a backward pass that stops at a layer never asks for
+    /// The first sender whose gradient is kept: a backward pass that stops at a layer never asks for
     /// the senders below it.
     let firstSender: Int
-    /// `[senders − firstSender, T, d]` the corrections so far (a sender's plane is zeroed when first touched).
-    private let corrections: FloatBuffer
-    /// Whether each sender's correction is nonzero yet.
+    /// `[senders − firstSender, T, d]` the sums so far (a sender's plane is zeroed when first touched).
+    private let sums: FloatBuffer
+    /// Whether each sender's sum is nonzero yet.
     private var touched: [Bool]
-    /// Per sender from `firstSender` on, whether every outgoing edge has α = 1 (its correction is never kept).
+    /// Per sender from `firstSender` on, whether every outgoing edge has α = 1 (its gradient is zero).
     private let cut: [Bool]
+    /// Per sender, whether its sum is the gradient itself (over 1 − α) rather than a correction (over α).
+    private let direct: [Bool]
 
-    /// Zero corrections for a run of `rows` rows, for the senders from `firstSender` on.
+    /// Zero sums for a run of `rows` rows, for the senders from `firstSender` on.
     init(graph: CircuitGraph, alpha: [Float], rows: Int, dModel: Int, firstSender: Int = 0) {
         self.graph = graph
         self.alpha = alpha
         self.rows = rows
         self.dModel = dModel
         self.firstSender = firstSender
-        corrections = FloatBuffer(uninitializedCount: (graph.senders.count - firstSender) * rows * dModel)
+        sums = FloatBuffer(uninitializedCount: (graph.senders.count - firstSender) * rows * dModel)
         touched = [Bool](repeating: false, count: graph.senders.count)
-        var cut = [Bool](repeating: true, count: graph.senders.count)
+        // Per sender, its edges with α ≠ 0 (terms of the correction) and with α ≠ 1 (terms of the gradient).
+        var nonZero = [Int](repeating: 0, count: graph.senders.count), notOne = nonZero
         for r in 0..<graph.receivers.count {
             let base = graph.edgeOffsets[r]
-            for s in firstSender..<max(firstSender, graph.upstreamCount(receiverAt: r)) where alpha[base + s] != 1 { cut[s] = false }
+            for s in firstSender..<max(firstSender, graph.upstreamCount(receiverAt: r)) {
+                if alpha[base + s] != 0 { nonZero[s] += 1 }
+                if alpha[base + s] != 1 { notOne[s] += 1 }
+            }
         }
-        for s in 0..<firstSender { cut[s] = false }
-        self.cut = cut
+        cut = graph.senders.indices.map { $0 >= firstSender && notOne[$0] == 0 }
+        direct = graph.senders.indices.map { notOne[$0] < nonZero[$0] }
     }
 
     func isCut(sender s: Int) -> Bool { cut[s] }
 
-    func correction(sender s: Int) -> UnsafePointer<Float>? {
+    func routedGradient(sender s: Int) -> RoutedGradient {
         precondition(s >= firstSender, "sender \(s) is below the first one kept (\(firstSender))")
-        return touched[s] ? UnsafePointer(corrections.pointer + (s - firstSender) * rows * dModel) : nil
+        let sum = touched[s] ? UnsafePointer(sums.pointer + (s - firstSender) * rows * dModel) : nil
+        return direct[s] ? .direct(sum) : .residualMinus(sum)
     }
 
-    /// Adds `α_{s→r}·∂M/∂input_r` of one chunk of a group of receivers to every upstream sender's
-    /// correction from `firstSender` on, but those cut off (never asked for): a GEMM per run of
-    /// consecutive senders, `corrections[.., chunk rows] += A · grads` with `A[s][i] = α_{s→r_i}`.
+    /// Adds one chunk of a group of receivers to every upstream sender's sum from `firstSender` on, but
+    /// those cut off (never asked for): a GEMM per run of consecutive senders with a term,
+    /// `sums[.., chunk rows] += A · grads` with `A[s][i]` = `1 − α_{s→r_i}` (direct senders) or `α_{s→r_i}`.
     func add(_ group: ReceiverGradients) {
         let receivers = group.receivers.map { graph.index(of: $0) }
         let upstream = receivers.map { graph.upstreamCount(receiverAt: $0) }.max()!
@@ -286,9 +313,11 @@ final class MaskRouting: SenderGradientRouting {
         var a = [Float](repeating: 0, count: senders * n)  // [senders, n]
         var adds = [Bool](repeating: false, count: senders)  // whether sender firstSender + j gets anything
         for (i, r) in receivers.enumerated() {
-            for s in firstSender..<graph.upstreamCount(receiverAt: r) where alpha[graph.edgeOffsets[r] + s] != 0 && !cut[s] {
-                a[(s - firstSender) * n + i] = alpha[graph.edgeOffsets[r] + s]
-                if !touched[s] { (corrections.pointer + (s - firstSender) * plane).update(repeating: 0, count: plane) }
+            for s in firstSender..<graph.upstreamCount(receiverAt: r) where !cut[s] {
+                let coefficient = direct[s] ? 1 - alpha[graph.edgeOffsets[r] + s] : alpha[graph.edgeOffsets[r] + s]
+                guard coefficient != 0 else { continue }
+                a[(s - firstSender) * n + i] = coefficient
+                if !touched[s] { (sums.pointer + (s - firstSender) * plane).update(repeating: 0, count: plane) }
                 touched[s] = true
                 adds[s - firstSender] = true
             }
@@ -300,8 +329,14 @@ final class MaskRouting: SenderGradientRouting {
                 guard adds[j] else { j += 1; continue }
                 var end = j + 1
                 while end < senders, adds[end] { end += 1 }
-                gemm(corrections.pointer + j * plane + group.firstRow * dModel, ldc: plane, a.baseAddress! + j * n, lda: n, transposeA: false,
-                     group.gradients, ldb: width, transposeB: false, accumulate: true, end - j, width, n)
+                let out = sums.pointer + j * plane + group.firstRow * dModel, block = a.baseAddress! + j * n
+                // Learned masks' runs open a few edges per sender: an axpy per open edge.
+                if prefersSparseA(nonzeros: a[(j * n)..<(end * n)].count { $0 != 0 }, of: (end - j) * n) {
+                    gemmSparseA(out, ldc: plane, block, lda: n, group.gradients, ldb: width, accumulate: true, end - j, width, n)
+                } else {
+                    gemm(out, ldc: plane, block, lda: n, transposeA: false, group.gradients, ldb: width, transposeB: false, accumulate: true,
+                         end - j, width, n)
+                }
                 j = end
             }
         }

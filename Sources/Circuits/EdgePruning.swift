@@ -240,7 +240,8 @@ public final class EdgePruning {
     public func lossGradient(step: Int, logAlpha: [Float]? = nil) throws -> (loss: Double, logAlpha: [Float]) {
         let (alpha, dz) = sampleGates(step: step, logAlpha: logAlpha ?? state.logAlpha)
         let pairs = chunks(step: step)
-        let g = try gradient.gradient(EdgeMask(alpha: alpha), chunks: pairs)
+        // Gates clamped shut or open (∂z/∂log a = 0) need no ∂M/∂α: past the warm-up, nearly all of them.
+        let g = try gradient.gradient(EdgeMask(alpha: alpha), chunks: pairs, wanted: dz.map { $0 != 0 })
         // ∂L/∂M: 1 for KL (the loss is the metric); 2 (M − M_clean) for the squared gap.
         var loss = g.metric, dLoss: Float = 1
         if state.options.loss != .kl {

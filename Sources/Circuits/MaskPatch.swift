@@ -28,7 +28,7 @@ final class MaskPatch: ReceiverPatch {
     let corrupt: UnsafePointer<Float>
     /// `[2·layers + 1, T, d]` the residual stream made of corrupted senders at every point (see
     /// `ForwardPass.residuals`), or nil; lets an input whose edges are mostly corrupted start there.
-    let corruptResiduals: UnsafePointer<Float>?
+    let corruptResiduals: FloatBuffer?
     /// `[senders, copies·T, d]` the run's own sender outputs, from `firstRunSender` on.
     let run: UnsafePointer<Float>
     /// `[senders, T, d]` outputs of the senders before `firstRunSender`, shared by every copy: those of the
@@ -49,7 +49,7 @@ final class MaskPatch: ReceiverPatch {
 
     /// A patch for `masks` over a run whose senders from `firstRunSender` on are written to `run`;
     /// `replacesNodes`: replace the senders a mask corrupts on every outgoing edge.
-    init(graph: CircuitGraph, masks: [EdgeMask], plane: Int, corrupt: UnsafePointer<Float>, corruptResiduals: UnsafePointer<Float>?,
+    init(graph: CircuitGraph, masks: [EdgeMask], plane: Int, corrupt: UnsafePointer<Float>, corruptResiduals: FloatBuffer?,
          run: UnsafePointer<Float>, earlier: UnsafePointer<Float>?, firstRunSender: Int, buffers: [FloatBuffer], allowsProduct: Bool = false,
          replacesNodes: Bool = false) {
         precondition(earlier != nil || firstRunSender == 0, "senders before the run's first layer need their outputs")
@@ -129,7 +129,8 @@ final class MaskPatch: ReceiverPatch {
     /// `buffers[first...]` as one product over the senders with an edge to add: from the run's stream
     /// `resid`, `out_i = resid + Σ_s α_{s→r_i}·(corrupt_s − current_s)` over the senders with some α ≠ 0, or,
     /// when fewer senders have some α ≠ 1 (most of a masked gradient's senders are cut off), from the
-    /// corrupted stream at `point`, `out_i = corrupt + Σ_s (α_{s→r_i} − 1)·(corrupt_s − current_s)` over those.
+    /// corrupted stream at `point`, `out_i = corrupt + Σ_s (α_{s→r_i} − 1)·(corrupt_s − current_s)` over those;
+    /// one edge at a time where few of the product's coefficients are nonzero.
     private func productInputs(_ receivers: Range<Int>, upstream: Int, resid: UnsafePointer<Float>, point: Int, first: Int) {
         let alpha = alphas[0]
         var fromStream: [Int] = [], fromCorrupt: [Int] = []
@@ -140,7 +141,7 @@ final class MaskPatch: ReceiverPatch {
         }
         let corrupted = corruptResiduals != nil && fromCorrupt.count < fromStream.count
         let senders = corrupted ? fromCorrupt : fromStream
-        let start = corrupted ? corruptResiduals! + point * plane : resid
+        let start = corrupted ? UnsafePointer(corruptResiduals!.pointer) + point * plane : resid
         let n = receivers.count, k = senders.count
         var a = [Float](repeating: 0, count: n * k)  // [n, k]
         for (i, r) in receivers.enumerated() {
@@ -149,13 +150,27 @@ final class MaskPatch: ReceiverPatch {
         }
         guard k > 0 else { return }
         let diffs = differences(upTo: upstream)
-        // `[k, T, d]` those senders' differences, gathered when some are left out.
-        let gathered = k == upstream ? diffs : FloatBuffer(uninitializedCount: k * plane)
-        if k < upstream {
-            for (j, s) in senders.enumerated() { (gathered.pointer + j * plane).update(from: diffs.pointer + s * plane, count: plane) }
+        // Few of those edges to add (learned masks open a few per sender): an axpy per edge, from the
+        // differences in place.
+        if prefersSparseA(nonzeros: a.count { $0 != 0 }, of: a.count) {
+            var spread = [Float](repeating: 0, count: n * upstream)  // [n, upstream]
+            for i in 0..<n {
+                for (j, s) in senders.enumerated() { spread[i * upstream + s] = a[i * k + j] }
+            }
+            gemmSparseA(buffers[first].pointer, ldc: plane, spread, lda: upstream, diffs.pointer, ldb: plane, accumulate: true, n, plane, upstream)
+            return
         }
-        gemm(buffers[first].pointer, ldc: plane, a, lda: k, transposeA: false, gathered.pointer, ldb: plane, transposeB: false,
-             accumulate: true, n, plane, k)
+        // A product per run of consecutive senders, reading their differences in place.
+        var j = 0
+        while j < k {
+            var end = j + 1
+            while end < k, senders[end] == senders[end - 1] + 1 { end += 1 }
+            a.withUnsafeBufferPointer { a in
+                gemm(buffers[first].pointer, ldc: plane, a.baseAddress! + j, lda: k, transposeA: false, diffs.pointer + senders[j] * plane,
+                     ldb: plane, transposeB: false, accumulate: true, n, plane, end - j)
+            }
+            j = end
+        }
     }
 
     /// `[senders, T, d]` `corrupt_s − current_s` of the single mask's run, filled for the senders
@@ -197,7 +212,7 @@ final class MaskPatch: ReceiverPatch {
             }
             if let corruptResiduals, notOne < own {
                 // The same sum, starting from the corrupted one: corrupt + Σ (1 − α)(current − corrupt)
-                o.update(from: corruptResiduals + point * plane, count: plane)
+                o.update(from: corruptResiduals.pointer + point * plane, count: plane)
                 for s in 0..<count where alpha[base + s] != 1 {
                     let keep = 1 - alpha[base + s]
                     axpy(o, keep, current(s, k), plane)
@@ -216,25 +231,27 @@ final class MaskPatch: ReceiverPatch {
     }
 
     /// The corrupted stream at `point` when it is receiver `r`'s input exactly (a single mask that
-    /// corrupts every edge into `r`, summed edge by edge), else nil. It is read in place instead of
-    /// copied, and the ports of a block that read it share one pointer, which the model's layer loop
-    /// uses to normalize it once and project it once per key/value group (`TransformerModel.attentionForward`).
+    /// corrupts every edge into `r`), else nil. It is read in place instead of copied (a pass that keeps
+    /// its inputs for the backward pass keeps a view of it: `ReceiverInputs.lasting`), and the ports of a
+    /// block that read it share one pointer, which the model's layer loop uses to normalize it once and
+    /// project it once per key/value group (`TransformerModel.attentionForward`).
     private func corruptedStream(_ r: Int, point: Int) -> UnsafePointer<Float>? {
-        guard !allowsProduct, alphas.count == 1, let corruptResiduals else { return nil }
+        guard alphas.count == 1, let corruptResiduals else { return nil }
         let alpha = alphas[0]
         guard (graph.edgeOffsets[r]..<graph.edgeOffsets[r + 1]).allSatisfy({ alpha[$0] == 1 }) else { return nil }
-        return corruptResiduals + point * plane
+        return UnsafePointer(corruptResiduals.pointer) + point * plane
     }
 
     func attentionInputs(layer: Int, resid: UnsafePointer<Float>) -> ReceiverInputs? {
         var inputs = ReceiverInputs(heads: graph.heads)
+        inputs.lasting = corruptResiduals
         var any = false
         let receivers = graph.attentionReceivers(ofLayer: layer)
         let product = usesProduct(receivers)
         if product { productInputs(receivers, upstream: graph.firstSender(ofLayer: layer), resid: resid, point: 2 * layer, first: 0) }
         for (i, r) in receivers.enumerated() where patched[r].contains(true) {
             guard case .head(_, let h, let port) = graph.receivers[r] else { continue }
-            if let stream = product ? nil : corruptedStream(r, point: 2 * layer) {
+            if let stream = corruptedStream(r, point: 2 * layer) {
                 inputs[h, port] = stream
             } else {
                 if !product { input(r, resid: resid, point: 2 * layer, into: buffers[i].pointer) }

@@ -7,10 +7,15 @@ import Transformer
 /// routed through `(1 − α)` (design §4).
 ///
 /// Learned edge masks call it once per step. Each chunk's clean reference (the answers and, for
-/// `kl`, the clean distribution) and its corrupted sender outputs do not depend on the mask: with
-/// `cachesChunks` they are computed once and kept (about `senders × T × d` floats per chunk) as long
-/// as they fit in the memory budget (`CacheBudget.shared`); otherwise, and past the
-/// budget, they are recomputed on every call and memory stays bounded by one chunk.
+/// `kl`, the clean distribution), its corrupted sender outputs and the stream they make do not depend
+/// on the mask: with `cachesChunks` they are computed once and kept (about `(senders + 2·layers + 1) × T × d`
+/// floats per chunk) as long as they fit in the memory budget (`CacheBudget.shared`); otherwise, and
+/// past the budget, they are recomputed on every call and memory stays bounded by one chunk.
+///
+/// Runs under masks that corrupt most edges (learned masks past their warm-up, circuit searches) cost
+/// about what an unpatched run does: receivers start from the corrupted stream and add only their edges
+/// with α ≠ 1, senders' gradients sum only those edges, and with `wanted` only the edges asked for are
+/// contracted.
 public final class MaskedGradient {
     /// What a chunk's masked runs need that does not depend on the mask.
     private struct Chunk {
@@ -22,6 +27,9 @@ public final class MaskedGradient {
         let targets: MetricTargets
         /// `[senders, T, d]` corrupted sender outputs under the ablation.
         let corrupt: FloatBuffer
+        /// `[2·layers + 1, T, d]` the stream made of corrupted senders at every point, where receivers whose
+        /// edges are mostly corrupted start their sums.
+        let corruptStream: FloatBuffer
         /// The chunk's share of the pairs.
         let weight: Float
     }
@@ -72,20 +80,33 @@ public final class MaskedGradient {
         if let cached = cache?[index] { return cached }
         let chunk = pairs.slice(ranges[index])
         let prefixes = reusesSharedPrefixes ? try SharedPrefixes(model: model, clean: chunk.clean, corrupt: chunk.corrupt) : nil
-        let clean = try model.forward(prefixes?.clean ?? chunk.clean, prefix: prefixes?.cache)
-        let corrupt = try ablation.corruptSenders(model: model, corrupt: prefixes?.corrupt ?? chunk.corrupt, layout: clean.layout, means: means,
-                                                  prefix: prefixes?.cache).senders
+        // The corrupted stream: recorded by the corrupted run (resample ablation), else summed from the clean run's.
+        let recorded = ablation == .resample
+        let clean = try model.forward(prefixes?.clean ?? chunk.clean, captureSenders: !recorded, captureResiduals: !recorded, prefix: prefixes?.cache)
+        let corrupted = try ablation.corruptSenders(model: model, corrupt: prefixes?.corrupt ?? chunk.corrupt, layout: clean.layout, means: means,
+                                                    capturesResiduals: recorded, prefix: prefixes?.cache)
+        let corrupt = corrupted.senders
+        let stream = corrupted.pass?.residuals
+            ?? PatchingEngine.corruptedStream(graph: model.graph, cleanResiduals: clean.residuals!, cleanSenders: clean.senders!,
+                                              corruptSenders: corrupt, plane: clean.layout.rows * model.config.dModel)
         let targets = MetricTargets(metric: metric, correct: chunk.correct, incorrect: chunk.incorrect, cleanLogits: clean.logits,
                                     vocab: model.config.vocabularySize)
         cleanMetrics[index] = metric.evaluate(logits: clean.logits.pointer, vocab: model.config.vocabularySize, targets: targets).mean
         let prepared = Chunk(clean: prefixes?.clean ?? chunk.clean, prefix: prefixes?.cache, layout: clean.layout,
-                             targets: targets, corrupt: corrupt, weight: Float(chunk.count) / Float(pairs.count))
-        let bytes = 4 * (corrupt.count + (targets.reference?.count ?? 0))
+                             targets: targets, corrupt: corrupt, corruptStream: stream, weight: Float(chunk.count) / Float(pairs.count))
+        let bytes = 4 * (corrupt.count + stream.count + (targets.reference?.count ?? 0))
         if cache != nil, memoryBudget.map({ cachedBytes + bytes <= $0 }) ?? CacheBudget.shared.reserve(bytes) {
             cache?[index] = prepared
             cachedBytes += bytes
         }
         return prepared
+    }
+
+    /// Runs every chunk now and keeps those that fit in the memory budget, before other caches take it (an
+    /// experiment's engines, read only now and then, where a learned mask's steps read a chunk each).
+    public func cacheChunks() throws {
+        guard cache != nil else { return }
+        for index in ranges.indices where cache?[index] == nil { _ = try chunk(index) }
     }
 
     /// Chunks of `chunkSize` pairs the batch is run in (the last may be smaller).
@@ -115,13 +136,15 @@ public final class MaskedGradient {
     ///   - inputGradient: also return `[T, d]` ∂M/∂(input embedding) for every row of the batch
     ///   - chunks: run only these chunks (indices below `chunkCount`), averaging over their pairs: a
     ///     minibatch (nil: every pair)
+    ///   - wanted: `[edges]` the edges whose ∂M/∂α is needed (nil: every edge); the others may be 0
     public func gradient(
-        _ mask: EdgeMask, inputGradient: Bool = false, chunks: [Int]? = nil, profile: EdgeAttribution.Profile? = nil,
+        _ mask: EdgeMask, inputGradient: Bool = false, chunks: [Int]? = nil, wanted: [Bool]? = nil, profile: EdgeAttribution.Profile? = nil,
         progress: EdgeAttribution.Progress? = nil
     ) throws -> EdgeAttribution.Gradient {
         let graph = model.graph, c = model.config, d = c.dModel
-        guard mask.alpha.count == graph.edgeCount else {
-            throw ModelInputError("the mask has \(mask.alpha.count) coefficients; the graph has \(graph.edgeCount) edges")
+        guard mask.alpha.count == graph.edgeCount, (wanted?.count ?? graph.edgeCount) == graph.edgeCount else {
+            throw ModelInputError("the mask has \(mask.alpha.count) coefficients and \(wanted?.count ?? graph.edgeCount) edges are marked wanted; "
+                                  + "the graph has \(graph.edgeCount) edges")
         }
         precondition(!inputGradient || !reusesSharedPrefixes, "the input gradient needs runs over whole prompts (reusesSharedPrefixes: false)")
         let chosen = try checked(chunks)
@@ -139,7 +162,7 @@ public final class MaskedGradient {
             let tokens = chunk.clean.flatMap { $0 }
             let pass = ForwardPass(model: model, layout: chunk.layout, tokens: tokens, readout: .last, keepActivations: true,
                                    captureSenders: true, prefix: chunk.prefix)
-            let patch = MaskPatch(graph: graph, masks: [mask], plane: plane, corrupt: chunk.corrupt.pointer, corruptResiduals: nil,
+            let patch = MaskPatch(graph: graph, masks: [mask], plane: plane, corrupt: chunk.corrupt.pointer, corruptResiduals: chunk.corruptStream,
                                   run: pass.senders!.pointer, earlier: nil, firstRunSender: 0,
                                   buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane), allowsProduct: true)
             model.embed(pass.entry(0), tokens: tokens, layout: chunk.layout)
@@ -150,7 +173,7 @@ public final class MaskedGradient {
             let routing = MaskRouting(graph: graph, alpha: mask.alpha, rows: chunk.layout.rows, dModel: d)
             let weight = chunk.weight * share
             let (value, dInput) = EdgeAttribution.backpropagate(model: model, pass: pass, metric: metric, targets: chunk.targets, scale: weight,
-                                                       diffs: diffs, routing: routing, into: &scores, profile: profile)
+                                                       diffs: diffs, routing: routing, wanted: wanted, into: &scores, profile: profile)
             metricValue += Double(weight) * value
             input.map { ($0.pointer + firstRow * d).update(from: dInput.pointer, count: plane) }
             firstRow += chunk.layout.rows

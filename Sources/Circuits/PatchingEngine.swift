@@ -110,13 +110,20 @@ public final class PatchingEngine {
         cleanResiduals = cleanPass.residuals!
         self.corruptSenders = corruptSenders
         self.corruptLogits = corruptLogits
-        let plane = layout.rows * model.config.dModel
-        // Point 2l reads what a{l}'s receivers read, 2l + 1 what m{l} reads, 2L what logits reads.
-        let g = graph
-        let upstream = (0..<g.layers).flatMap { [g.firstSender(ofLayer: $0), g.firstSender(ofLayer: $0) + g.heads] } + [g.senders.count]
         self.corruptResiduals = corruptResiduals
-            ?? Self.stream(cleanResiduals, points: Array(upstream.indices), upstream: upstream, own: cleanSenders, corrupt: corruptSenders,
-                           replacing: nil, plane: plane)
+            ?? Self.corruptedStream(graph: graph, cleanResiduals: cleanResiduals, cleanSenders: cleanSenders, corruptSenders: corruptSenders,
+                                    plane: layout.rows * model.config.dModel)
+    }
+
+    /// `[2·layers + 1, T, d]` the residual stream made of corrupted senders at every point, from a clean
+    /// run's stream and senders: what a run with every edge corrupted reads (under mean and zero ablation,
+    /// where no corrupted run records it).
+    static func corruptedStream(graph g: CircuitGraph, cleanResiduals: FloatBuffer, cleanSenders: FloatBuffer, corruptSenders: FloatBuffer,
+                                plane: Int) -> FloatBuffer {
+        // Point 2l reads what a{l}'s receivers read, 2l + 1 what m{l} reads, 2L what logits reads.
+        let upstream = (0..<g.layers).flatMap { [g.firstSender(ofLayer: $0), g.firstSender(ofLayer: $0) + g.heads] } + [g.senders.count]
+        return stream(cleanResiduals, points: Array(upstream.indices), upstream: upstream, own: cleanSenders, corrupt: corruptSenders,
+                      replacing: nil, plane: plane)
     }
 
     /// `[points.count, T, d]` the stream of a run (`residuals`, `[2·layers + 1, T, d]`) at `points`, with the
@@ -164,7 +171,7 @@ public final class PatchingEngine {
                      "a mask of the graph's edges and a layer (the layer count: `logits` alone)")
         let pass = ForwardPass(model: model, layout: layout, readout: .last, keepActivations: true, captureSenders: true, prefix: prefix)
         let start = origin
-        let patch = MaskPatch(graph: g, masks: [mask], plane: plane, corrupt: corruptSenders.pointer, corruptResiduals: corruptResiduals.pointer,
+        let patch = MaskPatch(graph: g, masks: [mask], plane: plane, corrupt: corruptSenders.pointer, corruptResiduals: corruptResiduals,
                               run: pass.senders!.pointer, earlier: start.senders.pointer, firstRunSender: 0,
                               buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane), allowsProduct: true, replacesNodes: true)
         let startLayer = min(firstLayer(differing: [mask]) ?? layer, layer, c.layers - 1)
@@ -206,7 +213,7 @@ public final class PatchingEngine {
         pass.readout.columns = columns
         let start = origin
         let patch = MaskPatch(graph: g, masks: masks, plane: plane, corrupt: corruptSenders.pointer,
-                              corruptResiduals: corruptResiduals.pointer, run: pass.senders!.pointer, earlier: start.senders.pointer,
+                              corruptResiduals: corruptResiduals, run: pass.senders!.pointer, earlier: start.senders.pointer,
                               firstRunSender: 0, buffers: buffers, replacesNodes: true)
         guard let startLayer = firstLayer(differing: masks) else {
             for k in 0..<copies { (pass.logits.pointer + k * start.logits.count).update(from: start.logits.pointer, count: start.logits.count) }
@@ -252,7 +259,7 @@ public final class PatchingEngine {
         precondition(mask.alpha.count == g.edgeCount, "the mask must cover the graph's \(g.edgeCount) edges")
         guard let startLayer = firstLayer(differing: [mask]) else { return }
         let pass = ForwardPass(model: model, layout: layout, readout: .last, captureSenders: true, captureResiduals: true, prefix: prefix)
-        let patch = MaskPatch(graph: g, masks: [mask], plane: plane, corrupt: corruptSenders.pointer, corruptResiduals: corruptResiduals.pointer,
+        let patch = MaskPatch(graph: g, masks: [mask], plane: plane, corrupt: corruptSenders.pointer, corruptResiduals: corruptResiduals,
                               run: pass.senders!.pointer, earlier: cleanSenders.pointer, firstRunSender: g.firstSender(ofLayer: startLayer),
                               buffers: MaskPatch.buffers(heads: c.heads, copies: 1, plane: plane))
         // Below the first patched layer the run is the clean one.

@@ -61,7 +61,8 @@ public final class LayerActivations {
 /// patching), and what the forward pass computed from them, kept for the backward pass.
 ///
 /// Every buffer is a view into one allocation per kind, made when the block is first patched, so a
-/// patched pass allocates a few large blocks instead of hundreds of small ones.
+/// patched pass allocates a few large blocks instead of hundreds of small ones; inputs that outlive the
+/// pass (`ReceiverInputs.lasting`) are views into their own buffer instead of copies.
 public final class OwnReceiverInputs {
     /// Per attention receiver (index `3·head + port`), its `[T, d]` input, or nil when it read `residPre`.
     public internal(set) var inputs: [FloatBuffer?]
@@ -75,8 +76,9 @@ public final class OwnReceiverInputs {
     var values: [FloatBuffer?]
     /// `[T, d]` the MLP's own input, or nil (its norm statistics are the block's `norm2Mean`/`norm2Rstd`).
     public internal(set) var mlp: FloatBuffer?
-    /// `[3·heads, T, d]` room for the attention inputs.
+    /// `[copies, T, d]` room for the attention inputs that are copied, filled in order.
     private let inputBlock: FloatBuffer
+    private var copied = 0
     /// `[2, 3·heads, T]` room for the norm statistics.
     private let statsBlock: FloatBuffer
     /// `[2, heads, T, headDim]` room for own keys and values.
@@ -85,14 +87,14 @@ public final class OwnReceiverInputs {
     private let dModel: Int
     private let headDim: Int
 
-    /// No own inputs yet, for a block of `heads` heads over `rows` rows.
-    init(heads: Int, rows: Int, dModel: Int, headDim: Int) {
+    /// No own inputs yet, for a block of `heads` heads over `rows` rows, with room for `copies` copied inputs.
+    init(heads: Int, rows: Int, dModel: Int, headDim: Int, copies: Int) {
         inputs = Array(repeating: nil, count: 3 * heads)
         mean = inputs
         rstd = inputs
         keys = Array(repeating: nil, count: heads)
         values = keys
-        inputBlock = FloatBuffer(uninitializedCount: 3 * heads * rows * dModel)
+        inputBlock = FloatBuffer(uninitializedCount: copies * rows * dModel)
         statsBlock = FloatBuffer(uninitializedCount: 2 * 3 * heads * rows)
         kvBlock = FloatBuffer(uninitializedCount: 2 * heads * rows * headDim)
         self.rows = rows
@@ -100,14 +102,21 @@ public final class OwnReceiverInputs {
         self.headDim = headDim
     }
 
-    /// Keeps a copy of attention receiver `i`'s input `x` and returns buffers for its norm statistics.
-    func keep(input x: UnsafePointer<Float>, receiver i: Int) -> (mean: FloatBuffer, rstd: FloatBuffer) {
+    /// Keeps attention receiver `i`'s input `x` (a view when it lies in `lasting`, else a copy) and returns
+    /// buffers for its norm statistics.
+    func keep(input x: UnsafePointer<Float>, receiver i: Int, lasting: FloatBuffer?) -> (mean: FloatBuffer, rstd: FloatBuffer) {
         let size = rows * dModel, receivers = inputs.count
-        let copy = FloatBuffer(viewing: inputBlock, offset: i * size, count: size)
-        copy.pointer.update(from: x, count: size)
+        let kept: FloatBuffer
+        if let lasting {
+            kept = FloatBuffer(viewing: lasting, offset: x - UnsafePointer(lasting.pointer), count: size)
+        } else {
+            kept = FloatBuffer(viewing: inputBlock, offset: copied * size, count: size)
+            copied += 1
+            kept.pointer.update(from: x, count: size)
+        }
         let m = FloatBuffer(viewing: statsBlock, offset: i * rows, count: rows)
         let r = FloatBuffer(viewing: statsBlock, offset: (receivers + i) * rows, count: rows)
-        (inputs[i], mean[i], rstd[i]) = (copy, m, r)
+        (inputs[i], mean[i], rstd[i]) = (kept, m, r)
         return (m, r)
     }
 

@@ -27,16 +27,25 @@ public struct ReceiverGradients {
 ///
 /// With edge coefficients α (design §4), a receiver reads `Σ_s (1 − α_{s→r})·current_s + α_{s→r}·corrupt_s`,
 /// so sender s's output gradient is `Σ_r (1 − α_{s→r})·∂M/∂input_r`: the residual gradient (the sum of
-/// every downstream receiver's gradient) minus a correction `Σ_r α_{s→r}·∂M/∂input_r`. The backward pass
-/// asks for that correction just before it backpropagates through sender s; the consumer builds it
-/// from the receiver gradients it has been handed so far. A sender whose every outgoing edge has α = 1
-/// is cut off: its output gradient is zero, and the backward pass skips it (its receivers get zero
-/// gradients).
+/// every downstream receiver's gradient) minus a correction `Σ_r α_{s→r}·∂M/∂input_r`, or, when fewer of
+/// its edges have α ≠ 1 than α ≠ 0 (a run with most edges corrupted), that sum itself. The backward pass
+/// asks for it just before it backpropagates through sender s; the consumer builds it from the receiver
+/// gradients it has been handed so far. A sender whose every outgoing edge has α = 1 is cut off: its
+/// output gradient is zero, and the backward pass skips it (its receivers get zero gradients).
 public protocol SenderGradientRouting: AnyObject {
-    /// `[T, d]` `Σ_r α_{s→r}·∂M/∂input_r` over the receivers delivered so far, or nil when it is zero.
-    func correction(sender s: Int) -> UnsafePointer<Float>?
+    /// Sender `s`'s output gradient from the receivers delivered so far.
+    func routedGradient(sender s: Int) -> RoutedGradient
     /// Whether sender `s`'s every outgoing edge has α = 1, so that its output gradient is zero.
     func isCut(sender s: Int) -> Bool
+}
+
+/// A sender's output gradient in a run with patched edges, relative to the residual gradient.
+public enum RoutedGradient {
+    /// `[T, d]` the residual gradient minus this correction `Σ_r α_{s→r}·∂M/∂input_r`; nil: the residual
+    /// gradient itself (every α of the delivered receivers is 0).
+    case residualMinus(UnsafePointer<Float>?)
+    /// `[T, d]` the gradient itself, `Σ_r (1 − α_{s→r})·∂M/∂input_r`; nil: zero.
+    case direct(UnsafePointer<Float>?)
 }
 
 extension TransformerModel {
@@ -63,7 +72,7 @@ extension TransformerModel {
     /// - Parameters:
     ///   - pass: a forward pass with kept activations
     ///   - dLogits: `[readout rows, vocab]` gradient of the metric with respect to the logits
-    ///   - routing: per-sender corrections for a run with patched edges, or nil (α = 0: every sender's
+    ///   - routing: per-sender gradients for a run with patched edges, or nil (α = 0: every sender's
     ///     gradient is the residual gradient)
     ///   - lowest: the last layer backpropagated through (0: every layer); a pass that ran from this
     ///     layer on (`run(_:from:patch:)`) has every activation the backward pass reads
@@ -101,13 +110,22 @@ extension TransformerModel {
         logitsGradient.pointer.update(from: dResid.pointer, count: plane)
         if routing != nil { deliver(.logits, logitsGradient) }
 
-        // `[T, d]` a sender's output gradient, dResid minus its routing correction.
+        // `[T, d]` a sender's output gradient, dResid minus its routing correction, or zero.
         let senderGradient = routing == nil ? nil : FloatBuffer(uninitializedCount: plane)
         /// The output gradient of sender `s`: dResid itself when nothing is routed away from it.
         func outputGradient(_ s: Int) -> UnsafePointer<Float> {
-            guard let correction = routing?.correction(sender: s), let out = senderGradient else { return UnsafePointer(dResid.pointer) }
-            out.pointer.update(from: dResid.pointer, count: plane)
-            axpy(out.pointer, -1, correction, plane)
+            guard let routing, let out = senderGradient else { return UnsafePointer(dResid.pointer) }
+            switch routing.routedGradient(sender: s) {
+            case .residualMinus(nil):
+                return UnsafePointer(dResid.pointer)
+            case .residualMinus(let correction?):
+                out.pointer.update(from: dResid.pointer, count: plane)
+                axpy(out.pointer, -1, correction, plane)
+            case .direct(let gradient?):
+                return gradient
+            case .direct(nil):
+                out.pointer.update(repeating: 0, count: plane)
+            }
             return UnsafePointer(out.pointer)
         }
 
@@ -220,10 +238,13 @@ extension TransformerModel {
                 onReceivers(ReceiverGradients(receivers: receivers, gradients: chunk.pointer, firstRow: r0, rows: rows, dModel: d))
             }
         }
-        if lowest == 0, routing?.isCut(sender: 0) == true {
-            dResid.pointer.update(repeating: 0, count: plane)
-        } else if lowest == 0, let correction = routing?.correction(sender: 0) {
-            axpy(dResid.pointer, -1, correction, plane)
+        if lowest == 0, let routing {
+            if routing.isCut(sender: 0) {
+                dResid.pointer.update(repeating: 0, count: plane)
+            } else {
+                let input = outputGradient(0)
+                if input != UnsafePointer(dResid.pointer) { dResid.pointer.update(from: input, count: plane) }
+            }
         }
         return dResid
     }

@@ -13,12 +13,22 @@ public struct ReceiverInputs {
     public var k: [UnsafePointer<Float>?]
     /// Per head, the input of its value.
     public var v: [UnsafePointer<Float>?]
+    /// A buffer that outlives the pass (a masked gradient's corrupted stream): inputs that point into it
+    /// are kept for the backward pass by reference instead of copied.
+    public var lasting: FloatBuffer?
 
     /// No replaced inputs, for a model with `heads` heads.
     public init(heads: Int) {
         q = Array(repeating: nil, count: heads)
         k = q
         v = q
+    }
+
+    /// Whether the `count` floats at `x` lie in `lasting`.
+    func lasts(_ x: UnsafePointer<Float>, count: Int) -> Bool {
+        guard let lasting else { return false }
+        let start = UnsafePointer(lasting.pointer)
+        return x >= start && x + count <= start + lasting.count
     }
 
     /// The replaced input of `port` of head `head`.
@@ -154,7 +164,8 @@ extension TransformerModel {
         var ownKV: [FloatBuffer] = []
         acts.ownInputs = nil
         if let inputs {
-            let own = keepInputs ? OwnReceiverInputs(heads: c.heads, rows: t, dModel: d, headDim: dh) : nil
+            let copies = (inputs.q + inputs.k + inputs.v).compactMap { $0 }.filter { !inputs.lasts($0, count: t * d) }.count
+            let own = keepInputs ? OwnReceiverInputs(heads: c.heads, rows: t, dModel: d, headDim: dh, copies: copies) : nil
             acts.ownInputs = own
             let normed = FloatBuffer(uninitializedCount: t * d)
             let scratchMean = FloatBuffer(uninitializedCount: t), scratchRstd = FloatBuffer(uninitializedCount: t)
@@ -170,7 +181,8 @@ extension TransformerModel {
                 if let done = normalizedInputs[x] { return UnsafePointer(done.pointer) }
                 let shared = inputCounts[x, default: 1] > 1
                 let out = shared ? FloatBuffer(uninitializedCount: t * d) : normed
-                let (mean, rstd) = own?.keep(input: x, receiver: i) ?? (scratchMean, scratchRstd)
+                let (mean, rstd) = own?.keep(input: x, receiver: i, lasting: inputs.lasts(x, count: t * d) ? inputs.lasting : nil)
+                    ?? (scratchMean, scratchRstd)
                 normForward(out.pointer, mean.pointer, rstd.pointer, x, weight: w.norm1Weight, bias: w.norm1Bias, t)
                 if shared { normalizedInputs[x] = out }
                 return UnsafePointer(out.pointer)
@@ -267,7 +279,7 @@ extension TransformerModel {
         if keepInput, let input {
             let copy = FloatBuffer(uninitializedCount: t * d)
             copy.pointer.update(from: input, count: t * d)
-            let own = acts.ownInputs ?? OwnReceiverInputs(heads: c.heads, rows: t, dModel: d, headDim: c.headDim)
+            let own = acts.ownInputs ?? OwnReceiverInputs(heads: c.heads, rows: t, dModel: d, headDim: c.headDim, copies: 0)
             own.mlp = copy
             acts.ownInputs = own
         }

@@ -232,4 +232,58 @@ final class MaskedGradientTests: XCTestCase {
             XCTAssertLessThanOrEqual(maxAbsDifference(skipped.edges, full.edges), 1e-4 * scale, name)
         }
     }
+
+    /// Masks that corrupt most edges (learned masks past their warm-up, circuit searches) take their own
+    /// paths: inputs summed from the corrupted stream, sender gradients summed over the edges with α ≠ 1,
+    /// one axpy per edge where few are open. Their gradient equals central differences of the patched
+    /// metric, and the gradient of the same mask with the corrupted edges a hair below 1 (which takes the
+    /// dense paths); asked for some edges only, those edges' gradients are unchanged. Under resample and
+    /// mean ablation (whose corrupted stream is summed from the clean run's).
+    func testMostlyCorruptedMasksMatchFiniteDifferencesAndTheDensePaths() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, pairs) = try tinyFixture(name)
+            let g = model.graph
+            var random = SeededRandom(seed: 5)
+            var mask = EdgeMask(graph: g), almost = mask
+            var fractional: [Int] = []
+            for e in 0..<g.edgeCount {
+                let u = random.nextFloat()
+                mask[e] = u < 0.04 ? 0 : u < 0.12 ? 0.1 + 0.8 * random.nextFloat() : 1
+                almost[e] = mask[e] == 1 ? 1 - 1e-6 : mask[e]
+                if mask[e] != 0 && mask[e] != 1 { fractional.append(e) }
+            }
+            XCTAssertGreaterThan(fractional.count, 3, name)
+            // Not zero ablation: with most edges zeroed, receivers normalize a stream of nearly nothing, where a
+            // coefficient a hair below 1 changes the result.
+            for ablation in [Ablation.resample, .mean] {
+                let label = "\(name) \(ablation)"
+                let masked = try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff, ablation: ablation, chunkSize: 3)
+                let sparse = try masked.gradient(mask), dense = try masked.gradient(almost)
+                XCTAssertEqual(sparse.metric, dense.metric, accuracy: 1e-3 * max(1, abs(dense.metric)), label)
+                let scale = max(dense.edges.map(abs).max() ?? 0, 1e-12)
+                XCTAssertLessThanOrEqual(maxAbsDifference(sparse.edges, dense.edges), 1e-4 * scale, label)
+                var wanted = [Bool](repeating: false, count: g.edgeCount)
+                for e in fractional { wanted[e] = true }
+                let some = try masked.gradient(mask, wanted: wanted)
+                XCTAssertEqual(some.metric, sparse.metric, label)
+                for e in fractional { XCTAssertEqual(some.edges[e], sparse.edges[e], accuracy: 1e-5 * scale, "\(label): \(g.edge(e).name)") }
+                guard ablation == .resample else { continue }
+                let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
+                XCTAssertEqual(sparse.metric, experiment.evaluate(mask), accuracy: 1e-4 * max(1, abs(sparse.metric)), label)
+                for e in fractional.prefix(6) {
+                    /// Central difference with step h.
+                    func derivative(_ h: Float) -> Double {
+                        var shifted = mask
+                        shifted[e] += h
+                        let plus = experiment.evaluate(shifted)
+                        shifted[e] -= 2 * h
+                        return (plus - experiment.evaluate(shifted)) / (2 * Double(h))
+                    }
+                    let numeric = (4 * derivative(0.01) - derivative(0.02)) / 3
+                    XCTAssertEqual(Double(sparse.edges[e]), numeric, accuracy: 2e-3 * Double(scale), "\(label) \(g.edge(e).name)")
+                }
+            }
+            XCTAssertThrowsError(try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff).gradient(mask, wanted: [true]), name)
+        }
+    }
 }
