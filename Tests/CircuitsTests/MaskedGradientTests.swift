@@ -18,6 +18,20 @@ final class MaskedGradientTests: XCTestCase {
         return (model, reference, pairs)
     }
 
+    /// ∂M/∂α of `edge` at `mask` from the experiment's patched metric: central differences with steps 0.01
+    /// and 0.02, combined by Richardson extrapolation to cancel their h² error terms.
+    private func numericDerivative(_ experiment: Experiment, _ mask: EdgeMask, edge e: Int) -> Double {
+        /// Central difference with step h.
+        func derivative(_ h: Float) -> Double {
+            var shifted = mask
+            shifted[e] += h
+            let plus = experiment.evaluate(shifted)
+            shifted[e] -= 2 * h
+            return (plus - experiment.evaluate(shifted)) / (2 * Double(h))
+        }
+        return (4 * derivative(0.01) - derivative(0.02)) / 3
+    }
+
     /// Largest |a − b| relative to the reference's largest |value|.
     private func scaledError(_ a: [Float], _ reference: [Float]) -> Float {
         maxAbsDifference(a, reference) / max(reference.map(abs).max() ?? 0, 1e-12)
@@ -70,17 +84,8 @@ final class MaskedGradientTests: XCTestCase {
                 let scale = Double(g.edges.map(abs).max()!)
                 let graph = model.graph
                 for e in [0, 5, 17, 40, 63, graph.edgeCount - 9, graph.edgeCount - 1] {
-                    /// Central difference with step h.
-                    func derivative(_ h: Float) -> Double {
-                        var shifted = mask
-                        shifted[e] += h
-                        let plus = experiment.evaluate(shifted)
-                        shifted[e] -= 2 * h
-                        return (plus - experiment.evaluate(shifted)) / (2 * Double(h))
-                    }
-                    // Richardson extrapolation cancels the h² error term of the central difference.
-                    let numeric = (4 * derivative(0.01) - derivative(0.02)) / 3
-                    XCTAssertEqual(Double(g.edges[e]), numeric, accuracy: 2e-3 * scale, "\(name) \(metric.rawValue) \(graph.edge(e).name)")
+                    XCTAssertEqual(Double(g.edges[e]), numericDerivative(experiment, mask, edge: e), accuracy: 2e-3 * scale,
+                                   "\(name) \(metric.rawValue) \(graph.edge(e).name)")
                 }
             }
         }
@@ -271,16 +276,8 @@ final class MaskedGradientTests: XCTestCase {
                 let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff)
                 XCTAssertEqual(sparse.metric, experiment.evaluate(mask), accuracy: 1e-4 * max(1, abs(sparse.metric)), label)
                 for e in fractional.prefix(6) {
-                    /// Central difference with step h.
-                    func derivative(_ h: Float) -> Double {
-                        var shifted = mask
-                        shifted[e] += h
-                        let plus = experiment.evaluate(shifted)
-                        shifted[e] -= 2 * h
-                        return (plus - experiment.evaluate(shifted)) / (2 * Double(h))
-                    }
-                    let numeric = (4 * derivative(0.01) - derivative(0.02)) / 3
-                    XCTAssertEqual(Double(sparse.edges[e]), numeric, accuracy: 2e-3 * Double(scale), "\(label) \(g.edge(e).name)")
+                    XCTAssertEqual(Double(sparse.edges[e]), numericDerivative(experiment, mask, edge: e), accuracy: 2e-3 * Double(scale),
+                                   "\(label) \(g.edge(e).name)")
                 }
             }
             XCTAssertThrowsError(try MaskedGradient(model: model, pairs: pairs, metric: .logitDiff).gradient(mask, wanted: [true]), name)
