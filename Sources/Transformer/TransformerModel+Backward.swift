@@ -238,12 +238,13 @@ extension TransformerModel {
                 onReceivers(ReceiverGradients(receivers: receivers, gradients: chunk.pointer, firstRow: r0, rows: rows, dModel: d))
             }
         }
+        // The input sender's gradient, in place in dResid.
         if lowest == 0, let routing {
-            if routing.isCut(sender: 0) {
-                dResid.pointer.update(repeating: 0, count: plane)
-            } else {
-                let input = outputGradient(0)
-                if input != UnsafePointer(dResid.pointer) { dResid.pointer.update(from: input, count: plane) }
+            switch routing.isCut(sender: 0) ? .direct(nil) : routing.routedGradient(sender: 0) {
+            case .residualMinus(nil): break
+            case .residualMinus(let correction?): axpy(dResid.pointer, -1, correction, plane)
+            case .direct(let gradient?): dResid.pointer.update(from: gradient, count: plane)
+            case .direct(nil): dResid.pointer.update(repeating: 0, count: plane)
             }
         }
         return dResid
