@@ -15,10 +15,12 @@ enum CircuitsBenchmark {
         let count = Int(context.option("--pairs") ?? "100") ?? 100
         let searchSteps = Int(context.option("--search-steps") ?? "25") ?? 25
         let pruneSteps = Int(context.option("--prune-steps") ?? "0") ?? 0
+        let pruneLoss = context.option("--prune-loss") ?? "kl"
+        guard ["kl", "metric"].contains(pruneLoss) else { throw BenchmarkError("--prune-loss must be kl or metric, got '\(pruneLoss)'") }
         let model = try context.model()
         for task in tasks {
             let budget = try Int(context.option("--edges") ?? "").map { $0 } ?? budgets[task].unwrap(or: "give --edges for task \(task)")
-            try benchmark(task: task, budget: budget, count: count, searchSteps: searchSteps, pruneSteps: pruneSteps,
+            try benchmark(task: task, budget: budget, count: count, searchSteps: searchSteps, pruneSteps: pruneSteps, pruneLoss: pruneLoss,
                           candidates: Int(context.option("--candidates") ?? "") ?? 3 * budget, model: model, context: context)
         }
     }
@@ -31,7 +33,7 @@ enum CircuitsBenchmark {
         }
     }
 
-    static func benchmark(task: String, budget: Int, count: Int, searchSteps: Int, pruneSteps: Int, candidates: Int,
+    static func benchmark(task: String, budget: Int, count: Int, searchSteps: Int, pruneSteps: Int, pruneLoss: String, candidates: Int,
                           model: TransformerModel, context: BenchmarkContext) throws {
         let registry = try TaskRegistry.located()
         let found = try registry.generate(task, count: count, seed: 0, tokenizer: model.tokenizer!)
@@ -46,7 +48,7 @@ enum CircuitsBenchmark {
         if candidates > budget { methods.append(RerankMethod(steps: 5, candidates: candidates)) }
         methods.append(SearchMethod(steps: 5, options: .init(edges: budget, steps: searchSteps)))
         if pruneSteps > 0 {
-            methods.append(PruneMethod(options: .init(targetEdges: budget, steps: pruneSteps), warmStartSteps: 5))
+            methods.append(PruneMethod(options: .init(targetEdges: budget, steps: pruneSteps, loss: pruneLoss == "metric" ? metric : .kl), warmStartSteps: 5))
         }
         if let chosen = context.option("--methods")?.split(separator: ",").map(String.init) {
             methods = methods.filter { chosen.contains($0.name) }

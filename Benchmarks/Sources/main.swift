@@ -80,7 +80,7 @@ let benchmarks: [(String, String, (BenchmarkContext) throws -> Void)] = [
     ("forward", "forward tokens/s (batch 64 × 16) next to PyTorch", ModelBenchmarks.forward),
     ("backward", "forward+backward time and peak memory next to PyTorch autograd", ModelBenchmarks.backward),
     ("eap", "EAP and EAP-IG on 100 IOI pairs: time, memory, agreement with PyTorch", EAPBenchmark.run),
-    ("circuits", "each method's circuit at the task's edge budget: faithfulness on its pairs and fresh pairs, CPR/CMD, time (--task T, --edges N, --pairs N, --search-steps N, --candidates K, --prune-steps N, --methods a,b, --curves off)", CircuitsBenchmark.run),
+    ("circuits", "each method's circuit at the task's edge budget: faithfulness on its pairs and fresh pairs, CPR/CMD, time (--task T, --edges N, --pairs N, --search-steps N, --candidates K, --prune-steps N, --prune-loss kl|metric, --methods a,b, --curves off)", CircuitsBenchmark.run),
     ("pipeline", "discover's whole pipeline against its scoring time (EAP, EAP-IG), runs shared or run again (--pairs N)", PipelineBenchmark.run),
     ("prefix", "EAP, EAP-IG and patched runs continuing from each pair's shared prefix, next to whole prompts, per task (--task T, --pairs N)", PrefixBenchmark.run),
     ("memory", "peak memory of discover --method eap at 100 and 1000 IOI pairs, caches of the whole batch or within a budget (--pairs a,b, --budget GiB)", MemoryBenchmark.run),

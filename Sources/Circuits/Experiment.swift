@@ -154,14 +154,15 @@ public final class Experiment {
     /// The metric with edges patched by `mask`.
     public func evaluate(_ mask: EdgeMask) -> Double { evaluate([mask])[0] }
 
-    /// The metric under each of `masks`, computed in one batched pass per chunk.
-    public func evaluate(_ masks: [EdgeMask]) -> [Double] {
+    /// The metric under each of `masks`, computed in one batched pass per chunk (`products`: see
+    /// `PatchingEngine.run`).
+    public func evaluate(_ masks: [EdgeMask], products: Bool = false) -> [Double] {
         let vocab = model.config.vocabularySize
         var values = [Double](repeating: 0, count: masks.count)
         for (i, range) in chunks.enumerated() {
             let engine = engine(i)
             let chunkTargets = targets(i, engine: engine)
-            let logits = engine.run(masks, columns: columns[i])
+            let logits = engine.run(masks, columns: columns[i], products: products)
             let weight = Double(range.count) / Double(pairs.count)
             for k in masks.indices {
                 values[k] += weight * metric.evaluate(logits: logits.pointer + k * range.count * vocab, vocab: vocab, targets: chunkTargets).mean

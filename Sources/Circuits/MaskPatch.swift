@@ -43,8 +43,9 @@ final class MaskPatch: ReceiverPatch {
     /// whose inputs are computed as one product).
     private var diffs: FloatBuffer?
     private var diffsReady = 0
-    /// Whether inputs may be computed as one product (dense single masks, as in learned masks). The
-    /// patching engine keeps edge-by-edge sums, so its results do not depend on how masks are batched.
+    /// Whether inputs may be computed as one product (dense single masks: learned masks, gradients, a
+    /// circuit's evaluation). The patching engine's trials keep edge-by-edge sums, so their results do
+    /// not depend on how masks are batched.
     private let allowsProduct: Bool
 
     /// A patch for `masks` over a run whose senders from `firstRunSender` on are written to `run`;

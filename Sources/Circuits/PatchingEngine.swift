@@ -200,7 +200,11 @@ public final class PatchingEngine {
     /// - Parameter columns: the only vocabulary columns to compute (a metric that reads only some, such
     ///   as `logit_diff`: the unembedding is otherwise a tenth of a pass that starts high in the model);
     ///   the other columns hold whatever an earlier run left there
-    public func run(_ masks: [EdgeMask], columns: ReadoutColumns? = nil) -> FloatBuffer {
+    ///   - products: a single mask's inputs with many edges to add are computed as one product over the
+    ///     senders (`MaskPatch`), threaded, instead of edge by edge: a circuit's evaluation, whose mask
+    ///     keeps or corrupts thousands of edges. Off, results do not depend on how masks are batched
+    ///     (ACDC's trials), and a batch of several masks is always summed edge by edge.
+    public func run(_ masks: [EdgeMask], columns: ReadoutColumns? = nil, products: Bool = false) -> FloatBuffer {
         let c = model.config, g = graph, plane = layout.rows * c.dModel
         precondition(!masks.isEmpty && masks.allSatisfy { $0.alpha.count == g.edgeCount }, "masks must cover the graph's \(g.edgeCount) edges")
         let copies = masks.count
@@ -214,7 +218,7 @@ public final class PatchingEngine {
         let start = origin
         let patch = MaskPatch(graph: g, masks: masks, plane: plane, corrupt: corruptSenders.pointer,
                               corruptResiduals: corruptResiduals, run: pass.senders!.pointer, earlier: start.senders.pointer,
-                              firstRunSender: 0, buffers: buffers, replacesNodes: true)
+                              firstRunSender: 0, buffers: buffers, allowsProduct: products, replacesNodes: true)
         guard let startLayer = firstLayer(differing: masks) else {
             for k in 0..<copies { (pass.logits.pointer + k * start.logits.count).update(from: start.logits.pointer, count: start.logits.count) }
             return pass.logits

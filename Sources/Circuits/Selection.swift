@@ -149,9 +149,10 @@ public struct FaithfulnessPoint: Codable, Sendable, Equatable {
 }
 
 extension Experiment {
-    /// Metric and faithfulness with only `edges` clean.
+    /// Metric and faithfulness with only `edges` clean; dense receiver inputs as products
+    /// (`PatchingEngine.run`).
     public func evaluate(circuit edges: [Int]) -> (metric: Double, faithfulness: Double) {
-        let value = evaluate(EdgeMask(graph: graph, keeping: edges))
+        let value = evaluate([EdgeMask(graph: graph, keeping: edges)], products: true)[0]
         return (value, faithfulness(of: value))
     }
 
@@ -267,7 +268,8 @@ extension Experiment {
                 return MIBScores.Point(budget: k, requested: n, edges: edges.count, faithfulness: evaluate(circuit: edges).faithfulness)
             }
         }
-        let cprPoints = points(helpful), cmdPoints = points(byMagnitude)
+        // Scores that are all ≥ 0 (learned masks') rank the same both ways: one curve serves both areas.
+        let cprPoints = points(helpful), cmdPoints = byMagnitude == helpful ? cprPoints : points(byMagnitude)
         return MIBScores(cprPoints: cprPoints, cmdPoints: cmdPoints, cpr: MIBScores.area(cprPoints) { $0 },
                          cmd: MIBScores.area(cmdPoints) { abs(1 - $0) })
     }

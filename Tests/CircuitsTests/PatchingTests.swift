@@ -287,6 +287,35 @@ final class PatchingTests: XCTestCase {
         }
     }
 
+    /// A circuit's evaluation computes dense receiver inputs as products over the senders; it gives the
+    /// metric of the same mask summed edge by edge, for circuits from a few edges to most of the graph,
+    /// with a node removed whole, under every ablation, and from runs started from another mask.
+    func testCircuitEvaluationsAsProductsEqualEdgeByEdgeSums() throws {
+        for name in ["tiny-gpt2", "tiny-llama"] {
+            let (model, _, pairs) = try tinyFixture(name)
+            for ablation in Ablation.allCases {
+                let experiment = try Experiment(model: model, pairs: pairs, metric: .logitDiff, ablation: ablation, chunkSize: 2)
+                let g = experiment.graph
+                let removed = g.index(of: Sender.head(layer: 0, head: 1))
+                let circuits = [stride(from: 0, to: g.edgeCount, by: 2), stride(from: 3, to: g.edgeCount, by: 11),
+                                stride(from: 1, to: g.edgeCount, by: 97)].map(Array.init)
+                    + [(0..<g.edgeCount).filter { $0 % 10 != 0 && $0 - g.edgeOffsets[g.receiver(ofEdge: $0)] != removed }]
+                for (c, edges) in circuits.enumerated() {
+                    let mask = EdgeMask(graph: g, keeping: edges)
+                    let summed = experiment.evaluate(mask), scale = max(1, abs(summed))
+                    XCTAssertGreaterThan(abs(summed - experiment.cleanMetric), 1e-4, "\(name), \(ablation), circuit \(c): the circuit changes the metric")
+                    XCTAssertEqual(experiment.evaluate(circuit: edges).metric, summed, accuracy: 1e-5 * scale, "\(name), \(ablation), circuit \(c)")
+                }
+                var base = EdgeMask(graph: g)
+                for r in 0..<g.receivers.count where g.upstreamCount(receiverAt: r) > removed { base[g.edgeOffsets[r] + removed] = 1 }
+                experiment.startRuns(from: base)
+                let edges = circuits[3], summed = experiment.evaluate(EdgeMask(graph: g, keeping: edges))
+                XCTAssertEqual(experiment.evaluate(circuit: edges).metric, summed, accuracy: 1e-5 * max(1, abs(summed)), "\(name), \(ablation), from a base")
+                experiment.startRuns(from: nil)
+            }
+        }
+    }
+
     /// Runs started from a run under another mask (ACDC's removed nodes) give the same metrics and
     /// gradients as runs from the clean run: masks equal to it, agreeing with it below a layer, differing
     /// from it low in the graph, and all zeros; batched and alone.
