@@ -197,9 +197,10 @@ public final class PatchingEngine {
     ///
     /// The returned buffer is reused by the next call; copy it to keep it.
     ///
-    /// - Parameter columns: the only vocabulary columns to compute (a metric that reads only some, such
-    ///   as `logit_diff`: the unembedding is otherwise a tenth of a pass that starts high in the model);
-    ///   the other columns hold whatever an earlier run left there
+    /// - Parameters:
+    ///   - columns: the only vocabulary columns to compute (a metric that reads only some, such as
+    ///     `logit_diff`: the unembedding is otherwise a tenth of a pass that starts high in the model);
+    ///     the other columns hold whatever an earlier run left there
     ///   - products: a single mask's inputs with many edges to add are computed as one product over the
     ///     senders (`MaskPatch`), threaded, instead of edge by edge: a circuit's evaluation, whose mask
     ///     keeps or corrupts thousands of edges. Off, results do not depend on how masks are batched
