@@ -47,12 +47,15 @@ final class MaskPatch: ReceiverPatch {
     /// circuit's evaluation). The patching engine's trials keep edge-by-edge sums, so their results do
     /// not depend on how masks are batched.
     private let allowsProduct: Bool
+    /// Whether the senders' differences are kept for a backward pass (`differences(upTo:)`); without
+    /// it, products read the corrupted and current outputs in place.
+    private let keepsDifferences: Bool
 
     /// A patch for `masks` over a run whose senders from `firstRunSender` on are written to `run`;
     /// `replacesNodes`: replace the senders a mask corrupts on every outgoing edge.
     init(graph: CircuitGraph, masks: [EdgeMask], plane: Int, corrupt: UnsafePointer<Float>, corruptResiduals: FloatBuffer?,
          run: UnsafePointer<Float>, earlier: UnsafePointer<Float>?, firstRunSender: Int, buffers: [FloatBuffer], allowsProduct: Bool = false,
-         replacesNodes: Bool = false) {
+         keepsDifferences: Bool = true, replacesNodes: Bool = false) {
         precondition(earlier != nil || firstRunSender == 0, "senders before the run's first layer need their outputs")
         self.graph = graph
         alphas = masks.map(\.alpha)
@@ -71,6 +74,7 @@ final class MaskPatch: ReceiverPatch {
         self.firstRunSender = firstRunSender
         self.buffers = buffers
         self.allowsProduct = allowsProduct
+        self.keepsDifferences = keepsDifferences
     }
 
     /// Per sender, whether `mask` corrupts every one of its outgoing edges.
@@ -150,10 +154,18 @@ final class MaskPatch: ReceiverPatch {
             buffers[first + i].pointer.update(from: start, count: plane)
         }
         guard k > 0 else { return }
+        let sparse = prefersSparseA(nonzeros: a.count { $0 != 0 }, of: a.count)
+        guard keepsDifferences else {
+            // Nothing contracts the differences after this run (a circuit's evaluation): Σ a·corrupt_s and
+            // −Σ a·current_s, each read in place, instead of `[senders, T, d]` differences kept for it.
+            addProducts(a, senders: senders, first: first, sparse: sparse) { corrupt + $0 * plane }
+            addProducts(a.map { -$0 }, senders: senders, first: first, sparse: sparse, splitAt: firstRunSender) { current($0, 0) }
+            return
+        }
         let diffs = differences(upTo: upstream)
         // Few of those edges to add (learned masks open a few per sender): an axpy per edge, from the
         // differences in place.
-        if prefersSparseA(nonzeros: a.count { $0 != 0 }, of: a.count) {
+        if sparse {
             var spread = [Float](repeating: 0, count: n * upstream)  // [n, upstream]
             for i in 0..<n {
                 for (j, s) in senders.enumerated() { spread[i * upstream + s] = a[i * k + j] }
@@ -162,13 +174,27 @@ final class MaskPatch: ReceiverPatch {
             return
         }
         // A product per run of consecutive senders, reading their differences in place.
+        addProducts(a, senders: senders, first: first, sparse: false) { UnsafePointer(diffs.pointer) + $0 * plane }
+    }
+
+    /// Adds `a · rows` to the block's buffers from `buffers[first]` on (`a`: `[n, senders.count]`), a
+    /// product per run of senders consecutive in `senders` whose rows `rows(s)` lie one plane apart (a run
+    /// also ends at `splitAt`, where the rows move from `earlier` to `run`), by `gemmSparseA` when `sparse`.
+    private func addProducts(_ a: [Float], senders: [Int], first: Int, sparse: Bool, splitAt: Int = 0,
+                             _ rows: (Int) -> UnsafePointer<Float>) {
+        let k = senders.count, n = a.count / max(k, 1)
         var j = 0
         while j < k {
             var end = j + 1
-            while end < k, senders[end] == senders[end - 1] + 1 { end += 1 }
+            while end < k, senders[end] == senders[end - 1] + 1, senders[end] != splitAt { end += 1 }
             a.withUnsafeBufferPointer { a in
-                gemm(buffers[first].pointer, ldc: plane, a.baseAddress! + j, lda: k, transposeA: false, diffs.pointer + senders[j] * plane,
-                     ldb: plane, transposeB: false, accumulate: true, n, plane, end - j)
+                if sparse {
+                    gemmSparseA(buffers[first].pointer, ldc: plane, a.baseAddress! + j, lda: k, rows(senders[j]), ldb: plane, accumulate: true,
+                                n, plane, end - j)
+                } else {
+                    gemm(buffers[first].pointer, ldc: plane, a.baseAddress! + j, lda: k, transposeA: false, rows(senders[j]), ldb: plane,
+                         transposeB: false, accumulate: true, n, plane, end - j)
+                }
             }
             j = end
         }
@@ -178,7 +204,7 @@ final class MaskPatch: ReceiverPatch {
     /// before `upstream` (after the run, every sender's: the differences its edge gradients contract with);
     /// zero for a replaced sender, whose output in the run is its corrupted one.
     func differences(upTo upstream: Int) -> FloatBuffer {
-        precondition(alphas.count == 1, "sender differences are kept for single-mask runs")
+        precondition(alphas.count == 1 && keepsDifferences, "sender differences are kept for single-mask runs that keep them")
         let diffs = self.diffs ?? FloatBuffer(uninitializedCount: graph.senders.count * plane)
         self.diffs = diffs
         for s in diffsReady..<upstream {

@@ -219,7 +219,7 @@ public final class PatchingEngine {
         let start = origin
         let patch = MaskPatch(graph: g, masks: masks, plane: plane, corrupt: corruptSenders.pointer,
                               corruptResiduals: corruptResiduals, run: pass.senders!.pointer, earlier: start.senders.pointer,
-                              firstRunSender: 0, buffers: buffers, allowsProduct: products, replacesNodes: true)
+                              firstRunSender: 0, buffers: buffers, allowsProduct: products, keepsDifferences: false, replacesNodes: true)
         guard let startLayer = firstLayer(differing: masks) else {
             for k in 0..<copies { (pass.logits.pointer + k * start.logits.count).update(from: start.logits.pointer, count: start.logits.count) }
             return pass.logits
