@@ -163,39 +163,41 @@ final class MaskPatch: ReceiverPatch {
             return
         }
         let diffs = differences(upTo: upstream)
-        // Few of those edges to add (learned masks open a few per sender): an axpy per edge, from the
-        // differences in place.
-        if sparse {
-            var spread = [Float](repeating: 0, count: n * upstream)  // [n, upstream]
-            for i in 0..<n {
-                for (j, s) in senders.enumerated() { spread[i * upstream + s] = a[i * k + j] }
-            }
-            gemmSparseA(buffers[first].pointer, ldc: plane, spread, lda: upstream, diffs.pointer, ldb: plane, accumulate: true, n, plane, upstream)
-            return
-        }
-        // A product per run of consecutive senders, reading their differences in place.
-        addProducts(a, senders: senders, first: first, sparse: false) { UnsafePointer(diffs.pointer) + $0 * plane }
+        addProducts(a, senders: senders, first: first, sparse: sparse) { UnsafePointer(diffs.pointer) + $0 * plane }
     }
 
-    /// Adds `a · rows` to the block's buffers from `buffers[first]` on (`a`: `[n, senders.count]`), a
-    /// product per run of senders consecutive in `senders` whose rows `rows(s)` lie one plane apart (a run
-    /// also ends at `splitAt`, where the rows move from `earlier` to `run`), by `gemmSparseA` when `sparse`.
+    /// Adds `a · rows` to the block's buffers from `buffers[first]` on (`a`: `[n, senders.count]`, senders
+    /// ascending), reading the rows in place: `rows(s)` lie one plane apart within a stretch of senders,
+    /// and stretches end at `splitAt` (where the rows move from `earlier` to `run`).
+    ///
+    /// Few nonzeros (learned masks open a few edges per sender): an axpy per nonzero, `gemmSparseA` over
+    /// each stretch with `a` spread to its columns. Otherwise a product per run of consecutive senders.
     private func addProducts(_ a: [Float], senders: [Int], first: Int, sparse: Bool, splitAt: Int = 0,
                              _ rows: (Int) -> UnsafePointer<Float>) {
         let k = senders.count, n = a.count / max(k, 1)
-        var j = 0
-        while j < k {
-            var end = j + 1
-            while end < k, senders[end] == senders[end - 1] + 1, senders[end] != splitAt { end += 1 }
-            a.withUnsafeBufferPointer { a in
-                if sparse {
-                    gemmSparseA(buffers[first].pointer, ldc: plane, a.baseAddress! + j, lda: k, rows(senders[j]), ldb: plane, accumulate: true,
-                                n, plane, end - j)
-                } else {
+        guard sparse else {
+            var j = 0
+            while j < k {
+                var end = j + 1
+                while end < k, senders[end] == senders[end - 1] + 1, senders[end] != splitAt { end += 1 }
+                a.withUnsafeBufferPointer { a in
                     gemm(buffers[first].pointer, ldc: plane, a.baseAddress! + j, lda: k, transposeA: false, rows(senders[j]), ldb: plane,
                          transposeB: false, accumulate: true, n, plane, end - j)
                 }
+                j = end
             }
+            return
+        }
+        var j = 0
+        while j < k {
+            let low = senders[j], high = senders[j] < splitAt ? min(splitAt, senders[k - 1] + 1) : senders[k - 1] + 1
+            var spread = [Float](repeating: 0, count: n * (high - low))  // [n, high − low]
+            var end = j
+            while end < k, senders[end] < high {
+                for i in 0..<n { spread[i * (high - low) + senders[end] - low] = a[i * k + end] }
+                end += 1
+            }
+            gemmSparseA(buffers[first].pointer, ldc: plane, spread, lda: high - low, rows(low), ldb: plane, accumulate: true, n, plane, high - low)
             j = end
         }
     }

@@ -309,8 +309,11 @@ final class PatchingTests: XCTestCase {
                 var base = EdgeMask(graph: g)
                 for r in 0..<g.receivers.count where g.upstreamCount(receiverAt: r) > removed { base[g.edgeOffsets[r] + removed] = 1 }
                 experiment.startRuns(from: base)
-                let edges = circuits[3], summed = experiment.evaluate(EdgeMask(graph: g, keeping: edges))
-                XCTAssertEqual(experiment.evaluate(circuit: edges).metric, summed, accuracy: 1e-5 * max(1, abs(summed)), "\(name), \(ablation), from a base")
+                for c in [1, 3] {
+                    let edges = circuits[c], summed = experiment.evaluate(EdgeMask(graph: g, keeping: edges))
+                    XCTAssertEqual(experiment.evaluate(circuit: edges).metric, summed, accuracy: 1e-5 * max(1, abs(summed)),
+                                   "\(name), \(ablation), circuit \(c) from a base")
+                }
                 experiment.startRuns(from: nil)
             }
         }
