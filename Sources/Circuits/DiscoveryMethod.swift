@@ -344,6 +344,10 @@ public struct PruneMethod: DiscoveryMethod {
         // The steps' chunks first: the experiment, which measures progress every `reportEvery` steps, gets
         // the memory left.
         try pruning.gradient.cacheChunks()
+        let (kept, chunks) = (pruning.gradient.cachedChunkCount, pruning.gradient.chunkCount)
+        if kept < chunks {
+            progress?(.note("prune: \(kept) of \(chunks) chunks fit in the cache budget (CIRCUITKIT_CACHE_GB); the others are run again at each step that uses them"))
+        }
         let experiment = try setup.experiment()
         let graph = experiment.graph, target = pruning.state.options.targetEdges
         let lossName = pruning.state.options.loss == .kl ? "kl" : "(\(pruning.state.options.loss.rawValue) gap)²"

@@ -102,15 +102,22 @@ public final class MaskedGradient {
         return prepared
     }
 
-    /// Runs every chunk now and keeps those that fit in the memory budget, before other caches take it (an
-    /// experiment's engines, read only now and then, where a learned mask's steps read a chunk each).
+    /// Runs chunks now and keeps them while they fit in the memory budget, before other caches take it (an
+    /// experiment's engines, read only now and then, where a learned mask's steps read a chunk each); stops
+    /// at the first that does not fit, since running the rest now would keep nothing.
     public func cacheChunks() throws {
         guard cache != nil else { return }
-        for index in ranges.indices where cache?[index] == nil { _ = try chunk(index) }
+        for index in ranges.indices where cache?[index] == nil {
+            _ = try chunk(index)
+            guard cache?[index] != nil else { return }
+        }
     }
 
     /// Chunks of `chunkSize` pairs the batch is run in (the last may be smaller).
     public var chunkCount: Int { ranges.count }
+
+    /// Chunks kept in the cache (the others are run again whenever they are used).
+    public var cachedChunkCount: Int { cache?.count ?? 0 }
 
     /// The clean model's metric averaged over the pairs of `chunks` (nil: every pair), as `gradient`
     /// averages the masked one.

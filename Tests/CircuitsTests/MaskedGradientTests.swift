@@ -120,7 +120,8 @@ final class MaskedGradientTests: XCTestCase {
         }
     }
 
-    /// Chunks cached (within the budget, or past it and so recomputed) give the same metric and gradient.
+    /// Chunks cached (within the budget, or past it and so recomputed) give the same metric and gradient;
+    /// caching ahead keeps every chunk within a large budget and none within a budget of 0.
     func testCachedAndRecomputedChunksGiveTheSameGradient() throws {
         let (model, _, pairs) = try tinyFixture("tiny-llama")
         var mask = EdgeMask(graph: model.graph)
@@ -128,6 +129,9 @@ final class MaskedGradientTests: XCTestCase {
         let plain = try MaskedGradient(model: model, pairs: pairs, metric: .kl, chunkSize: 2).gradient(mask)
         for budget in [0, Int.max] {
             let cached = try MaskedGradient(model: model, pairs: pairs, metric: .kl, chunkSize: 2, cachesChunks: true, memoryBudget: budget)
+            try cached.cacheChunks()
+            XCTAssertGreaterThan(cached.chunkCount, 1)
+            XCTAssertEqual(cached.cachedChunkCount, budget == 0 ? 0 : cached.chunkCount, "budget \(budget)")
             for _ in 0..<2 {
                 let again = try cached.gradient(mask)
                 XCTAssertEqual(again.metric, plain.metric, "budget \(budget)")
