@@ -159,17 +159,38 @@ public final class Experiment {
     public func evaluate(_ masks: [EdgeMask], products: Bool = false) -> [Double] {
         let vocab = model.config.vocabularySize
         var values = [Double](repeating: 0, count: masks.count)
-        for (i, range) in chunks.enumerated() {
-            let engine = engine(i)
-            let chunkTargets = targets(i, engine: engine)
+        forEachChunk { i, engine, chunkTargets, weight in
             let logits = engine.run(masks, columns: columns[i], products: products)
-            let weight = Double(range.count) / Double(pairs.count)
             for k in masks.indices {
-                values[k] += weight * metric.evaluate(logits: logits.pointer + k * range.count * vocab, vocab: vocab, targets: chunkTargets).mean
+                values[k] += weight * metric.evaluate(logits: logits.pointer + k * chunks[i].count * vocab, vocab: vocab, targets: chunkTargets).mean
             }
-            if chunks.count > 1 { engine.releaseWorkspace() }
         }
         return values
+    }
+
+    /// The metric under each of `count` masks (`mask(k)`), run one at a time: the same values as
+    /// `evaluate(mask(k))` for each, but an engine that is not kept is built once for all of them instead
+    /// of once per mask, and only one copy of a chunk's rows runs at a time (exact patching past the budget).
+    public func evaluateEach(count: Int, mask: (Int) -> EdgeMask) -> [Double] {
+        let vocab = model.config.vocabularySize
+        var values = [Double](repeating: 0, count: count)
+        forEachChunk { i, engine, chunkTargets, weight in
+            for k in 0..<count {
+                let logits = engine.run([mask(k)], columns: columns[i])
+                values[k] += weight * metric.evaluate(logits: logits.pointer, vocab: vocab, targets: chunkTargets).mean
+            }
+        }
+        return values
+    }
+
+    /// Calls `body` with each chunk's index, engine (kept, or built again), metric targets and share of the
+    /// pairs, in chunk order; a rebuilt or kept engine's run workspace is freed after it when there are several chunks.
+    private func forEachChunk(_ body: (Int, PatchingEngine, MetricTargets, Double) -> Void) {
+        for (i, range) in chunks.enumerated() {
+            let engine = engine(i)
+            body(i, engine, targets(i, engine: engine), Double(range.count) / Double(pairs.count))
+            if chunks.count > 1 { engine.releaseWorkspace() }
+        }
     }
 
     /// The metric under `mask` and its gradient ∂M/∂α for the edges into layer `layer` (`logits`: layer

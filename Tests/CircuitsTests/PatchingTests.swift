@@ -187,6 +187,34 @@ final class PatchingTests: XCTestCase {
         }
     }
 
+    /// Exact edge and node patching past the budget (every engine rebuilt, a group of edges per rebuild)
+    /// give each mask's own evaluation, and the whole batch's scores to rounding; progress comes after
+    /// each group and ends at the total.
+    func testExactPatchingOfRebuiltChunksMatchesOneEvaluationPerEdge() throws {
+        let (model, _, pairs) = try tinyFixture("tiny-llama")
+        let whole = try Experiment(model: model, pairs: pairs, metric: .kl)
+        let chunked = try Experiment(model: model, pairs: pairs, metric: .kl, chunkSize: 2, memoryBudget: 0)
+        XCTAssertEqual(chunked.keptChunks, 0)
+        let g = model.graph
+        let edges = Array(stride(from: 3, to: g.edgeCount, by: max(1, g.edgeCount / 40)))
+        XCTAssertGreaterThan(edges.count, 2 * ExactPatching.rebuiltGroup, "edges span several groups")
+        var reported: [Int] = []
+        let exact = ExactPatching.scores(chunked, edges: edges) { done, total in
+            XCTAssertEqual(total, edges.count)
+            reported.append(done)
+        }
+        XCTAssertEqual(reported, Array(stride(from: ExactPatching.rebuiltGroup, to: edges.count, by: ExactPatching.rebuiltGroup)) + [edges.count])
+        let one = edges.map { e -> Float in
+            var mask = EdgeMask(graph: g)
+            mask[e] = 1
+            return Float(chunked.evaluate(mask) - chunked.cleanMetric)
+        }
+        XCTAssertEqual(exact, one)
+        XCTAssertTrue(exact.contains { $0 != 0 })
+        for (a, b) in zip(exact, ExactPatching.scores(whole, edges: edges)) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        for (a, b) in zip(NodePatching.scores(chunked), NodePatching.scores(whole)) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+
     /// `exact` against a brute-force patching written for this test: a full forward from the embedding
     /// in which one receiver reads `clean + corrupt_s − clean_s`.
     func testExactEqualsBruteForce() throws {
