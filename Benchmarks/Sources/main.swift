@@ -83,7 +83,7 @@ let benchmarks: [(String, String, (BenchmarkContext) throws -> Void)] = [
     ("circuits", "each method's circuit at the task's edge budget: faithfulness on its pairs and fresh pairs, CPR/CMD, time (--task T, --edges N, --pairs N, --search-steps N, --candidates K, --prune-steps N, --prune-loss kl|metric, --methods a,b, --curves off)", CircuitsBenchmark.run),
     ("pipeline", "discover's whole pipeline against its scoring time (EAP, EAP-IG), runs shared or run again (--pairs N)", PipelineBenchmark.run),
     ("prefix", "EAP, EAP-IG and patched runs continuing from each pair's shared prefix, next to whole prompts, per task (--task T, --pairs N)", PrefixBenchmark.run),
-    ("memory", "peak memory of discover --method eap at 100 and 1000 IOI pairs, caches of the whole batch or within a budget (--pairs a,b, --budget GiB)", MemoryBenchmark.run),
+    ("memory", "peak memory of discover per method at 100 and 1000 IOI pairs, caches of the whole batch or within a budget (--methods, --pairs a,b, --budget GiB, --chunks, --limit s)", MemoryBenchmark.run),
     ("acdc", "ACDC variants (serial/grouped/attributed trials, current/clean reference, nodes first) at τ from faithfulness floors: edges, faithfulness on its pairs and fresh pairs, passes, time (--task T, --pairs N, --floors a,b, --variants grouped-clean,serial-current,attributed-current-nodes,…)", ACDCBenchmark.run),
     ("attribution", "EAP/EAP-IG vs exact patching and faithfulness curves with ACDC (--task T, --exact-top N, --exact-random N, --acdc-pairs N, --taus a,b,c)", AttributionBenchmark.run),
 ]
