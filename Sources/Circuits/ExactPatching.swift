@@ -28,7 +28,7 @@ public enum ExactPatching {
         out.reserveCapacity(count)
         for start in stride(from: 0, to: count, by: group) {
             let end = min(start + group, count)
-            out += experiment.evaluateEach(count: end - start) { mask(start + $0) }.map { Float($0 - experiment.cleanMetric) }
+            out += experiment.evaluateEach((start..<end).map(mask)).map { Float($0 - experiment.cleanMetric) }
             progress?(end, count)
         }
         return out

@@ -168,15 +168,15 @@ public final class Experiment {
         return values
     }
 
-    /// The metric under each of `count` masks (`mask(k)`), run one at a time: the same values as
-    /// `evaluate(mask(k))` for each, but an engine that is not kept is built once for all of them instead
-    /// of once per mask, and only one copy of a chunk's rows runs at a time (exact patching past the budget).
-    public func evaluateEach(count: Int, mask: (Int) -> EdgeMask) -> [Double] {
+    /// The metric under each of `masks`, run one at a time: the same values as `evaluate(mask)` for each,
+    /// but an engine that is not kept is built once for all of them instead of once per mask, and only one
+    /// copy of a chunk's rows runs at a time (exact patching past the budget).
+    public func evaluateEach(_ masks: [EdgeMask]) -> [Double] {
         let vocab = model.config.vocabularySize
-        var values = [Double](repeating: 0, count: count)
+        var values = [Double](repeating: 0, count: masks.count)
         forEachChunk { i, engine, chunkTargets, weight in
-            for k in 0..<count {
-                let logits = engine.run([mask(k)], columns: columns[i])
+            for (k, mask) in masks.enumerated() {
+                let logits = engine.run([mask], columns: columns[i])
                 values[k] += weight * metric.evaluate(logits: logits.pointer, vocab: vocab, targets: chunkTargets).mean
             }
         }
