@@ -209,7 +209,7 @@ final class MaskPatch: ReceiverPatch {
         precondition(alphas.count == 1 && keepsDifferences, "sender differences are kept for single-mask runs that keep them")
         let diffs = self.diffs ?? FloatBuffer(uninitializedCount: graph.senders.count * plane)
         self.diffs = diffs
-        for s in diffsReady..<upstream {
+        for s in diffsReady..<max(diffsReady, upstream) {
             let d = diffs.pointer + s * plane
             if replaced[0][s] {
                 d.update(repeating: 0, count: plane)
@@ -260,8 +260,7 @@ final class MaskPatch: ReceiverPatch {
     }
 
     /// The corrupted stream at `point` when it is receiver `r`'s input exactly (a single mask that
-    /// corrupts every edge into `r`), else nil. It is read in place instead of copied (a pass that keeps
-    /// its inputs for the backward pass keeps a view of it: `ReceiverInputs.lasting`), and the ports of a
+    /// corrupts every edge into `r`), else nil. It is read in place instead of copied, and the ports of a
     /// block that read it share one pointer, which the model's layer loop uses to normalize it once and
     /// project it once per key/value group (`TransformerModel.attentionForward`).
     private func corruptedStream(_ r: Int, point: Int) -> UnsafePointer<Float>? {
@@ -273,7 +272,6 @@ final class MaskPatch: ReceiverPatch {
 
     func attentionInputs(layer: Int, resid: UnsafePointer<Float>) -> ReceiverInputs? {
         var inputs = ReceiverInputs(heads: graph.heads)
-        inputs.lasting = corruptResiduals
         var any = false
         let receivers = graph.attentionReceivers(ofLayer: layer)
         let product = usesProduct(receivers)

@@ -13,7 +13,10 @@ public enum ReadoutRows: Sendable {
 /// Receiver inputs that differ from the residual stream in a run of the graph (edge patching, design §4).
 ///
 /// A run asks before each block's attention, before its MLP and before the read-out; nil means every
-/// receiver there reads the residual stream itself, the unpatched fast path.
+/// receiver there reads the residual stream itself, the unpatched fast path. The backward pass of a run
+/// that kept its activations asks again for the inputs of the layers it goes through (`attentionInputs`,
+/// `mlpInput`), after the run and before anything changes the patch or the run's senders: the answers
+/// are then the inputs the run read (in buffers the patch may reuse from one call to the next).
 public protocol ReceiverPatch: AnyObject {
     /// Replaced inputs of block `layer`'s attention receivers; `resid` is the run's `[T, d]` stream
     /// before the block.
@@ -67,6 +70,9 @@ public final class ForwardPass {
     let mlpScratch: FloatBuffer?
     /// Blocks of the model.
     private let blockCount: Int
+    /// The patch of the last run, when activations are kept: the backward pass asks it again for the
+    /// inputs of receivers that read their own (`LayerActivations.ownInputs`).
+    public internal(set) var patch: ReceiverPatch?
 
     /// Allocates (uninitialized) the buffers of a run of `model` over `layout`; a layout with starts
     /// continues from `prefix`.
@@ -161,6 +167,7 @@ extension TransformerModel {
     ///   - patch: receivers whose inputs differ from the residual stream, or nil
     public func run(_ pass: ForwardPass, from startLayer: Int = 0, patch: ReceiverPatch? = nil) {
         let c = config, g = graph, layout = pass.layout, plane = layout.rows * c.dModel
+        if pass.keepsActivations { pass.patch = patch }
         /// Copies the stream at point `slot` into `pass.residuals`, when they are captured.
         func record(_ slot: Int, _ resid: UnsafePointer<Float>) {
             if let residuals = pass.residuals { (residuals.pointer + slot * plane).update(from: resid, count: plane) }
@@ -197,7 +204,7 @@ extension TransformerModel {
                 addSum(residPost, [mlpOut], plane, onto: acts.residMid.pointer)
             } else {
                 mlpForward(layer: l, acts, layout: layout, input: patch?.mlpInput(layer: l, resid: acts.residMid.pointer),
-                           mlpOut: mlpOut, residPost: residPost, keepInput: pass.keepsActivations)
+                           mlpOut: mlpOut, residPost: residPost)
                 // Rows the patch replaces in some copies only: the sum again, with them.
                 if let patch, patch.replaceOutputs(mlp..<(mlp + 1), in: mlpOut) { addSum(residPost, [mlpOut], plane, onto: acts.residMid.pointer) }
             }

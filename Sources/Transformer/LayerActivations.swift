@@ -34,8 +34,8 @@ public final class LayerActivations {
     /// `[T, dMLP]` input of the down projection.
     public let mlpAct: FloatBuffer
     /// What receivers with their own inputs computed, in a patched run kept for the backward pass;
-    /// nil when every receiver read the residual stream.
-    public internal(set) var ownInputs: OwnReceiverInputs?
+    /// nil when every attention receiver read the residual stream.
+    public internal(set) var ownInputs: OwnReceiverActivations?
 
     /// Allocates (uninitialized: the forward pass writes every element) buffers for `layout.rows` rows of a model with `config`; with `temporaries`, reuses
     /// its `norm1`, `z`, `norm2` and `mlpAct` instead of allocating them.
@@ -57,66 +57,49 @@ public final class LayerActivations {
     }
 }
 
-/// The inputs of one block's receivers that read their own copy of the residual stream (edge
-/// patching), and what the forward pass computed from them, kept for the backward pass.
+/// What the forward pass computed from the inputs of one block's receivers that read their own copy
+/// of the residual stream (edge patching), kept for the backward pass: their norm statistics and own
+/// keys and values. The inputs themselves are not kept: the backward pass asks the run's patch for
+/// them again (`ForwardPass.patch`), which rebuilds them from the senders' outputs instead of holding
+/// `3·heads + 1` more `[T, d]` planes per layer.
 ///
 /// Every buffer is a view into one allocation per kind, made when the block is first patched, so a
-/// patched pass allocates a few large blocks instead of hundreds of small ones; inputs that outlive the
-/// pass (`ReceiverInputs.lasting`) are views into their own buffer instead of copies.
-public final class OwnReceiverInputs {
-    /// Per attention receiver (index `3·head + port`), its `[T, d]` input, or nil when it read `residPre`.
-    public internal(set) var inputs: [FloatBuffer?]
-    /// Per attention receiver, `[T]` means of its input's norm (LayerNorm only).
+/// patched pass allocates a few large blocks instead of hundreds of small ones.
+public final class OwnReceiverActivations {
+    /// Per attention receiver (index `3·head + port`), `[T]` means of its own input's norm (LayerNorm
+    /// only), or nil when it read `residPre` (or its head was not computed).
     var mean: [FloatBuffer?]
-    /// Per attention receiver, `[T]` reciprocal standard deviations of its input's norm.
+    /// Per attention receiver, `[T]` reciprocal standard deviations of its own input's norm, or nil.
     var rstd: [FloatBuffer?]
     /// Per head, `[T, headDim]` keys (after RoPE) projected from its own `<k>` input, or nil.
     var keys: [FloatBuffer?]
     /// Per head, `[T, headDim]` values projected from its own `<v>` input, or nil.
     var values: [FloatBuffer?]
-    /// `[T, d]` the MLP's own input, or nil (its norm statistics are the block's `norm2Mean`/`norm2Rstd`).
-    public internal(set) var mlp: FloatBuffer?
-    /// `[copies, T, d]` room for the attention inputs that are copied, filled in order.
-    private let inputBlock: FloatBuffer
-    private var copied = 0
     /// `[2, 3·heads, T]` room for the norm statistics.
     private let statsBlock: FloatBuffer
     /// `[2, heads, T, headDim]` room for own keys and values.
     private let kvBlock: FloatBuffer
     private let rows: Int
-    private let dModel: Int
     private let headDim: Int
 
-    /// No own inputs yet, for a block of `heads` heads over `rows` rows, with room for `copies` copied inputs.
-    init(heads: Int, rows: Int, dModel: Int, headDim: Int, copies: Int) {
-        inputs = Array(repeating: nil, count: 3 * heads)
-        mean = inputs
-        rstd = inputs
+    /// Nothing kept yet, for a block of `heads` heads over `rows` rows.
+    init(heads: Int, rows: Int, headDim: Int) {
+        mean = Array(repeating: nil, count: 3 * heads)
+        rstd = mean
         keys = Array(repeating: nil, count: heads)
         values = keys
-        inputBlock = FloatBuffer(uninitializedCount: copies * rows * dModel)
         statsBlock = FloatBuffer(uninitializedCount: 2 * 3 * heads * rows)
         kvBlock = FloatBuffer(uninitializedCount: 2 * heads * rows * headDim)
         self.rows = rows
-        self.dModel = dModel
         self.headDim = headDim
     }
 
-    /// Keeps attention receiver `i`'s input `x` (a view when it lies in `lasting`, else a copy) and returns
-    /// buffers for its norm statistics.
-    func keep(input x: UnsafePointer<Float>, receiver i: Int, lasting: FloatBuffer?) -> (mean: FloatBuffer, rstd: FloatBuffer) {
-        let size = rows * dModel, receivers = inputs.count
-        let kept: FloatBuffer
-        if let lasting {
-            kept = FloatBuffer(viewing: lasting, offset: x - UnsafePointer(lasting.pointer), count: size)
-        } else {
-            kept = FloatBuffer(viewing: inputBlock, offset: copied * size, count: size)
-            copied += 1
-            kept.pointer.update(from: x, count: size)
-        }
+    /// Room for the norm statistics of attention receiver `i`'s own input, `[T]` each, kept.
+    func statistics(receiver i: Int) -> (mean: FloatBuffer, rstd: FloatBuffer) {
+        let receivers = mean.count
         let m = FloatBuffer(viewing: statsBlock, offset: i * rows, count: rows)
         let r = FloatBuffer(viewing: statsBlock, offset: (receivers + i) * rows, count: rows)
-        (inputs[i], mean[i], rstd[i]) = (kept, m, r)
+        (mean[i], rstd[i]) = (m, r)
         return (m, r)
     }
 

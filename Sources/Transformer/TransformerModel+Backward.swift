@@ -59,7 +59,8 @@ extension TransformerModel {
     /// Each receiver has its own copy of the residual stream, normalized on its own: its gradient
     /// flows only through its own path (with grouped-query attention, a query head's `<k>`/`<v>`
     /// gradient is that head's share of its group's key/value gradient). Receivers that read their
-    /// own input in a patched run (`LayerActivations.ownInputs`) are differentiated at that input.
+    /// own input in a patched run are differentiated at that input, which the run's patch gives again
+    /// (`ForwardPass.patch`).
     ///
     /// Receivers arrive block by block from the last, in reverse topological order. Without
     /// `routing` they are grouped so that a group's upstream senders are (nearly) one prefix:
@@ -139,6 +140,7 @@ extension TransformerModel {
 
         for l in stride(from: c.layers - 1, through: lowest, by: -1) {
             let acts = pass.layers[l], w = blocks[l], own = acts.ownInputs
+            precondition(own == nil || pass.patch != nil, "receivers with their own inputs are differentiated at the patch's inputs")
 
             // MLP receiver m{l}, over every row at once (its weights are read once); nothing when m{l} is
             // cut off (its receiver's gradient is zero).
@@ -155,7 +157,8 @@ extension TransformerModel {
                                    t, c.dMLP, inputStride: c.mlpInWidth, accumulate: false)
                 }
                 matmulBackward(mlpGradient.pointer, dIn.pointer, w.wIn.pointer, t, d, c.mlpInWidth, accumulate: false)
-                normBackward(mlpGradient.pointer, mlpGradient.pointer, own?.mlp?.pointer ?? acts.residMid.pointer, weight: w.norm2Weight,
+                let input = pass.patch?.mlpInput(layer: l, resid: acts.residMid.pointer) ?? UnsafePointer(acts.residMid.pointer)
+                normBackward(mlpGradient.pointer, mlpGradient.pointer, input, weight: w.norm2Weight,
                              acts.norm2Mean.pointer, acts.norm2Rstd.pointer, t, accumulate: false)
                 addSum(dResid.pointer, [mlpGradient.pointer], plane)
             }
@@ -205,6 +208,8 @@ extension TransformerModel {
             let wholeStream: [(Receiver, FloatBuffer)] = routing != nil ? []
                 : (l == c.layers - 1 ? [(.logits, logitsGradient)] : []) + [(.mlp(layer: l), mlpGradient)]
             let receivers = wholeStream.map(\.0) + attentionReceivers.map { .head(layer: l, head: $0.0, port: $0.1) }
+            // The receivers' own inputs, as the run read them.
+            let ownInputs = own == nil ? nil : pass.patch?.attentionInputs(layer: l, resid: acts.residPre.pointer)
             for r0 in stride(from: 0, to: t, by: chunkRows) {
                 let rows = min(chunkRows, t - r0), size = rows * d
                 for (i, (_, gradient)) in wholeStream.enumerated() {
@@ -222,8 +227,11 @@ extension TransformerModel {
                         case .v: (dV, w.wv, g * dh)
                         }
                         // The receiver's own input and norm statistics in a patched run, else the block's.
-                        let input = own?.inputs[i]?.pointer ?? acts.residPre.pointer
-                        let mean = own?.mean[i]?.pointer ?? acts.norm1Mean.pointer, rstd = own?.rstd[i]?.pointer ?? acts.norm1Rstd.pointer
+                        let (input, mean, rstd) = if let mean = own?.mean[i], let rstd = own?.rstd[i] {
+                            (ownInputs![h, port]!, UnsafePointer(mean.pointer), UnsafePointer(rstd.pointer))
+                        } else {
+                            (UnsafePointer(acts.residPre.pointer), UnsafePointer(acts.norm1Mean.pointer), UnsafePointer(acts.norm1Rstd.pointer))
+                        }
                         let out = heads + i * size + b0 * d
                         if cutHeads[h] {
                             out.update(repeating: 0, count: bRows * d)

@@ -13,22 +13,12 @@ public struct ReceiverInputs {
     public var k: [UnsafePointer<Float>?]
     /// Per head, the input of its value.
     public var v: [UnsafePointer<Float>?]
-    /// A buffer that outlives the pass (a masked gradient's corrupted stream): inputs that point into it
-    /// are kept for the backward pass by reference instead of copied.
-    public var lasting: FloatBuffer?
 
     /// No replaced inputs, for a model with `heads` heads.
     public init(heads: Int) {
         q = Array(repeating: nil, count: heads)
         k = q
         v = q
-    }
-
-    /// Whether the `count` floats at `x` lie in `lasting`.
-    func lasts(_ x: UnsafePointer<Float>, count: Int) -> Bool {
-        guard let lasting else { return false }
-        let start = UnsafePointer(lasting.pointer)
-        return x >= start && x + count <= start + lasting.count
     }
 
     /// The replaced input of `port` of head `head`.
@@ -137,7 +127,8 @@ extension TransformerModel {
     ///   - prefix: the keys and values of the positions before each example's start (a layout with starts)
     ///   - inputs: receivers whose input differs from `acts.residPre` (edge patching), or nil
     ///   - headOutputs: `[heads, T, d]` to receive every head's output (the `a{l}.h{h}` senders), or nil
-    ///   - keepInputs: keep the replaced inputs and what they gave in `acts.ownInputs` (for the backward pass)
+    ///   - keepInputs: keep what the replaced inputs gave (norm statistics, own keys and values) in
+    ///     `acts.ownInputs`, for the backward pass
     ///   - replaced: per head, whether `replaceOutputs` writes its whole output (a node removed whole): it is
     ///     not computed, nor are the query, key and value columns only such heads read (needs `headOutputs`)
     ///   - replaceOutputs: overwrites the replaced rows of `headOutputs` before they are summed into the stream
@@ -164,8 +155,7 @@ extension TransformerModel {
         var ownKV: [FloatBuffer] = []
         acts.ownInputs = nil
         if let inputs {
-            let copies = (inputs.q + inputs.k + inputs.v).compactMap { $0 }.filter { !inputs.lasts($0, count: t * d) }.count
-            let own = keepInputs ? OwnReceiverInputs(heads: c.heads, rows: t, dModel: d, headDim: dh, copies: copies) : nil
+            let own = keepInputs ? OwnReceiverActivations(heads: c.heads, rows: t, headDim: dh) : nil
             acts.ownInputs = own
             let normed = FloatBuffer(uninitializedCount: t * d)
             let scratchMean = FloatBuffer(uninitializedCount: t), scratchRstd = FloatBuffer(uninitializedCount: t)
@@ -181,8 +171,7 @@ extension TransformerModel {
                 if let done = normalizedInputs[x] { return UnsafePointer(done.pointer) }
                 let shared = inputCounts[x, default: 1] > 1
                 let out = shared ? FloatBuffer(uninitializedCount: t * d) : normed
-                let (mean, rstd) = own?.keep(input: x, receiver: i, lasting: inputs.lasts(x, count: t * d) ? inputs.lasting : nil)
-                    ?? (scratchMean, scratchRstd)
+                let (mean, rstd) = own?.statistics(receiver: i) ?? (scratchMean, scratchRstd)
                 normForward(out.pointer, mean.pointer, rstd.pointer, x, weight: w.norm1Weight, bias: w.norm1Bias, t)
                 if shared { normalizedInputs[x] = out }
                 return UnsafePointer(out.pointer)
@@ -270,19 +259,11 @@ extension TransformerModel {
     ///   - input: `[T, d]` replaced MLP input (edge patching), or nil
     ///   - mlpOut: `[T, d]`
     ///   - residPost: `[T, d]`; may be `acts.residPre` when activations are not kept
-    ///   - keepInput: keep a replaced input in `acts.ownInputs` (for the backward pass)
     public func mlpForward(
         layer: Int, _ acts: LayerActivations, layout: SequenceLayout, input: UnsafePointer<Float>? = nil,
-        mlpOut: UnsafeMutablePointer<Float>, residPost: UnsafeMutablePointer<Float>, keepInput: Bool = false
+        mlpOut: UnsafeMutablePointer<Float>, residPost: UnsafeMutablePointer<Float>
     ) {
         let c = config, w = blocks[layer], t = layout.rows, d = c.dModel
-        if keepInput, let input {
-            let copy = FloatBuffer(uninitializedCount: t * d)
-            copy.pointer.update(from: input, count: t * d)
-            let own = acts.ownInputs ?? OwnReceiverInputs(heads: c.heads, rows: t, dModel: d, headDim: c.headDim, copies: 0)
-            own.mlp = copy
-            acts.ownInputs = own
-        }
         normForward(acts.norm2.pointer, acts.norm2Mean.pointer, acts.norm2Rstd.pointer, input ?? UnsafePointer(acts.residMid.pointer),
                     weight: w.norm2Weight, bias: w.norm2Bias, t)
         matmulForward(acts.mlpIn.pointer, acts.norm2.pointer, w.wIn.pointer, w.bIn?.pointer, t, d, c.mlpInWidth)
