@@ -89,7 +89,10 @@ public final class FloatBuffer: @unchecked Sendable {
 /// Forward and backward passes allocate the same few hundred megabytes again for every chunk of a
 /// batch; handing that memory back to the system means it is unmapped, and zeroed page by page when
 /// it is mapped again. Allocations are rounded up to one of sixteen sizes per doubling (whole 2 MB huge
-/// pages) and matched best-fit.
+/// pages) and matched best-fit. A request no kept buffer fits frees kept buffers (the oldest first) where
+/// the memory held, in use and kept, would otherwise pass the most ever in use at once: kept buffers
+/// never add to the process's peak, however many different sizes the chunks of a batch ask for one
+/// after another.
 final class LargeBufferPool: @unchecked Sendable {
     /// The process-wide pool.
     static let shared = LargeBufferPool()
@@ -115,8 +118,13 @@ final class LargeBufferPool: @unchecked Sendable {
     /// Free allocations: (capacity, pointer), oldest returned first.
     private var free: [(Int, UnsafeMutableRawPointer)] = []
     private(set) var freeBytes = 0
+    /// Bytes of the pool's allocations handed out and not yet returned.
+    private var inUseBytes = 0
+    /// The most bytes ever in use at once.
+    private(set) var peakInUseBytes = 0
 
-    /// An allocation of at least `bytes` bytes (reused when a free one is at most twice as large).
+    /// An allocation of at least `bytes` bytes: a kept one at most twice as large, else a new one, for
+    /// which kept buffers are freed as far as the memory held would pass the peak in use.
     func take(_ bytes: Int) -> (UnsafeMutableRawPointer, Int) {
         // Sixteen sizes per doubling (whole huge pages): chunks of a batch differ by a few rows, and
         // a chunk a little longer than the last one still finds its buffers.
@@ -127,10 +135,16 @@ final class LargeBufferPool: @unchecked Sendable {
         if let fit {
             let found = free.remove(at: fit)
             freeBytes -= found.0
+            inUseBytes += found.0
+            peakInUseBytes = max(peakInUseBytes, inUseBytes)
             lock.unlock()
             return (found.1, found.0)
         }
+        inUseBytes += rounded
+        peakInUseBytes = max(peakInUseBytes, inUseBytes)
+        let evicted = removeOldest(inUseBytes + freeBytes - peakInUseBytes)
         lock.unlock()
+        for pointer in evicted { pointer.deallocate() }
         let raw = UnsafeMutableRawPointer.allocate(byteCount: rounded, alignment: Self.hugePage)
         #if canImport(Glibc)
         _ = madvise(raw, rounded, MADV_HUGEPAGE)
@@ -144,14 +158,23 @@ final class LargeBufferPool: @unchecked Sendable {
         lock.lock()
         free.append((capacity, raw))
         freeBytes += capacity
-        var evicted: [UnsafeMutableRawPointer] = []
-        while freeBytes > budget, !free.isEmpty {
-            let oldest = free.removeFirst()
-            freeBytes -= oldest.0
-            evicted.append(oldest.1)
-        }
+        inUseBytes -= capacity
+        let evicted = removeOldest(freeBytes - budget)
         lock.unlock()
         for pointer in evicted { pointer.deallocate() }
+    }
+
+    /// Takes kept buffers out of the pool, oldest first, until they add up to `bytes` or none is left,
+    /// for the caller to free once it has unlocked (called with the lock held).
+    private func removeOldest(_ bytes: Int) -> [UnsafeMutableRawPointer] {
+        var removed: [UnsafeMutableRawPointer] = [], removedBytes = 0
+        while removedBytes < bytes, !free.isEmpty {
+            let oldest = free.removeFirst()
+            freeBytes -= oldest.0
+            removedBytes += oldest.0
+            removed.append(oldest.1)
+        }
+        return removed
     }
 }
 

@@ -57,4 +57,27 @@ final class FloatBufferTests: XCTestCase {
         XCTAssertEqual(pool.freeBytes, 0)
         pool.give(newest, capacity: newestCapacity)
     }
+
+    /// A request no kept buffer fits frees kept buffers, oldest first, only as far as the memory held (in
+    /// use and kept) would pass the most ever in use at once; with room below that peak they stay.
+    func testPoolHoldsNoMoreThanThePeakInUse() {
+        let pool = LargeBufferPool(budget: 1 << 30)
+        let (a, aCapacity) = pool.take(300 << 20)
+        let (b, bCapacity) = pool.take(100 << 20)
+        pool.give(a, capacity: aCapacity)
+        pool.give(b, capacity: bCapacity)
+        XCTAssertEqual(pool.peakInUseBytes, aCapacity + bCapacity)
+        let (c, cCapacity) = pool.take(30 << 20)  // fits neither: the smaller kept buffer is more than twice as large
+        XCTAssertNotEqual(c, a)
+        XCTAssertNotEqual(c, b)
+        XCTAssertEqual(pool.freeBytes, bCapacity, "the oldest kept buffer is freed: the memory held stays within the peak")
+        let (d, dCapacity) = pool.take(90 << 20)
+        XCTAssertEqual(d, b, "the buffer kept is reused")
+        pool.give(c, capacity: cCapacity)
+        let (e, eCapacity) = pool.take(10 << 20)  // below the peak there is room: the kept buffer c stays
+        XCTAssertNotEqual(e, c)
+        XCTAssertEqual(pool.freeBytes, cCapacity)
+        for (buffer, capacity) in [(d, dCapacity), (e, eCapacity)] { pool.give(buffer, capacity: capacity) }
+        XCTAssertEqual(pool.peakInUseBytes, aCapacity + bCapacity, "the peak is the most in use at once")
+    }
 }
