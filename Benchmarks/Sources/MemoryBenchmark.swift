@@ -72,7 +72,7 @@ enum MemoryBenchmark {
             command: context.command,
             notes: ["Each row is `circuits discover --task ioi -n N --method M --held-out 0 --chunk-size C` (eap, eap-ig, search, prune; exact and ACDC run the experiment's chunks, sized by the budget) and the row's work options in its own process, "
                     + "with CIRCUITKIT_CACHE_GB set to the budget (default: half the machine's memory), which bounds the patching caches of all experiments "
-                    + "and the per-chunk caches of masked gradients together, and keeps the pool of freed buffers to half of it (at most 4 GiB). "
+                    + "and the per-chunk caches of masked gradients together, and keeps the pool of freed buffers to half of it (at most 4 GiB), freeing kept buffers where the memory held would pass the most ever in use. "
                     + "Peak resident memory of the process, the selection and the circuit's evaluation on its pairs included.",
                     "work: what each method ran. A method's memory is that of one step, gradient or patched pass over a chunk, however many it runs: "
                     + "its steps are cut short here so that 1000 pairs take minutes"
