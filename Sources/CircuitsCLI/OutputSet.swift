@@ -1,5 +1,6 @@
 import Circuits
 import Foundation
+import Synchronization
 import Transformer
 
 /// A run's output files (`NAME.json`, `NAME.dot`, `NAME.svg`), written as a set.
@@ -53,9 +54,12 @@ struct OutputSet {
         } catch {
             throw ModelFileError(directory.path, "cannot write outputs (\(describeFileError(error)))")
         }
+        StagingCleanup.exitIfSignalled()
         let svg = staging.appendingPathComponent("\(name).svg")
         if renderTimeout > 0 {
-            switch Graphviz.render(staged["dot"]!, to: svg, timeout: renderTimeout) {
+            let outcome = Graphviz.render(staged["dot"]!, to: svg, timeout: renderTimeout)
+            StagingCleanup.exitIfSignalled()
+            switch outcome {
             case .rendered(let warnings):
                 staged["svg"] = svg
                 if !warnings.isEmpty { note("graphviz warnings:\n\(warnings)") }
@@ -72,7 +76,9 @@ struct OutputSet {
         let plan = plan(staged: Self.extensions.filter { staged[$0] != nil }, json: json, earlier: earlier)
         do {
             try JSONEncoder().encode(plan).write(to: staging.appendingPathComponent(Self.planName))
-            try StagingCleanup.committing { try commit(staging) }
+            // The last point a signal stops the run at: past it the set is moved into place whole.
+            StagingCleanup.exitIfSignalled()
+            try commit(staging)
         } catch {
             throw ModelFileError(directory.path, "cannot move outputs into place (\(describeFileError(error)))")
         }
@@ -163,58 +169,58 @@ func describeFileError(_ error: Error) -> String {
     return described ?? error.localizedDescription
 }
 
-/// Removes a run's staging folder when SIGINT or SIGTERM ends the process.
+/// Ends the process cleanly when SIGINT or SIGTERM arrives while a run writes its set of files.
 ///
-/// The handler only calls async-signal-safe functions on paths prepared beforehand. While the set is
-/// being moved into place, a signal is held until the move is complete.
+/// A signal is delivered on whichever thread does not block it, and the thread writing the set goes on
+/// meanwhile: a handler that removed the staged files itself could race with it (a file written after the
+/// handler's clean-up leaves the staging folder behind; moves into place begun after the handler looked
+/// leave a half-moved set). So the handler only records the signal and stops `dot`; the writing thread
+/// checks between its steps (`exitIfSignalled`), removes the staging folder itself and exits as the signal
+/// would, and finishes the moves into place once they have begun.
 enum StagingCleanup {
-    /// The staging folder and the files in it, as C strings, while a set is being written.
-    nonisolated(unsafe) private static var paths: [UnsafeMutablePointer<CChar>] = []
-    /// 1 while the set is moved into place.
-    nonisolated(unsafe) private static var isCommitting: Int32 = 0
-    /// A signal that arrived while committing, delivered afterwards.
-    nonisolated(unsafe) private static var heldSignal: Int32 = 0
-    /// The `dot` process drawing into the staging folder, stopped before the folder is removed.
-    nonisolated(unsafe) static var renderer: pid_t = 0
+    /// The signal received while a set is written, or 0.
+    private static let received = Atomic<Int32>(0)
+    /// The `dot` process drawing into the staging folder, or 0; the handler stops it.
+    static let renderer = Atomic<Int32>(0)
+    /// The staging folder of the set being written.
+    nonisolated(unsafe) private static var staging: URL?
 
-    /// Removes the staged files and exits as the signal would.
-    private static func exitOnSignal(_ received: Int32) -> Never {
-        if renderer > 0, kill(renderer, SIGKILL) == 0 { waitpid(renderer, nil, 0) }
-        for path in paths.dropLast() { unlink(path) }
-        if let folder = paths.last { rmdir(folder) }
-        _exit(128 + received)
-    }
-
-    /// Runs `body` (the moves into place) with SIGINT and SIGTERM held until it returns.
-    static func committing<T>(_ body: () throws -> T) rethrows -> T {
-        isCommitting = 1
-        defer {
-            isCommitting = 0
-            if heldSignal != 0 { exitOnSignal(heldSignal) }
-        }
-        return try body()
-    }
-
-    /// Registers `folder` (and the files a set may put in it) for removal on SIGINT/SIGTERM.
+    /// Holds SIGINT and SIGTERM for the writing thread while the set is staged in `folder`.
     static func begin(_ folder: URL) {
-        let name = folder.lastPathComponent.dropFirst().split(separator: ".staging-").first.map(String.init) ?? ""
-        let files = (OutputSet.extensions + ["svg.partial"]).map { folder.appendingPathComponent("\(name).\($0)").path }
-            + [folder.appendingPathComponent(OutputSet.planName).path]
-        paths = (files + [folder.path]).map { strdup($0)! }
+        staging = folder
+        received.store(0, ordering: .sequentiallyConsistent)
+        renderer.store(0, ordering: .sequentiallyConsistent)
         for signal in [SIGINT, SIGTERM] {
-            Foundation.signal(signal) { received in
-                if StagingCleanup.isCommitting != 0 { StagingCleanup.heldSignal = received } else { StagingCleanup.exitOnSignal(received) }
+            Foundation.signal(signal) { signal in
+                StagingCleanup.received.store(signal, ordering: .sequentiallyConsistent)
+                let dot = StagingCleanup.renderer.load(ordering: .sequentiallyConsistent)
+                if dot > 0 { kill(dot, SIGKILL) }
             }
         }
     }
 
-    /// Removes the staging folder and stops handling the signals.
+    /// Whether a signal has arrived while the set is written.
+    static var signalled: Bool { received.load(ordering: .sequentiallyConsistent) != 0 }
+
+    /// Between two steps of writing the set: when a signal has arrived, removes the staging folder and
+    /// ends the process as the signal would.
+    static func exitIfSignalled() {
+        let signal = received.load(ordering: .sequentiallyConsistent)
+        guard signal != 0 else { return }
+        if let staging { try? FileManager.default.removeItem(at: staging) }
+        Foundation.signal(signal, SIG_DFL)
+        raise(signal)
+        _exit(128 + signal)
+    }
+
+    /// Removes the staging folder (nothing is left in it after a commit) and stops holding the signals;
+    /// one that arrived meanwhile ends the process now.
     static func end(_ folder: URL) {
         try? FileManager.default.removeItem(at: folder)
         Foundation.signal(SIGINT, SIG_DFL)
         Foundation.signal(SIGTERM, SIG_DFL)
-        paths.forEach { free($0) }
-        paths = []
+        exitIfSignalled()
+        staging = nil
     }
 }
 
@@ -236,8 +242,10 @@ enum Graphviz {
         let finished = DispatchSemaphore(value: 0)
         process.terminationHandler = { _ in finished.signal() }
         do { try process.run() } catch { return .notInstalled }
-        StagingCleanup.renderer = process.processIdentifier
-        defer { StagingCleanup.renderer = 0 }
+        StagingCleanup.renderer.store(process.processIdentifier, ordering: .sequentiallyConsistent)
+        defer { StagingCleanup.renderer.store(0, ordering: .sequentiallyConsistent) }
+        // A signal that came before the handler could know of `dot` stops it here.
+        if StagingCleanup.signalled { kill(process.processIdentifier, SIGKILL) }
         // Read stderr while dot runs, so a chatty dot never blocks on a full pipe.
         let message = Messages()
         let reader = Thread { message.deliver(errors.fileHandleForReading.readDataToEndOfFile()) }

@@ -102,9 +102,12 @@ final class OutputSetTests: CLITestCase {
             var files = try contents(of: out)
             let staging = files.keys.filter { $0.hasPrefix(".") }
             staging.forEach { files[$0] = nil }
-            let complete = files == old || files == new.merging(backup) { a, _ in a }
+            let newSet = new.merging(backup) { a, _ in a }
+            let complete = files == old || files == newSet
             if staging.isEmpty {
-                XCTAssertTrue(complete, "run \(run) (signal \(signal)) left a mix: \(files.keys.sorted())")
+                let differing = Set(files.keys).union(newSet.keys).filter { files[$0] != newSet[$0] }.sorted()
+                XCTAssertTrue(complete, "run \(run) (signal \(signal)) left a mix: \(files.keys.sorted()); "
+                              + "differing from the new set: \(differing); the JSON left: \(String(decoding: files["c.json"] ?? Data(), as: UTF8.self))")
                 outcomes[files == old ? "old set" : "new set", default: 0] += 1
             } else {
                 // Only SIGKILL escapes the clean-up; the next run finishes or removes what it left.
