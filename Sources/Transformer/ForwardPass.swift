@@ -71,7 +71,7 @@ public final class ForwardPass {
     /// Blocks of the model.
     private let blockCount: Int
     /// The patch of the last run, when activations are kept: the backward pass asks it again for the
-    /// inputs of receivers that read their own (`LayerActivations.ownInputs`).
+    /// inputs of receivers that read their own (`LayerActivations.ownActivations`).
     public internal(set) var patch: ReceiverPatch?
 
     /// Allocates (uninitialized) the buffers of a run of `model` over `layout`; a layout with starts
@@ -182,7 +182,7 @@ extension TransformerModel {
             attentionForward(layer: l, acts, layout: layout, prefix: pass.prefix?.attention(layer: l, layout: layout),
                              inputs: patch?.attentionInputs(layer: l, resid: acts.residPre.pointer),
                              headOutputs: pass.senders.map { $0.pointer + heads.lowerBound * plane },
-                             keepInputs: pass.keepsActivations, replaced: patch.map { p in heads.map { p.replacesEverywhere($0) } },
+                             keepOwnActivations: pass.keepsActivations, replaced: patch.map { p in heads.map { p.replacesEverywhere($0) } },
                              replaceOutputs: patch.map { p in { p.replaceOutputs(heads, in: $0) } })
             if let keysValues = pass.keysValues {
                 let width = 2 * c.kvWidth, out = keysValues.pointer + l * layout.rows * width

@@ -35,7 +35,7 @@ public final class LayerActivations {
     public let mlpAct: FloatBuffer
     /// What receivers with their own inputs computed, in a patched run kept for the backward pass;
     /// nil when every attention receiver read the residual stream.
-    public internal(set) var ownInputs: OwnReceiverActivations?
+    public internal(set) var ownActivations: OwnReceiverActivations?
 
     /// Allocates (uninitialized: the forward pass writes every element) buffers for `layout.rows` rows of a model with `config`; with `temporaries`, reuses
     /// its `norm1`, `z`, `norm2` and `mlpAct` instead of allocating them.

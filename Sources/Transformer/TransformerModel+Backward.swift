@@ -139,7 +139,7 @@ extension TransformerModel {
         let dV = FloatBuffer(uninitializedCount: c.heads * t * dh)
 
         for l in stride(from: c.layers - 1, through: lowest, by: -1) {
-            let acts = pass.layers[l], w = blocks[l], own = acts.ownInputs
+            let acts = pass.layers[l], w = blocks[l], own = acts.ownActivations
             precondition(own == nil || pass.patch != nil, "receivers with their own inputs are differentiated at the patch's inputs")
 
             // MLP receiver m{l}, over every row at once (its weights are read once); nothing when m{l} is
@@ -209,7 +209,7 @@ extension TransformerModel {
                 : (l == c.layers - 1 ? [(.logits, logitsGradient)] : []) + [(.mlp(layer: l), mlpGradient)]
             let receivers = wholeStream.map(\.0) + attentionReceivers.map { .head(layer: l, head: $0.0, port: $0.1) }
             // The receivers' own inputs, as the run read them.
-            let ownInputs = own == nil ? nil : pass.patch?.attentionInputs(layer: l, resid: acts.residPre.pointer)
+            let receiverInputs = own == nil ? nil : pass.patch?.attentionInputs(layer: l, resid: acts.residPre.pointer)
             for r0 in stride(from: 0, to: t, by: chunkRows) {
                 let rows = min(chunkRows, t - r0), size = rows * d
                 for (i, (_, gradient)) in wholeStream.enumerated() {
@@ -228,7 +228,7 @@ extension TransformerModel {
                         }
                         // The receiver's own input and norm statistics in a patched run, else the block's.
                         let (input, mean, rstd) = if let mean = own?.mean[i], let rstd = own?.rstd[i] {
-                            (ownInputs![h, port]!, UnsafePointer(mean.pointer), UnsafePointer(rstd.pointer))
+                            (receiverInputs![h, port]!, UnsafePointer(mean.pointer), UnsafePointer(rstd.pointer))
                         } else {
                             (UnsafePointer(acts.residPre.pointer), UnsafePointer(acts.norm1Mean.pointer), UnsafePointer(acts.norm1Rstd.pointer))
                         }

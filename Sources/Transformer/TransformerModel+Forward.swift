@@ -127,14 +127,14 @@ extension TransformerModel {
     ///   - prefix: the keys and values of the positions before each example's start (a layout with starts)
     ///   - inputs: receivers whose input differs from `acts.residPre` (edge patching), or nil
     ///   - headOutputs: `[heads, T, d]` to receive every head's output (the `a{l}.h{h}` senders), or nil
-    ///   - keepInputs: keep what the replaced inputs gave (norm statistics, own keys and values) in
-    ///     `acts.ownInputs`, for the backward pass
+    ///   - keepOwnActivations: keep what the replaced inputs gave (norm statistics, own keys and values) in
+    ///     `acts.ownActivations`, for the backward pass
     ///   - replaced: per head, whether `replaceOutputs` writes its whole output (a node removed whole): it is
     ///     not computed, nor are the query, key and value columns only such heads read (needs `headOutputs`)
     ///   - replaceOutputs: overwrites the replaced rows of `headOutputs` before they are summed into the stream
     public func attentionForward(
         layer: Int, _ acts: LayerActivations, layout: SequenceLayout, prefix: AttentionPrefix? = nil, inputs: ReceiverInputs? = nil,
-        headOutputs: UnsafeMutablePointer<Float>? = nil, keepInputs: Bool = false, replaced: [Bool]? = nil,
+        headOutputs: UnsafeMutablePointer<Float>? = nil, keepOwnActivations: Bool = false, replaced: [Bool]? = nil,
         replaceOutputs: ((UnsafeMutablePointer<Float>) -> Void)? = nil
     ) {
         let c = config, w = blocks[layer], t = layout.rows, d = c.dModel, dh = c.headDim
@@ -153,10 +153,10 @@ extension TransformerModel {
         var vSlices = (0..<c.heads).map { HeadSlice(v + ($0 / c.groupSize) * dh, stride: stride) }
         // Buffers for heads whose key/value input is their own; kept alive until attention has run.
         var ownKV: [FloatBuffer] = []
-        acts.ownInputs = nil
+        acts.ownActivations = nil
         if let inputs {
-            let own = keepInputs ? OwnReceiverActivations(heads: c.heads, rows: t, headDim: dh) : nil
-            acts.ownInputs = own
+            let own = keepOwnActivations ? OwnReceiverActivations(heads: c.heads, rows: t, headDim: dh) : nil
+            acts.ownActivations = own
             let normed = FloatBuffer(uninitializedCount: t * d)
             let scratchMean = FloatBuffer(uninitializedCount: t), scratchRstd = FloatBuffer(uninitializedCount: t)
             // An input several ports read (the corrupted stream, for receivers whose edges are all corrupted) is
