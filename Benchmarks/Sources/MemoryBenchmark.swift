@@ -32,7 +32,8 @@ enum MemoryBenchmark {
         case "search": return (["--steps", "1", "--search-steps", "2"], "EAP-IG of 1 step, 2 search steps")
         case "prune": return (["--train-steps", "3", "--pairs-per-step", "8"], "3 steps of 8 pairs")
         // τ = 100 removes every head and MLP: 301 passes and a gradient, the kinds of runs the default makes, in
-        // minutes (the default's node phase alone takes about 25 minutes at 100 pairs within 0.25 GiB).
+        // about 8 minutes at 100 pairs within 0.25 GiB (the default's node phase alone takes about 25). At 1000 pairs
+        // every pass runs each chunk's prompts again, hours in all: `--limit` stops it (memory.md's resumed rows).
         case "acdc": return (["--tau", "100"], "τ = 100 (every node removed)")
         default: return ([], "scores every edge")
         }
